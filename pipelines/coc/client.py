@@ -1,0 +1,478 @@
+"""Async client of the COC script-order API: one ``httpx.AsyncClient`` per run.
+
+Every call goes through one path (``_get``): validate the parameters, pass the shared
+``RequestGate`` (rate and concurrency), send, decode and validate the body with msgspec,
+and on a retriable failure wait (``Retry-After`` or full-jitter backoff) and try again
+within the attempt and time budget. Errors carry the ticket, batch, marker and request path,
+never a header or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import orjson
+
+from pipelines.coc import errors
+from pipelines.coc.auth import AkSkAuth, TokenAuth
+from pipelines.coc.gate import RequestGate
+from pipelines.coc.models import (
+    BATCH_STATUS_FILTERS,
+    BatchPage,
+    BatchSummary,
+    Instance,
+    Order,
+    OrderDetail,
+    OrderPage,
+    Statistics,
+    envelope_type,
+)
+from pipelines.coc.paging import MarkerPager
+from pipelines.coc.retry import (
+    RESPONSE_ERROR_ATTEMPTS,
+    RetryPolicy,
+    backoff_s,
+    is_retriable,
+    parse_retry_after,
+)
+from pipelines.settings import ClientSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_MARKER = 2_147_483_647
+MAX_UUID_LEN = 26
+ORDERS_PATH = "/v1/job/script/orders"
+
+_DECODERS: dict[Any, msgspec.json.Decoder] = {
+    t: msgspec.json.Decoder(envelope_type(t))
+    for t in (OrderPage, OrderDetail, list[BatchSummary], BatchPage, Statistics)
+}
+
+
+@dataclass
+class RequestMetrics:
+    """What a run cost: shared by every call of one client."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    bad_bodies: int = 0
+    bytes_received: int = 0
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled_429": self.throttled,
+            "server_errors_5xx": self.server_errors,
+            "transport_errors": self.transport_errors,
+            "bad_bodies": self.bad_bodies,
+            "bytes_received": self.bytes_received,
+            "by_endpoint": dict(self.by_endpoint),
+        }
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode one path segment so that no value can change which URL is called.
+
+    ``/``, ``?``, ``#`` and ``%`` are encoded by ``quote``; dots are encoded too, so that a
+    segment of ``.`` or ``..`` can never be read as a relative path step.
+    """
+    return quote(value, safe="").replace(".", "%2E")
+
+
+def check_uuid(execute_uuid: object) -> str:
+    if not isinstance(execute_uuid, str) or not 1 <= len(execute_uuid) <= MAX_UUID_LEN:
+        raise errors.RequestValidationError(
+            f"execute_uuid must be a string of 1..{MAX_UUID_LEN} characters, got {execute_uuid!r}"
+        )
+    return execute_uuid
+
+
+def _check_range(name: str, value: object, low: int, high: int, where: dict[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise errors.RequestValidationError(
+            f"{name} must be an integer within {low}..{high}, got {value!r}", **where
+        )
+    return value
+
+
+def build_auth(settings: ClientSettings) -> httpx.Auth | None:
+    if settings.ak and settings.sk:
+        return AkSkAuth(ak=settings.ak, sk=settings.sk, project_id=settings.project_id)
+    if settings.token:
+        return TokenAuth(token=settings.token, project_id=settings.project_id)
+    return None
+
+
+def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
+    if settings.ca_bundle:
+        try:
+            return ssl.create_default_context(cafile=settings.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise errors.ConfigError(
+                f"COC_CA_BUNDLE {settings.ca_bundle!r} cannot be loaded: {exc}"
+            ) from None
+    return True
+
+
+@dataclass
+class BatchWalk:
+    """The outcome of paging through one batch."""
+
+    execute_uuid: str
+    batch_index: int
+    total_instances: int | None
+    kept: int
+    duplicates: int
+    shortfall: int
+    pages: int
+
+
+class CocClient:
+    """Use as ``async with CocClient(settings) as client:``, inside one event loop."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy(
+            max_attempts=settings.max_attempts, budget_s=settings.retry_budget_s
+        )
+        self.metrics = RequestMetrics()
+        self._transport = transport
+        self._sleep = sleep
+        self._http: httpx.AsyncClient | None = None
+        self.gate: RequestGate | None = None
+
+    def __repr__(self) -> str:
+        return f"CocClient(endpoint={self.settings.endpoint!r}, auth={self.settings.auth_kind})"
+
+    async def __aenter__(self) -> CocClient:
+        s = self.settings
+        limits = httpx.Limits(
+            max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+        )
+        self._http = httpx.AsyncClient(
+            base_url=s.endpoint.rstrip("/"),
+            auth=build_auth(s),
+            verify=_verify(s),
+            timeout=httpx.Timeout(s.timeout_s),
+            limits=limits,
+            follow_redirects=False,
+            transport=self._transport,
+            headers={"accept": "application/json", "user-agent": "coc-warehouse/0.1"},
+        )
+        self.gate = RequestGate(max_rps=s.max_rps, concurrency=s.concurrency, adaptive=s.adaptive)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def list_orders_page(
+        self,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        marker: int | None = None,
+        limit: int | None = None,
+        creator: str | None = None,
+        status: str | None = None,
+    ) -> OrderPage:
+        limit = self.settings.list_limit if limit is None else limit
+        where = {"marker": marker}
+        params: list[tuple[str, str]] = [
+            ("limit", str(_check_range("limit", limit, 1, 100, where)))
+        ]
+        if marker is not None:
+            params.append(("marker", str(_check_range("marker", marker, 0, 2**63 - 1, where))))
+        if start_ms is not None:
+            params.append(("start_time", str(start_ms)))
+        if end_ms is not None:
+            params.append(("end_time", str(end_ms)))
+        if creator is not None:
+            params.append(("creator", creator))
+        if status is not None:
+            params.append(("status", status))
+        page = await self._get("list_orders", ORDERS_PATH, params, OrderPage, where)
+        return page or OrderPage()
+
+    async def get_order(self, execute_uuid: str) -> OrderDetail:
+        where = {"ticket": execute_uuid}
+        path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}"
+        detail = await self._get("get_order", path, [], OrderDetail, where)
+        if detail is None:
+            raise errors.ResponseError("ticket detail is null", path=path, **where)
+        return detail
+
+    async def list_batches(self, execute_uuid: str) -> list[BatchSummary]:
+        where = {"ticket": execute_uuid}
+        path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}/batches"
+        batches = await self._get("list_batches", path, [], list[BatchSummary], where)
+        return batches or []
+
+    async def get_batch_page(
+        self,
+        execute_uuid: str,
+        batch_index: int,
+        *,
+        marker: int = 0,
+        limit: int | None = None,
+        status: str | None = None,
+    ) -> BatchPage:
+        limit = self.settings.page_limit if limit is None else limit
+        where = {"ticket": execute_uuid, "batch": batch_index, "marker": marker}
+        check_uuid(execute_uuid)
+        _check_range("batch_index", batch_index, 1, 20, where)
+        _check_range("limit", limit, 1, 50, where)
+        _check_range("marker", marker, 0, MAX_MARKER, where)
+        params = [("limit", str(limit)), ("marker", str(marker))]
+        if status is not None:
+            if status not in BATCH_STATUS_FILTERS:
+                raise errors.RequestValidationError(
+                    f"status must be one of {sorted(BATCH_STATUS_FILTERS)}, got {status!r}",
+                    **where,
+                )
+            params.append(("status", status))
+        path = f"{ORDERS_PATH}/{path_segment(execute_uuid)}/batches/{batch_index}"
+        page = await self._get("get_batch", path, params, BatchPage, where)
+        return page or BatchPage()
+
+    async def get_statistics(self, execute_uuid: str) -> Statistics:
+        where = {"ticket": execute_uuid}
+        path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}/statistics"
+        stats = await self._get("statistics", path, [], Statistics, where)
+        return stats or Statistics()
+
+    # -- paging walks ----------------------------------------------------------------------
+
+    async def walk_orders(
+        self,
+        *,
+        start_ms: int,
+        end_ms: int,
+        on_page: Callable[[list[Order]], Any],
+        creator: str | None = None,
+        status: str | None = None,
+    ) -> MarkerPager:
+        """Every ticket in the window, page by page by ``order_id`` marker.
+
+        ``on_page`` may be a coroutine function: the next page is asked for once it returns,
+        which lets a bounded consumer apply back-pressure to the listing.
+        """
+        pager = MarkerPager(ascending=None, what="ticket list")
+        first = True
+        while (marker := pager.next_marker()) is not None:
+            page = await self.list_orders_page(
+                start_ms=start_ms,
+                end_ms=end_ms,
+                marker=None if first else marker,
+                creator=creator,
+                status=status,
+            )
+            first = False
+            orders = page.data or []
+            ids = []
+            for o in orders:
+                if o.order_id is None:
+                    raise errors.ResponseError(
+                        "a ticket in the list has no order_id (the list's marker)",
+                        ticket=o.execute_uuid,
+                        marker=marker,
+                        path=ORDERS_PATH,
+                    )
+                ids.append(o.order_id)
+            keep = pager.accept(ids, page.total)
+            result = on_page([orders[i] for i in keep] if len(keep) != len(orders) else orders)
+            if inspect.isawaitable(result):
+                await result
+        return pager
+
+    async def walk_batch(
+        self,
+        execute_uuid: str,
+        batch_index: int,
+        *,
+        on_page: Callable[[list[Instance]], Any],
+        status: str | None = None,
+    ) -> BatchWalk:
+        """Every instance of one batch, page by page by instance ``id`` marker."""
+        pager = MarkerPager(ticket=execute_uuid, batch=batch_index)
+        while (marker := pager.next_marker()) is not None:
+            page = await self.get_batch_page(
+                execute_uuid, batch_index, marker=marker, status=status
+            )
+            instances = page.execute_instances or []
+            keep = pager.accept([i.id for i in instances], page.total_instances)
+            if len(keep) != len(instances):
+                instances = [instances[i] for i in keep]
+            if instances:
+                on_page(instances)
+        if pager.shortfall:
+            log.warning(
+                "incomplete batch: ticket=%s batch=%s got %d of %d instances (an empty page "
+                "came back before the total was reached, marker=%s)",
+                execute_uuid,
+                batch_index,
+                pager.kept,
+                pager.total,
+                pager.marker,
+            )
+        return BatchWalk(
+            execute_uuid=execute_uuid,
+            batch_index=batch_index,
+            total_instances=pager.total,
+            kept=pager.kept,
+            duplicates=pager.duplicates,
+            shortfall=pager.shortfall,
+            pages=pager.pages,
+        )
+
+    # -- the one request path --------------------------------------------------------------
+
+    async def _get(
+        self,
+        endpoint: str,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        payload: Any,
+        where: dict[str, Any],
+    ) -> Any:
+        if self._http is None or self.gate is None:
+            raise RuntimeError("CocClient used outside `async with`")
+        decoder = _DECODERS[payload]
+        policy = self.retry
+        deadline = time.monotonic() + policy.budget_s
+        attempt = 0
+        bad_bodies = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(endpoint, path, params, decoder, where)
+            except errors.CocError as exc:
+                failure = exc
+            if isinstance(failure, errors.ResponseError):
+                bad_bodies += 1
+            delay = self._delay(failure, attempt)
+            out_of_budget = (
+                attempt >= policy.max_attempts
+                or time.monotonic() + delay > deadline
+                or bad_bodies >= RESPONSE_ERROR_ATTEMPTS
+            )
+            if not is_retriable(failure) or out_of_budget:
+                if is_retriable(failure):
+                    failure.message += f" (gave up after {attempt} attempts)"
+                raise failure
+            self.metrics.retries += 1
+            log.warning(
+                "retrying %s in %.2fs (attempt %d of %d): %s",
+                endpoint,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
+                failure,
+            )
+            await self._sleep(delay)
+
+    def _delay(self, failure: errors.CocError, attempt: int) -> float:
+        retry_after = getattr(failure, "retry_after", None)
+        if isinstance(failure, errors.ApiError) and failure.status == 429:
+            assert self.gate is not None
+            self.gate.throttle(retry_after)
+        if retry_after is not None:
+            return min(retry_after, self.retry.max_retry_after_s)
+        return backoff_s(attempt, self.retry)
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        decoder: msgspec.json.Decoder,
+        where: dict[str, Any],
+    ) -> Any:
+        assert self._http is not None and self.gate is not None
+        m = self.metrics
+        async with self.gate.slot():
+            m.requests += 1
+            m.by_endpoint[endpoint] = m.by_endpoint.get(endpoint, 0) + 1
+            try:
+                response = await self._http.get(path, params=params)
+            except httpx.TransportError as exc:
+                m.transport_errors += 1
+                raise errors.TransportError(
+                    f"{type(exc).__name__} calling {endpoint}: {exc}", path=path, **where
+                ) from None
+        body = response.content
+        m.bytes_received += len(body)
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return decoder.decode(body).data
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                m.bad_bodies += 1
+                raise errors.ResponseError(
+                    f"{endpoint}: the response is not the documented JSON: {exc}",
+                    path=path,
+                    **where,
+                ) from None
+        if status == 429:
+            m.throttled += 1
+        elif status >= 500:
+            m.server_errors += 1
+        raise _api_error(endpoint, status, body, response.headers, path, where)
+
+
+def _api_error(
+    endpoint: str,
+    status: int,
+    body: bytes,
+    headers: httpx.Headers,
+    path: str,
+    where: dict[str, Any],
+) -> errors.ApiError:
+    code = msg = None
+    try:
+        doc = orjson.loads(body)
+        if isinstance(doc, dict):
+            code = doc.get("error_code")
+            msg = doc.get("error_msg")
+            code = None if code is None else str(code)
+            msg = None if msg is None else str(msg)[:500]
+    except orjson.JSONDecodeError:
+        pass
+    detail = f"{code}: {msg}" if code or msg else body[:200].decode("utf-8", "replace")
+    cls = errors.api_error_class(status)
+    return cls(
+        f"{endpoint} answered HTTP {status} ({detail})",
+        status=status,
+        error_code=code,
+        error_msg=msg,
+        retry_after=parse_retry_after(headers.get("retry-after")) if status in (429, 503) else None,
+        path=path,
+        **where,
+    )

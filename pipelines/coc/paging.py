@@ -1,0 +1,126 @@
+"""Marker paging as a small pure state machine, driven by a short loop in the client.
+
+The API pages by ``marker``: the id of the last record of the previous page; the next page
+starts after it. The rules, in order:
+
+* the first page's ``total`` is the target; a later page reporting another total is an error;
+* a record whose id was already seen is dropped and counted (``duplicates``);
+* an unseen id that goes against the walk's direction is an error, and so is a page
+  whose last id leaves the marker where it was (the walk would never end);
+* the walk ends when the records kept reach the total, without asking for more; a page shorter
+  than ``limit`` is not the end (servers clamp ``limit``); an empty page before the total
+  ends it with a ``shortfall``, which the caller reports; with no total, an empty page ends it.
+
+Direction: instance pages are documented ascending. For a listing whose order is not
+documented, ``ascending=None`` takes the direction from the first two distinct ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipelines.coc.errors import PagingError
+
+
+@dataclass(kw_only=True)
+class MarkerPager:
+    """Feed it each page's ids and total; it says which records to keep and what to ask next."""
+
+    start_marker: int = 0
+    ascending: bool | None = True
+    ticket: str | None = None
+    batch: int | None = None
+    what: str = "instances"
+
+    marker: int = field(init=False)
+    total: int | None = field(init=False, default=None)
+    kept: int = field(init=False, default=0)
+    duplicates: int = field(init=False, default=0)
+    pages: int = field(init=False, default=0)
+    shortfall: int = field(init=False, default=0)
+    done: bool = field(init=False, default=False)
+    _seen: set[int] = field(init=False, default_factory=set)
+    _last: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.marker = self.start_marker
+
+    def next_marker(self) -> int | None:
+        """The marker of the next request, or None when the walk is over."""
+        return None if self.done else self.marker
+
+    def accept(self, ids: Sequence[int], total: int | None) -> list[int]:
+        """Record one page; returns the positions of the records to keep, in page order."""
+        if self.done:
+            raise PagingError(f"{self.what}: page accepted after the walk ended", **self._where())
+        self.pages += 1
+        self._check_total(total)
+        if not ids:
+            if self.total is not None and self.kept < self.total:
+                self.shortfall = self.total - self.kept
+            self.done = True
+            return []
+        keep: list[int] = []
+        for pos, rid in enumerate(ids):
+            if rid in self._seen:
+                self.duplicates += 1
+                continue
+            self._check_order(rid)
+            self._seen.add(rid)
+            self._last = rid
+            keep.append(pos)
+        self.kept += len(keep)
+        last = ids[-1]
+        if self.total is not None and self.kept >= self.total:
+            self.done = True
+            return keep
+        # A page of already-seen ids can end behind the marker: that is no advance either
+        # (the walk would cycle), so compare against the walk's direction, not just equality.
+        behind = (
+            self.pages > 1 and self.ascending is not None and (last < self.marker) == self.ascending
+        )
+        if last == self.marker or behind:
+            raise PagingError(
+                f"{self.what}: the marker does not advance (the page after marker "
+                f"{self.marker} ends at id {last})",
+                **self._where(),
+            )
+        self.marker = last
+        return keep
+
+    def _check_total(self, total: int | None) -> None:
+        if total is None:
+            return
+        if self.total is None:
+            if self.pages > 1 and self.kept:
+                raise PagingError(
+                    f"{self.what}: total appeared mid-walk ({total})", **self._where()
+                )
+            self.total = total
+        elif total != self.total:
+            raise PagingError(
+                f"{self.what}: total changed mid-walk from {self.total} to {total}",
+                **self._where(),
+            )
+
+    def _check_order(self, rid: int) -> None:
+        last = self._last
+        if last is None:
+            if self.ascending is True and self.pages > 1 and rid <= self.marker:
+                self._backwards(rid)
+            return
+        if self.ascending is None:
+            self.ascending = rid > last
+        if (rid <= last) if self.ascending else (rid >= last):
+            self._backwards(rid)
+
+    def _backwards(self, rid: int) -> None:
+        raise PagingError(
+            f"{self.what}: ids go backwards (id {rid} after id {self._last}, "
+            f"{'ascending' if self.ascending else 'descending'} walk)",
+            **self._where(),
+        )
+
+    def _where(self) -> dict[str, object]:
+        return {"ticket": self.ticket, "batch": self.batch, "marker": self.marker}
