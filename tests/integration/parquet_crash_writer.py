@@ -1,0 +1,103 @@
+"""Helper process for ``test_parquet_crash.py``: publish a day, then be killed rewriting it.
+
+    python parquet_crash_writer.py ROOT DAY MARKERS MODE
+
+Publishes version 1 of DAY under ROOT, touches ``MARKERS/v1`` and waits for ``MARKERS/go``;
+then writes version 2 and touches ``MARKERS/stop`` at the moment the test must kill it:
+
+- ``mid-write``: after 20 row groups of version 2 are in the staged file, still writing;
+- ``mid-exchange``: right after the first table's ``RENAME_EXCHANGE``, before the next table;
+- ``mid-fallback``: between the fallback's two renames (the old folder moved away, the new
+  one not yet in).
+
+It then stalls until killed. Never run by pytest itself (the name does not start with test_).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines import parquet
+from pipelines.flatten import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+
+V1_INSTANCES = 300
+
+
+def instances(n: int, *, start: int, tag: str) -> pa.RecordBatch:
+    ids = range(start, start + n)
+    columns: dict[str, list] = {f.name: [None] * n for f in EXECUTION_INSTANCES}
+    columns |= {
+        "execute_uuid": [f"{tag}-{i // 100}" for i in ids],
+        "batch_index": [(i // 10) % 10 for i in ids],
+        "instance_id": list(ids),
+        "status": ["ABNORMAL" if i % 7 == 0 else "FINISHED" for i in ids],
+        "host_name": [f"host-{i % 9}" for i in ids],
+        "created_at": [1_764_028_800_000 + i for i in ids],
+    }
+    return pa.RecordBatch.from_pydict(columns, schema=EXECUTION_INSTANCES)
+
+
+def write_day(w: parquet.DayWriter, tag: str, rows: int) -> None:
+    for start in range(0, rows, 50):
+        w.write("execution_instances", instances(min(50, rows - start), start=start, tag=tag))
+    tickets = [f"{tag}-{i}" for i in range((rows + 99) // 100)]
+    orders = [{"execute_uuid": t, "order_name": tag} for t in tickets]
+    batches = [{"execute_uuid": t, "batch_index": 0, "rotation_strategy": tag} for t in tickets]
+    w.write("script_orders", pa.RecordBatch.from_pylist(orders, schema=SCRIPT_ORDERS))
+    w.write("order_batches", pa.RecordBatch.from_pylist(batches, schema=ORDER_BATCHES))
+
+
+def stall(markers: Path) -> None:
+    (markers / "stop").touch()
+    time.sleep(60)
+    sys.exit("was not killed")
+
+
+def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
+    with parquet.DayWriter(root=root, day=day, row_group_rows=100) as w:
+        write_day(w, "v1", V1_INSTANCES)
+        w.commit()
+    (markers / "v1").touch()
+    while not (markers / "go").exists():
+        time.sleep(0.005)
+
+    if mode == "mid-write":
+        with parquet.DayWriter(root=root, day=day, row_group_rows=10) as w:
+            for i in range(100_000):
+                w.write("execution_instances", instances(10, start=i * 10, tag="v2"))
+                if i == 20:
+                    (markers / "stop").touch()
+                time.sleep(0.001)
+        sys.exit("was not killed")
+
+    exchange, rename = parquet._exchange, os.rename
+
+    def exchange_then_stall(a: str, b: str) -> bool:
+        assert exchange(a, b), "RENAME_EXCHANGE is not available here"
+        stall(markers)
+        return True
+
+    def rename_then_stall(src: str, dst: str) -> None:
+        rename(src, dst)
+        if dst.endswith(".old"):
+            stall(markers)
+
+    if mode == "mid-exchange":
+        parquet._exchange = exchange_then_stall
+    else:
+        parquet._exchange = lambda a, b: False
+        os.rename = rename_then_stall
+    with parquet.DayWriter(root=root, day=day) as w:
+        write_day(w, "v2", 120)
+        w.commit()
+    sys.exit("was not killed")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], dt.date.fromisoformat(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
