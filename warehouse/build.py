@@ -1,0 +1,185 @@
+"""Build ``coc.duckdb``: views over the Parquet tables, then the marts.
+
+The DuckDB file holds no data, only SQL: one view per table over
+``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``)
+and the marts from ``sql/marts/*.sql`` on top. Rebuilding it is therefore cheap, and the
+build is idempotent: the file is written next to its final place and swapped in with
+``os.replace``, so a BI tool opening it sees either the old database or the new one.
+
+The view of a table that has no files yet is a typed empty relation with the same columns,
+so the marts and every query keep working on a fresh warehouse. A view is bound to the
+files when it is queried, so new days appear without a rebuild; a table that was empty at
+build time appears at the next build (the pipeline rebuilds after every materialization).
+
+Only the root of the warehouse is local-specific (``_warehouse_root``); the globs, the
+existence check (DuckDB's ``glob``) and the views are written so that an ``s3://`` root
+needs just that function and the connection's object-storage credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.flatten import TABLES
+
+SQL_DIR = Path(__file__).parent / "sql"
+VIEWS_DIR = SQL_DIR / "views"
+MARTS_DIR = SQL_DIR / "marts"
+
+#: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
+PARTITION_GLOB = "dt=????-??-??/*.parquet"
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    """What a build created: table views, marts, and the row count of each table."""
+
+    duckdb_path: str
+    tables: tuple[str, ...]
+    marts: tuple[str, ...]
+    rows: Mapping[str, int]
+    empty_tables: tuple[str, ...]
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return self.tables + self.marts
+
+
+def connect(
+    duckdb_path: str | os.PathLike[str], read_only: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse's DuckDB file (read-only unless asked otherwise)."""
+    return duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
+
+
+def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
+    """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``."""
+    root = _warehouse_root(warehouse)
+    target = Path(duckdb_path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    _remove_database(tmp)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
+            marts = tuple(_create_mart(con, path) for path in sorted(MARTS_DIR.glob("*.sql")))
+            rows = {
+                table: con.execute(f"SELECT count(*) FROM {_identifier(table)}").fetchone()[0]
+                for table in TABLES
+            }
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        # A write-ahead log left by a crashed writer of the old file would be replayed
+        # against the new one: drop it before the swap.
+        Path(f"{target}.wal").unlink(missing_ok=True)
+        os.replace(tmp, target)
+    finally:
+        _remove_database(tmp)
+    return BuildResult(
+        duckdb_path=str(target),
+        tables=tuple(TABLES),
+        marts=marts,
+        rows=rows,
+        empty_tables=empty,
+    )
+
+
+def table_glob(root: str, table: str) -> str:
+    """The glob of a table's Parquet files under a warehouse root."""
+    return f"{root}/{table}/{PARTITION_GLOB}"
+
+
+def _warehouse_root(warehouse: str) -> str:
+    """The warehouse root as DuckDB should see it: an absolute path without glob characters.
+
+    The seam for object storage: an ``s3://`` root would be returned as is here, once the
+    connection is given httpfs and credentials.
+    """
+    if "://" in warehouse:
+        scheme = warehouse.split("://", 1)[0]
+        raise NotImplementedError(
+            f"the DuckDB build reads local warehouses only, not {scheme}:// URIs yet"
+        )
+    root = Path(warehouse).expanduser().resolve().as_posix()
+    if _GLOB_CHARACTERS & set(root):
+        raise ValueError(f"warehouse path must not contain glob characters: {root!r}")
+    return root
+
+
+def _create_table_view(con: duckdb.DuckDBPyConnection, root: str, table: str) -> bool:
+    """Create the view of one table; whether it has files (else it is a typed empty view)."""
+    schema = TABLES[table]
+    pattern = table_glob(root, table)
+    has_files = con.execute("SELECT count(*) > 0 FROM glob(?)", [pattern]).fetchone()[0]
+    if has_files:
+        source = (
+            f"read_parquet({_literal(pattern)}, hive_partitioning = true, "
+            "hive_types = {'dt': DATE})"
+        )
+    else:
+        source = _empty_relation(con, schema)
+    template = (VIEWS_DIR / f"{table}.sql").read_text()
+    con.execute(
+        _fill(template, columns=", ".join(_identifier(n) for n in schema.names), source=source)
+    )
+    return bool(has_files)
+
+
+def _create_mart(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """Run one mart file; it must create the view named like the file."""
+    con.execute(path.read_text())
+    name = path.stem
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
+    ).fetchone()[0]
+    if not found:
+        raise ValueError(f"{path} must create the view {name}")
+    return name
+
+
+def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
+    """A zero-row relation with the table's columns and DuckDB types, then ``dt DATE``.
+
+    The types are those DuckDB gives the Arrow schema, which are the ones it reads back from
+    the Parquet files (a test checks that the two agree).
+    """
+    types = con.from_arrow(schema.empty_table()).types
+    columns = [
+        f"CAST(NULL AS {duckdb_type}) AS {_identifier(name)}"
+        for name, duckdb_type in zip(schema.names, types, strict=True)
+    ]
+    columns.append("CAST(NULL AS DATE) AS dt")
+    return "(SELECT " + ", ".join(columns) + " WHERE false)"
+
+
+def _fill(template: str, **values: str) -> str:
+    """Replace each ``{name}`` placeholder; every one must be present."""
+    for name, value in values.items():
+        placeholder = "{" + name + "}"
+        if placeholder not in template:
+            raise ValueError(f"view template lacks the placeholder {placeholder}")
+        template = template.replace(placeholder, value)
+    return template
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _remove_database(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)

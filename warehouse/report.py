@@ -1,0 +1,124 @@
+"""The failure-rate report: ``failure_rates_daily`` by day and one key, as a terminal table.
+
+``failure_report`` reads the numbers from the DuckDB file (read-only); ``format_report``
+turns them into aligned text. The window is the ``days`` most recent days ending at
+``until``, by default the newest day in the warehouse, and the title names the dates, so a
+warehouse that stopped being fed shows its last data with its dates rather than nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import NamedTuple
+
+from warehouse.build import connect
+
+#: ``--by`` choices and the ``failure_rates_daily`` column each groups by.
+GROUPINGS: dict[str, str] = {
+    "region": "region_id",
+    "zone": "zone_id",
+    "application": "application",
+    "script": "script_name",
+}
+NULL_KEY = "(none)"
+
+
+class ReportRow(NamedTuple):
+    dt: date
+    key: str | None
+    instances: int
+    failed: int
+    failure_rate: float | None
+
+
+def failure_report(
+    duckdb_path: str | os.PathLike[str],
+    *,
+    days: int = 7,
+    by: str = "region",
+    until: date | None = None,
+) -> list[ReportRow]:
+    """Instances, failures and failure rate per day and ``by`` key, newest day first."""
+    column = _grouping_column(by)
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    con = connect(duckdb_path, read_only=True)
+    try:
+        if until is None:
+            until = con.execute("SELECT max(dt) FROM execution_instances").fetchone()[0]
+            if until is None:
+                return []
+        first = until - timedelta(days=days - 1)
+        rows = con.execute(
+            f"""
+            SELECT
+                dt,
+                {column} AS key,
+                CAST(sum(instances) AS BIGINT) AS instances,
+                CAST(sum(failed) AS BIGINT) AS failed,
+                CAST(sum(failed) AS DOUBLE) / nullif(sum(instances), 0) AS failure_rate
+            FROM failure_rates_daily
+            WHERE dt BETWEEN ? AND ?
+            GROUP BY dt, {column}
+            ORDER BY dt DESC, {column} NULLS LAST
+            """,
+            [first, until],
+        ).fetchall()
+    finally:
+        con.close()
+    return [ReportRow(*row) for row in rows]
+
+
+def format_report(rows: Sequence[ReportRow], *, by: str = "region") -> str:
+    """An aligned table with a title, one line per row, and a total line."""
+    _grouping_column(by)
+    if not rows:
+        return f"Failure rate by {by}: no instances in the warehouse for this window."
+    first, last = min(r.dt for r in rows), max(r.dt for r in rows)
+    instances = sum(r.instances for r in rows)
+    failed = sum(r.failed for r in rows)
+    header = ("day", by, "instances", "failed", "failure rate")
+    body = [
+        (
+            r.dt.isoformat(),
+            NULL_KEY if r.key is None else r.key,
+            f"{r.instances:,}",
+            f"{r.failed:,}",
+            _percent(r.failure_rate),
+        )
+        for r in rows
+    ]
+    total = ("total", "", f"{instances:,}", f"{failed:,}", _percent(_rate(failed, instances)))
+    widths = [max(len(line[i]) for line in (header, *body, total)) for i in range(len(header))]
+    rule = tuple("-" * w for w in widths)
+    lines = [
+        f"Failure rate by {by}, {first.isoformat()} to {last.isoformat()}",
+        "(failed = ABNORMAL; instances = FINISHED, ABNORMAL or ROLLBACKED; CANCELED not counted)",
+        "",
+        *(_line(cells, widths) for cells in (header, rule, *body, rule, total)),
+    ]
+    return "\n".join(lines)
+
+
+def _grouping_column(by: str) -> str:
+    try:
+        return GROUPINGS[by]
+    except KeyError:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}") from None
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """Text columns (day, key) left-aligned, numbers right-aligned."""
+    left = [cell.ljust(width) for cell, width in zip(cells[:2], widths[:2], strict=True)]
+    right = [cell.rjust(width) for cell, width in zip(cells[2:], widths[2:], strict=True)]
+    return "  ".join(left + right).rstrip()
+
+
+def _rate(failed: int, instances: int) -> float | None:
+    return failed / instances if instances else None
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
