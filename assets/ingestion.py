@@ -1,0 +1,137 @@
+"""The three tables of a day, produced together by one walk of the COC API."""
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    multi_asset,
+)
+
+from assets.partitions import BACKFILL
+from assets.resources import CocApiResource, WarehouseResource
+from pipelines.ingest import DayResult, ingest_days
+from pipelines.quality import day_checks, read_day
+
+TABLE_DESCRIPTIONS = {
+    "script_orders": "One row per ticket (script order) created that day.",
+    "order_batches": "One row per (ticket, batch): total_instances and instances ingested.",
+    "execution_instances": "One row per (ticket, batch, instance): status, message, host.",
+}
+
+CHECKS = (
+    ("keys_unique", "execution_instances", "(execute_uuid, batch_index, instance_id) unique"),
+    ("statuses_valid", "execution_instances", "every status in the documented enum"),
+    ("finished_after_created", "execution_instances", "finished_at >= created_at"),
+    ("batch_counts_match", "order_batches", "rows per batch equal its total_instances"),
+    ("ticket_count_matches_list", "script_orders", "tickets equal the list's total"),
+)
+
+
+def build_ingestion_asset(partitions_def: PartitionsDefinition):
+    @multi_asset(
+        name="coc_day",
+        specs=[
+            AssetSpec(name, description=text, group_name="coc", kinds={"parquet"})
+            for name, text in TABLE_DESCRIPTIONS.items()
+        ],
+        check_specs=[
+            AssetCheckSpec(name, asset=asset, description=text) for name, asset, text in CHECKS
+        ],
+        partitions_def=partitions_def,
+        backfill_policy=BACKFILL,
+        can_subset=False,
+    )
+    def coc_day(
+        context: AssetExecutionContext, coc: CocApiResource, warehouse: WarehouseResource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Walk every ticket of the day(s), every batch, every page; publish each day whole."""
+        client_settings = coc.client_settings()
+        wh = warehouse.settings()
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        context.log.info(
+            f"ingesting {len(days)} day(s) {days[0]}..{days[-1]} from {client_settings.endpoint} "
+            f"(max_rps={client_settings.max_rps}, concurrency={client_settings.concurrency})"
+        )
+
+        def on_day(result: DayResult) -> None:
+            context.log.info(
+                f"{result.day}: published {result.rows} instances of "
+                f"{result.walk.tickets} tickets in {result.seconds:.1f}s "
+                f"({result.requests['requests']} requests, {result.requests['retries']} retries)"
+            )
+
+        results = ingest_days(client_settings, wh, days, report=context.log.info, on_day=on_day)
+        endpoint = client_settings.endpoint
+        for name in TABLE_DESCRIPTIONS:
+            yield MaterializeResult(asset_key=name, metadata=_metadata(name, results, wh, endpoint))
+        yield from _check_results(results, wh.warehouse)
+
+    return coc_day
+
+
+def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> dict[str, Any]:
+    rows = sum(r.tables[table].rows for r in results)
+    meta: dict[str, Any] = {
+        "dagster/row_count": rows,
+        "days": MetadataValue.text(", ".join(r.day.isoformat() for r in results)),
+        "bytes_written": sum(r.tables[table].bytes for r in results),
+        "files_written": sum(r.tables[table].files for r in results),
+        "tickets": sum(r.walk.tickets for r in results),
+        "batches": sum(r.walk.batches for r in results),
+        "instances": sum(r.walk.instances for r in results),
+        "http_requests": sum(r.requests["requests"] for r in results),
+        "http_retries": sum(r.requests["retries"] for r in results),
+        "http_429": sum(r.requests["throttled_429"] for r in results),
+        "seconds": round(sum(r.seconds for r in results), 3),
+        "endpoint": MetadataValue.url(endpoint),
+        "location": MetadataValue.path(f"{wh.warehouse.rstrip('/')}/{table}/"),
+    }
+    incomplete = [line for r in results for line in r.walk.incomplete_batches]
+    if incomplete:
+        meta["incomplete_batches"] = MetadataValue.text("\n".join(incomplete[:50]))
+    if results:
+        preview = read_day(wh.warehouse, table, results[-1].day.isoformat(), None).slice(0, 5)
+        meta["preview"] = MetadataValue.md(_markdown(preview.to_pylist()))
+    return meta
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])[:12]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [str(row[c])[:40].replace("|", "/").replace("\n", " ") for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _check_results(results: list[DayResult], root: str) -> Iterator[AssetCheckResult]:
+    by_check: dict[tuple[str, str], list] = {}
+    for result in results:
+        for outcome in day_checks(result, root):
+            by_check.setdefault((outcome.name, outcome.asset), []).append(outcome)
+    for (name, asset), outcomes in by_check.items():
+        failed = [o for o in outcomes if not o.passed]
+        warned = [o for o in outcomes if o.warn_only]
+        yield AssetCheckResult(
+            check_name=name,
+            asset_key=asset,
+            passed=not failed,
+            severity=AssetCheckSeverity.ERROR if failed else AssetCheckSeverity.WARN,
+            description="\n".join(o.description for o in (failed or warned or outcomes))[:4000],
+            metadata={
+                "days_checked": len(outcomes),
+                "days_failed": len(failed),
+                "days_warned": len(warned),
+            },
+        )

@@ -1,0 +1,63 @@
+"""Dagster resources: configuration in, plain settings objects out.
+
+Each field is filled by ``EnvVar`` in ``pipelines/definitions.py`` and resolved at run time,
+so secrets are never read at import, never shown in the UI and never written to run config.
+"""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pipelines.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RPS,
+    ClientSettings,
+    WarehouseSettings,
+    client_settings_from_env,
+    warehouse_settings_from_env,
+)
+
+
+class CocApiResource(ConfigurableResource):
+    """Where the COC API is and how to call it."""
+
+    endpoint: str | None = Field(default=None, description="COC_ENDPOINT: base URL of the API")
+    ak: str | None = Field(default=None, description="COC_AK")
+    sk: str | None = Field(default=None, description="COC_SK (secret)")
+    token: str | None = Field(default=None, description="COC_TOKEN (secret)")
+    project_id: str | None = Field(default=None, description="COC_PROJECT_ID")
+    ca_bundle: str | None = Field(default=None, description="COC_CA_BUNDLE")
+    max_rps: str | None = Field(default=None, description="COC_MAX_RPS (0 = no cap)")
+    concurrency: str | None = Field(default=None, description="COC_CONCURRENCY")
+
+    def client_settings(self) -> ClientSettings:
+        values = {
+            "COC_ENDPOINT": self.endpoint,
+            "COC_AK": self.ak,
+            "COC_SK": self.sk,
+            "COC_TOKEN": self.token,
+            "COC_PROJECT_ID": self.project_id,
+            "COC_CA_BUNDLE": self.ca_bundle,
+            "COC_MAX_RPS": self.max_rps if self.max_rps is not None else str(DEFAULT_MAX_RPS),
+            "COC_CONCURRENCY": self.concurrency or str(DEFAULT_CONCURRENCY),
+        }
+        return client_settings_from_env({k: v for k, v in values.items() if v is not None})
+
+
+class WarehouseResource(ConfigurableResource):
+    """Where the Parquet and the DuckDB file go, and the zone of the day boundaries."""
+
+    warehouse: str | None = Field(
+        default=None, description="COC_WAREHOUSE: a local folder or an s3:// URI"
+    )
+    duckdb: str | None = Field(default=None, description="COC_DUCKDB")
+    timezone: str = Field(default="UTC", description="COC_TIMEZONE")
+
+    def settings(self) -> WarehouseSettings:
+        values = {
+            "COC_WAREHOUSE": self.warehouse,
+            "COC_DUCKDB": self.duckdb,
+            "COC_TIMEZONE": self.timezone,
+        }
+        return warehouse_settings_from_env({k: v for k, v in values.items() if v})

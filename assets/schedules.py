@@ -1,0 +1,52 @@
+"""The nightly schedule: yesterday, plus the days before it again (late finishers)."""
+
+from datetime import datetime, timedelta
+
+from dagster import (
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from assets.partitions import START_DATE
+
+#: tickets still PROCESSING at midnight finish later: re-read this many days before yesterday
+DEFAULT_LOOKBACK_DAYS = 3
+
+
+def nightly_range(scheduled: datetime, lookback_days: int) -> tuple[str, str]:
+    """The partition keys ``(first, last)`` a run scheduled at ``scheduled`` should cover."""
+    yesterday = (scheduled - timedelta(days=1)).date()
+    first = max(
+        yesterday - timedelta(days=lookback_days), datetime.fromisoformat(START_DATE).date()
+    )
+    return first.isoformat(), yesterday.isoformat()
+
+
+def build_nightly_schedule(partitions_def, timezone: str, lookback_days: int) -> ScheduleDefinition:
+    job = define_asset_job("coc_nightly", selection="*", partitions_def=partitions_def)
+
+    @schedule(
+        name="coc_nightly_schedule",
+        cron_schedule="0 2 * * *",
+        execution_timezone=timezone,
+        job=job,
+        description=(
+            f"02:00 {timezone}: yesterday and the {lookback_days} days before it, "
+            "in one run, then the warehouse"
+        ),
+    )
+    def coc_nightly(context: ScheduleEvaluationContext) -> RunRequest:
+        first, last = nightly_range(context.scheduled_execution_time, lookback_days)
+        return RunRequest(
+            run_key=f"nightly-{last}",
+            tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        )
+
+    return coc_nightly

@@ -1,0 +1,52 @@
+"""``defs``: the Dagster wiring, and nothing else.
+
+The partition time zone is read when the code location loads (it shapes the partitions);
+every other setting is an ``EnvVar`` resolved at run time, so secrets never pass through
+this module, the UI or run config.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+
+from assets.ingestion import build_ingestion_asset
+from assets.partitions import daily_partitions
+from assets.resources import CocApiResource, WarehouseResource
+from assets.schedules import DEFAULT_LOOKBACK_DAYS, build_nightly_schedule
+from assets.warehouse import build_warehouse_asset
+
+
+def _env(name: str) -> EnvVar | None:
+    """An ``EnvVar`` for a variable that is set, else None (the setting's default applies)."""
+    return EnvVar(name) if os.environ.get(name, "").strip() else None
+
+
+def _build() -> Definitions:
+    timezone = os.environ.get("COC_TIMEZONE", "").strip() or "UTC"
+    lookback = int(os.environ.get("COC_LOOKBACK_DAYS", "").strip() or DEFAULT_LOOKBACK_DAYS)
+    partitions = daily_partitions(timezone)
+    coc = CocApiResource(
+        endpoint=_env("COC_ENDPOINT"),
+        ak=_env("COC_AK"),
+        sk=_env("COC_SK"),
+        token=_env("COC_TOKEN"),
+        project_id=_env("COC_PROJECT_ID"),
+        ca_bundle=_env("COC_CA_BUNDLE"),
+        max_rps=_env("COC_MAX_RPS"),
+        concurrency=_env("COC_CONCURRENCY"),
+    )
+    warehouse = WarehouseResource(
+        warehouse=_env("COC_WAREHOUSE"),
+        duckdb=_env("COC_DUCKDB"),
+        timezone=timezone,
+    )
+    return Definitions(
+        assets=[build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
+        schedules=[build_nightly_schedule(partitions, timezone, lookback)],
+        resources={"coc": coc, "warehouse": warehouse},
+    )
+
+
+defs = _build()

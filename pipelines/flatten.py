@@ -1,0 +1,270 @@
+"""Arrow schemas of the three tables, and the code that fills them from API records.
+
+Each contract column is mapped explicitly. Rows are gathered column by column into plain
+lists (the cheapest thing Python can do per value) and turned into one Arrow record batch per
+flush, so building a batch costs a handful of C calls per column rather than per value.
+Derived values (``duration_ms``) are computed in Arrow, where nulls propagate by themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+ATTRIBUTES = pa.map_(pa.string(), pa.string())
+
+EXECUTION_INSTANCES = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("batch_index", pa.int32(), nullable=False),
+        pa.field("instance_id", pa.int64(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("finished_at", TIMESTAMP),
+        pa.field("execute_costs", pa.int64()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("resource_id", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("resource_type", pa.string()),
+        pa.field("agent_sn", pa.string()),
+        pa.field("agent_status", pa.string()),
+        pa.field("host_name", pa.string()),
+        pa.field("fixed_ip", pa.string()),
+        pa.field("floating_ip", pa.string()),
+        pa.field("zone_id", pa.string()),
+        pa.field("application", pa.string()),
+        pa.field("group_name", pa.string()),
+        pa.field("region_id", pa.string()),
+        pa.field("project_id", pa.string()),
+        pa.field("custom_attributes", ATTRIBUTES),
+    ]
+)
+
+SCRIPT_ORDERS = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("order_id", pa.int64()),
+        pa.field("order_name", pa.string()),
+        pa.field("creator", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("finished_at", TIMESTAMP),
+        pa.field("execute_costs", pa.int64()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("region_ids", pa.string()),
+        pa.field("script_uuid", pa.string()),
+        pa.field("script_name", pa.string()),
+        pa.field("script_version_name", pa.string()),
+        pa.field("execute_user", pa.string()),
+        pa.field("timeout_s", pa.int64()),
+        pa.field("success_rate", pa.float64()),
+        pa.field("batch_count", pa.int32()),
+        pa.field("total_instances", pa.int64()),
+    ]
+)
+
+ORDER_BATCHES = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("batch_index", pa.int32(), nullable=False),
+        pa.field("total_instances", pa.int64()),
+        pa.field("rotation_strategy", pa.string()),
+        pa.field("instances_ingested", pa.int64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "execution_instances": EXECUTION_INSTANCES,
+    "script_orders": SCRIPT_ORDERS,
+    "order_batches": ORDER_BATCHES,
+}
+
+
+def _duration(created: pa.Array, finished: pa.Array) -> pa.Array:
+    return pc.subtract(finished.cast(pa.int64()), created.cast(pa.int64()))
+
+
+class InstanceColumns:
+    """Column buffers for ``execution_instances``; append pages, then take a record batch."""
+
+    __slots__ = ("_attr_keys", "_attr_offsets", "_attr_valid", "_attr_values", "_cols", "rows")
+
+    _NAMES: tuple[str, ...] = tuple(
+        n for n in EXECUTION_INSTANCES.names if n not in ("duration_ms", "custom_attributes")
+    )
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cols: dict[str, list] = {n: [] for n in self._NAMES}
+        # custom_attributes as a map built from flat lists: no per-row Python containers,
+        # which the cyclic garbage collector would otherwise track and rescan
+        self._attr_offsets: list[int] = [0]
+        self._attr_valid: list[bool] = []
+        self._attr_keys: list[str] = []
+        self._attr_values: list[str | None] = []
+        self.rows = 0
+
+    def _append_attributes(self, attributes: list | None) -> None:
+        if attributes is None:
+            self._attr_valid.append(False)
+        else:
+            self._attr_valid.append(True)
+            for a in attributes:
+                if a.key is not None:
+                    self._attr_keys.append(a.key)
+                    self._attr_values.append(a.value)
+        self._attr_offsets.append(len(self._attr_keys))
+
+    def append(self, execute_uuid: str, batch_index: int, instances: Sequence[Instance]) -> None:
+        """Add one page of instances of one batch."""
+        n = len(instances)
+        if not n:
+            return
+        c = self._cols
+        c["execute_uuid"].extend([execute_uuid] * n)
+        c["batch_index"].extend([batch_index] * n)
+        c["instance_id"].extend([i.id for i in instances])
+        c["status"].extend([i.status for i in instances])
+        c["message"].extend([i.message for i in instances])
+        c["created_at"].extend([i.gmt_created for i in instances])
+        c["finished_at"].extend([i.gmt_finished for i in instances])
+        c["execute_costs"].extend([i.execute_costs for i in instances])
+        targets = [i.target_instance for i in instances]
+        if all(t is not None for t in targets):
+            self._append_targets(targets)  # type: ignore[arg-type]
+        else:
+            for t in targets:
+                self._append_targets([t] if t is not None else None)
+        self.rows += n
+
+    def _append_targets(self, targets: list | None) -> None:
+        c = self._cols
+        if targets is None:  # one instance without target_instance: a row of nulls
+            for name in _TARGET_COLUMNS:
+                c[name].append(None)
+            self._append_attributes(None)
+            return
+        c["resource_id"].extend([t.resource_id for t in targets])
+        c["provider"].extend([t.provider for t in targets])
+        c["resource_type"].extend([t.type for t in targets])
+        c["agent_sn"].extend([t.agent_sn for t in targets])
+        c["agent_status"].extend([t.agent_status for t in targets])
+        for t in targets:
+            self._append_attributes(t.custom_attributes)
+        props = [t.properties for t in targets]
+        for name, attr in _PROPERTY_COLUMNS:
+            c[name].extend([getattr(p, attr) if p is not None else None for p in props])
+        c["region_id"].extend(
+            [
+                p.region_id if p is not None and p.region_id is not None else t.region_id
+                for t, p in zip(targets, props, strict=True)
+            ]
+        )
+        c["project_id"].extend(
+            [
+                p.project_id if p is not None and p.project_id is not None else t.project_id
+                for t, p in zip(targets, props, strict=True)
+            ]
+        )
+
+    def take(self) -> pa.RecordBatch:
+        """The buffered rows as one record batch; the buffers start empty again."""
+        c = self._cols
+        arrays = {n: pa.array(c[n], type=EXECUTION_INSTANCES.field(n).type) for n in self._NAMES}
+        arrays["duration_ms"] = _duration(arrays["created_at"], arrays["finished_at"])
+        arrays["custom_attributes"] = pa.MapArray.from_arrays(
+            pa.array(self._attr_offsets, type=pa.int32()),
+            pa.array(self._attr_keys, type=pa.string()),
+            pa.array(self._attr_values, type=pa.string()),
+            type=ATTRIBUTES,
+            mask=pc.invert(pa.array(self._attr_valid, type=pa.bool_())),
+        )
+        batch = pa.RecordBatch.from_arrays(
+            [arrays[n] for n in EXECUTION_INSTANCES.names], schema=EXECUTION_INSTANCES
+        )
+        self._reset()
+        return batch
+
+
+_PROPERTY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("host_name", "host_name"),
+    ("fixed_ip", "fixed_ip"),
+    ("floating_ip", "floating_ip"),
+    ("zone_id", "zone_id"),
+    ("application", "application"),
+    ("group_name", "group"),
+)
+_TARGET_COLUMNS: tuple[str, ...] = (
+    "resource_id",
+    "provider",
+    "resource_type",
+    "agent_sn",
+    "agent_status",
+    *(name for name, _ in _PROPERTY_COLUMNS),
+    "region_id",
+    "project_id",
+)
+
+
+def orders_batch(rows: Iterable[tuple[Order, OrderDetail | None, int, int]]) -> pa.RecordBatch:
+    """``script_orders`` rows from (list entry, detail, batch_count, total_instances).
+
+    The detail is the fresher read of the ticket; the list entry fills what the detail lacks.
+    """
+    cols: dict[str, list] = {n: [] for n in SCRIPT_ORDERS.names}
+    for order, detail, batch_count, total in rows:
+        d = detail or OrderDetail()
+        props = d.properties
+        param = props.execute_param if props is not None else None
+        cols["execute_uuid"].append(order.execute_uuid)
+        cols["order_id"].append(order.order_id)
+        cols["order_name"].append(order.order_name)
+        cols["creator"].append(_first(d.creator, order.creator))
+        cols["status"].append(_first(d.status, order.status))
+        cols["created_at"].append(_first(d.gmt_created, order.gmt_created))
+        cols["finished_at"].append(_first(d.gmt_finished, order.gmt_finished))
+        cols["execute_costs"].append(_first(d.execute_costs, order.execute_costs))
+        cols["duration_ms"].append(None)
+        cols["region_ids"].append(order.properties.region_ids if order.properties else None)
+        cols["script_uuid"].append(props.script_uuid if props else None)
+        cols["script_name"].append(props.script_name if props else None)
+        cols["script_version_name"].append(props.script_version_name if props else None)
+        cols["execute_user"].append(param.execute_user if param else None)
+        cols["timeout_s"].append(param.timeout if param else None)
+        cols["success_rate"].append(param.success_rate if param else None)
+        cols["batch_count"].append(batch_count)
+        cols["total_instances"].append(total)
+    arrays = {f.name: pa.array(cols[f.name], type=f.type) for f in SCRIPT_ORDERS}
+    arrays["duration_ms"] = _duration(arrays["created_at"], arrays["finished_at"])
+    return pa.RecordBatch.from_arrays(
+        [arrays[n] for n in SCRIPT_ORDERS.names], schema=SCRIPT_ORDERS
+    )
+
+
+def batches_batch(rows: Iterable[tuple[str, BatchSummary, int]]) -> pa.RecordBatch:
+    """``order_batches`` rows from (execute_uuid, batch list entry, instances ingested)."""
+    cols: dict[str, list] = {n: [] for n in ORDER_BATCHES.names}
+    for execute_uuid, batch, ingested in rows:
+        cols["execute_uuid"].append(execute_uuid)
+        cols["batch_index"].append(batch.batch_index)
+        cols["total_instances"].append(batch.total_instances)
+        cols["rotation_strategy"].append(batch.rotation_strategy)
+        cols["instances_ingested"].append(ingested)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(cols[f.name], type=f.type) for f in ORDER_BATCHES], schema=ORDER_BATCHES
+    )
+
+
+def _first(*values):
+    for v in values:
+        if v is not None:
+            return v
+    return None

@@ -1,0 +1,152 @@
+"""Data checks of one published day, read back from the Parquet that landed.
+
+Plain functions returning ``CheckOutcome``s; the Dagster assets turn them into asset check
+results. They read the published files (not what the run meant to write), so a check that
+passes says something about what readers will see.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from pipelines.coc.models import INSTANCE_STATUSES
+from pipelines.ingest import DayResult
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    asset: str
+    passed: bool
+    description: str
+    warn_only: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_day(root: str, table: str, day: str, columns: list[str] | None) -> pa.Table:
+    """The published rows of one table's day (only ``columns``)."""
+    if "://" in root:
+        fs, base = pafs.FileSystem.from_uri(root)
+    else:
+        fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
+    path = f"{base.rstrip('/')}/{table}/dt={day}"
+    dataset = ds.dataset(path, format="parquet", filesystem=fs)
+    return dataset.to_table(columns=columns)
+
+
+def day_checks(result: DayResult, root: str) -> list[CheckOutcome]:
+    day = result.day.isoformat()
+    inst = read_day(
+        root,
+        "execution_instances",
+        day,
+        ["execute_uuid", "batch_index", "instance_id", "status", "created_at", "finished_at"],
+    )
+    return [
+        _keys_unique(inst, day),
+        _statuses_valid(inst, day),
+        _finished_after_created(inst, day),
+        _batch_counts(result, day),
+        _ticket_count(result, read_day(root, "script_orders", day, ["execute_uuid"]), day),
+    ]
+
+
+def _keys_unique(inst: pa.Table, day: str) -> CheckOutcome:
+    keys = ["execute_uuid", "batch_index", "instance_id"]
+    nulls = sum(inst[k].null_count for k in keys)
+    distinct = inst.group_by(keys).aggregate([]).num_rows if inst.num_rows else 0
+    duplicates = inst.num_rows - distinct
+    return CheckOutcome(
+        name="keys_unique",
+        asset="execution_instances",
+        passed=nulls == 0 and duplicates == 0,
+        description=f"{day}: {inst.num_rows} rows, {duplicates} duplicate keys, {nulls} null keys",
+        metadata={"rows": inst.num_rows, "duplicate_keys": duplicates, "null_keys": nulls},
+    )
+
+
+def _statuses_valid(inst: pa.Table, day: str) -> CheckOutcome:
+    status = inst["status"]
+    allowed = pa.array(sorted(INSTANCE_STATUSES))
+    unknown = pc.sum(pc.invert(pc.is_in(status, value_set=allowed)).fill_null(False)).as_py() or 0
+    values = sorted(
+        {v for v in pc.unique(status).to_pylist() if v not in INSTANCE_STATUSES} - {None}
+    )
+    return CheckOutcome(
+        name="statuses_valid",
+        asset="execution_instances",
+        passed=unknown == 0,
+        description=(
+            f"{day}: every status is one of the documented {len(INSTANCE_STATUSES)}"
+            if unknown == 0
+            else f"{day}: {unknown} rows with undocumented statuses {values[:10]}"
+        ),
+        metadata={"unknown_status_rows": unknown, "null_status_rows": status.null_count},
+    )
+
+
+def _finished_after_created(inst: pa.Table, day: str) -> CheckOutcome:
+    bad = pc.sum(pc.less(inst["finished_at"], inst["created_at"]).fill_null(False)).as_py() or 0
+    return CheckOutcome(
+        name="finished_after_created",
+        asset="execution_instances",
+        passed=bad == 0,
+        description=f"{day}: {bad} rows finished before they were created",
+        metadata={"rows_finished_before_created": bad},
+    )
+
+
+def _batch_counts(result: DayResult, day: str) -> CheckOutcome:
+    hard: list[str] = []
+    soft: list[str] = []
+    for uuid, (status, batches) in result.tickets.items():
+        for index, (total, ingested) in batches.items():
+            if total is None or total == ingested:
+                continue
+            line = f"ticket={uuid} batch={index}: {ingested} of {total}"
+            (soft if status == "PROCESSING" else hard).append(line)
+    if hard:
+        description = f"{day}: {len(hard)} batches differ from their total_instances"
+    elif soft:
+        description = (
+            f"{day}: all finished batches complete; {len(soft)} batches of tickets still "
+            "PROCESSING differ from their total (they change until the ticket ends)"
+        )
+    else:
+        description = f"{day}: every batch has exactly its total_instances rows"
+    return CheckOutcome(
+        name="batch_counts_match",
+        asset="order_batches",
+        passed=not hard,
+        warn_only=not hard and bool(soft),
+        description=description,
+        metadata={"mismatched": hard[:20], "processing_mismatched": soft[:20]},
+    )
+
+
+def _ticket_count(result: DayResult, orders: pa.Table, day: str) -> CheckOutcome:
+    walk = result.walk
+    expected = None if walk.list_total is None else walk.list_total - walk.outside_window
+    landed = orders.num_rows
+    passed = expected is None or landed == expected
+    return CheckOutcome(
+        name="ticket_count_matches_list",
+        asset="script_orders",
+        passed=passed,
+        description=(
+            f"{day}: {landed} tickets landed; the list reported {walk.list_total}, "
+            f"{walk.outside_window} of them outside the day"
+        ),
+        metadata={
+            "tickets": landed,
+            "list_total": walk.list_total,
+            "outside_window": walk.outside_window,
+        },
+    )
