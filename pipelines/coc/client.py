@@ -400,11 +400,13 @@ class CocClient:
 
     def _delay(self, failure: errors.CocError, attempt: int) -> float:
         retry_after = getattr(failure, "retry_after", None)
+        if retry_after is not None:  # capped before the gate sees it: its pause is shared
+            retry_after = min(retry_after, self.retry.max_retry_after_s)
         if isinstance(failure, errors.ApiError) and failure.status == 429:
             assert self.gate is not None
             self.gate.throttle(retry_after)
         if retry_after is not None:
-            return min(retry_after, self.retry.max_retry_after_s)
+            return retry_after
         return backoff_s(attempt, self.retry)
 
     async def _attempt(

@@ -20,6 +20,8 @@ _ADAPTIVE_FLOOR = 1.0
 _DECREASE = 0.75
 #: requests/s added per second of unthrottled running
 _INCREASE_PER_S = 0.5
+#: 429s closer together than this are one congestion signal
+_CUT_INTERVAL_S = 1.0
 
 
 class RequestGate:
@@ -34,6 +36,8 @@ class RequestGate:
         self._lock = asyncio.Lock()
         self._last_raise = time.monotonic()
         self.throttled = 0
+        self._paused_until = 0.0
+        self._last_cut = -_CUT_INTERVAL_S
         self._recent: deque[float] = deque(maxlen=4096)
 
     @property
@@ -56,18 +60,22 @@ class RequestGate:
         return len(recent) / window_s
 
     async def _wait_turn(self) -> None:
-        now = time.monotonic()
-        if self._rate is None:
-            if self._next_slot > now:  # a shared pause after a 429
-                await asyncio.sleep(self._next_slot - now)
-            self._recent.append(time.monotonic())
-            return
-        self._recover(now)
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / self._rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        self._recent.append(slot)
+        while True:
+            now = time.monotonic()
+            if self._rate is None:
+                wait = self._paused_until - now
+            else:
+                self._recover(now)
+                slot = max(now, self._next_slot, self._paused_until)
+                self._next_slot = slot + 1.0 / self._rate
+                wait = slot - now
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+            if time.monotonic() >= self._paused_until:
+                break
+            # a 429 arrived while this task waited: queue again behind the shared pause
+        self._recent.append(time.monotonic())
 
     def _recover(self, now: float) -> None:
         if not self.adaptive or self._rate is None:
@@ -84,11 +92,16 @@ class RequestGate:
             self._last_raise = now
 
     def throttle(self, retry_after_s: float | None) -> None:
-        """A 429 came back: pause everyone, and in adaptive mode slow down."""
+        """A 429 came back: pause everyone, and in adaptive mode slow down.
+
+        The rate is cut at most once per ``_CUT_INTERVAL_S``: the requests that were in flight
+        when the server began throttling all come back 429 together, and they are one signal.
+        """
         self.throttled += 1
         now = time.monotonic()
         pause = retry_after_s if retry_after_s is not None else 0.0
-        if self.adaptive:
+        if self.adaptive and now - self._last_cut >= _CUT_INTERVAL_S:
+            self._last_cut = now
             base = (
                 self._rate if self._rate is not None else (self.observed_rps() or _ADAPTIVE_FLOOR)
             )
@@ -96,4 +109,7 @@ class RequestGate:
             self._last_raise = now + pause
             if retry_after_s is None:
                 pause = max(pause, 1.0 / self._rate)
+        elif self._rate is not None and retry_after_s is None:
+            pause = max(pause, 1.0 / self._rate)
+        self._paused_until = max(self._paused_until, now + pause)
         self._next_slot = max(self._next_slot, now + pause)

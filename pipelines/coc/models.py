@@ -20,7 +20,7 @@ INSTANCE_STATUSES = frozenset(
 BATCH_STATUS_FILTERS = frozenset({"READY", "PROCESSING", "ABNORMAL", "CANCELED", "FINISHED"})
 
 
-class _Record(msgspec.Struct, kw_only=True, omit_defaults=True):
+class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     pass
 
 

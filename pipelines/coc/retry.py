@@ -41,7 +41,7 @@ def is_retriable(exc: BaseException) -> bool:
 
 def backoff_s(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Full-jitter delay before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-    ceiling = min(policy.cap_s, policy.base_s * (2 ** (attempt - 1)))
+    ceiling = min(policy.cap_s, policy.base_s * (2 ** min(attempt - 1, 64)))  # no overflow
     return (rng or random).uniform(0, ceiling)
 
 
