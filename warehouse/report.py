@@ -9,6 +9,7 @@ warehouse that stopped being fed shows its last data with its dates rather than 
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -91,7 +92,7 @@ def format_report(rows: Sequence[ReportRow], *, by: str = "region") -> str:
         for r in rows
     ]
     total = ("total", "", f"{instances:,}", f"{failed:,}", _percent(_rate(failed, instances)))
-    widths = [max(len(line[i]) for line in (header, *body, total)) for i in range(len(header))]
+    widths = [max(_width(line[i]) for line in (header, *body, total)) for i in range(len(header))]
     rule = tuple("-" * w for w in widths)
     lines = [
         f"Failure rate by {by}, {first.isoformat()} to {last.isoformat()}",
@@ -111,9 +112,14 @@ def _grouping_column(by: str) -> str:
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
     """Text columns (day, key) left-aligned, numbers right-aligned."""
-    left = [cell.ljust(width) for cell, width in zip(cells[:2], widths[:2], strict=True)]
-    right = [cell.rjust(width) for cell, width in zip(cells[2:], widths[2:], strict=True)]
+    left = [cell + " " * (w - _width(cell)) for cell, w in zip(cells[:2], widths[:2], strict=True)]
+    right = [" " * (w - _width(cell)) + cell for cell, w in zip(cells[2:], widths[2:], strict=True)]
     return "  ".join(left + right).rstrip()
+
+
+def _width(text: str) -> int:
+    """Columns a string takes in a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def _rate(failed: int, instances: int) -> float | None:

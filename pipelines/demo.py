@@ -1,0 +1,125 @@
+"""``make demo``: the embedded simulator, the last N days through Dagster, a DuckDB report.
+
+Runs the contract's own command (``dagster asset materialize -m pipelines.definitions
+--select '*' --partition-range ...``) in a subprocess against the simulator on loopback,
+signing every request with AK/SK, then reads the marts back through DuckDB.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipelines.simulator.data import SimConfig
+from pipelines.simulator.server import SimulatorServer
+from warehouse.report import failure_report, format_report
+
+DEMO_AK = "DEMOACCESSKEY"
+_SHOWN = (" - coc_day - ", " - coc_warehouse - ")
+
+
+def _step(label: str, started: float) -> float:
+    now = time.monotonic()
+    print(f"  done in {now - started:.1f}s: {label}", flush=True)
+    return now
+
+
+def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
+    root = Path(base).resolve()
+    warehouse = root / "warehouse"
+    dagster_home = root / "dagster_home"
+    logs = root / "logs"
+    for folder in (warehouse, dagster_home, logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    sk = secrets.token_hex(16)  # a throwaway key: the simulator checks every signature
+    total_started = time.monotonic()
+
+    print("1/3 starting the embedded COC simulator on loopback", flush=True)
+    started = time.monotonic()
+    with SimulatorServer(SimConfig(seed=seed), ak=DEMO_AK, sk=sk) as sim:
+        started = _step(f"simulator at {sim.url} (AK/SK signatures verified)", started)
+        last = datetime.now(UTC).date() - timedelta(days=1)
+        first = last - timedelta(days=days - 1)
+        print(f"2/3 materializing {first}...{last} with Dagster", flush=True)
+        env = {
+            **os.environ,
+            "COC_ENDPOINT": sim.url,
+            "COC_AK": DEMO_AK,
+            "COC_SK": sk,
+            "COC_WAREHOUSE": str(warehouse),
+            "COC_MAX_RPS": os.environ.get("COC_MAX_RPS", "0"),
+            "DAGSTER_HOME": str(dagster_home),
+        }
+        env.pop("COC_TOKEN", None)
+        env.pop("COC_DUCKDB", None)
+        env.pop("COC_TIMEZONE", None)
+        command = [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "*",
+            "--partition-range",
+            f"{first}...{last}",
+        ]
+        log_path = logs / "materialize.log"
+        code = _run_streaming(command, env, log_path)
+        if code != 0:
+            print(f"materialization failed (exit {code}); the full log is {log_path}")
+            return code
+        started = _step(f"{days} partitions, {sim.stats.total} requests served", started)
+
+    duckdb_path = warehouse / "coc.duckdb"
+    print("3/3 failure rates, read back through DuckDB", flush=True)
+    print()
+    print(format_report(failure_report(str(duckdb_path), days=days, by="region"), by="region"))
+    print()
+    print(format_report(failure_report(str(duckdb_path), days=days, by="script"), by="script"))
+    print()
+    _step("report", started)
+    print(f"total {time.monotonic() - total_started:.1f}s")
+    print()
+    print(f"Parquet:  {warehouse}/<table>/dt=YYYY-MM-DD/*.parquet")
+    print(f"DuckDB:   {duckdb_path}")
+    print(
+        f"          .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_path}', "
+        "read_only=True).sql('SELECT * FROM failure_rates_daily LIMIT 10'))\""
+    )
+    print(f"Run log:  {log_path}")
+    print("Dagster UI on the same runs and data:")
+    print(f"          DAGSTER_HOME={dagster_home} COC_WAREHOUSE={warehouse} \\")
+    print("          .venv/bin/dagster dev -w workspace.yaml")
+    print("          (to materialize from the UI, start `.venv/bin/coc-etl simulator --port 8765`")
+    print("          and add COC_ENDPOINT=http://127.0.0.1:8765 to that command)")
+    return 0
+
+
+def _run_streaming(command: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run ``command``; keep its whole output in ``log_path``, show our progress lines."""
+    with (
+        open(log_path, "w", encoding="utf-8") as log,
+        subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if " - INFO - " in line and any(s in line for s in _SHOWN):
+                print("  " + line.rstrip().split(" - ")[-1], flush=True)
+            elif " - ERROR - " in line:
+                print("  " + line.rstrip(), flush=True)
+        return process.wait()
