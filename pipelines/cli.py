@@ -104,22 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest day(s) without Dagster, then rebuild coc.duckdb")
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
     p.add_argument("--to", type=_day, help="last day, inclusive (default: the first day)")
-    p.set_defaults(func=_cmd_ingest)
+    p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
-    p.set_defaults(func=_cmd_build)
+    p.set_defaults(handler=_cmd_build)
 
     p = sub.add_parser("report", help="print failure rates from coc.duckdb")
     p.add_argument("--days", type=int, default=7, help="how many recent days (default 7)")
     p.add_argument("--by", choices=("region", "zone", "application", "script"), default="region")
     p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("demo", help="simulator + Dagster + DuckDB on this machine")
     p.add_argument("--dir", default=".demo", help="where the demo's data goes (default .demo)")
     p.add_argument("--days", type=int, default=7, help="daily partitions to materialize")
     p.add_argument("--seed", type=int, default=7, help="simulator seed")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(handler=_cmd_demo)
     return parser
 
 
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.monotonic()
     try:
-        return int(args.func(args) or 0)
+        return int(args.handler(args) or 0)
     except ConfigError as exc:
         print(f"coc-etl: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
