@@ -44,6 +44,8 @@ class ClientSettings:
     list_limit: int = DEFAULT_LIST_LIMIT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
+    #: ``aiohttp`` (measured faster, see ``pipelines/coc/transport.py``) or ``httpx``'s own
+    transport: str = "aiohttp"
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
@@ -53,6 +55,8 @@ class ClientSettings:
             raise ConfigError(f"COC_CONCURRENCY must be >= 1, got {self.concurrency}")
         if self.max_rps is not None and self.max_rps <= 0:
             raise ConfigError(f"COC_MAX_RPS must be > 0, got {self.max_rps}")
+        if self.transport not in ("aiohttp", "httpx"):
+            raise ConfigError(f"transport must be 'aiohttp' or 'httpx', got {self.transport!r}")
         if not 1 <= self.page_limit <= 50:
             raise ConfigError(f"page limit must be within 1..50, got {self.page_limit}")
 

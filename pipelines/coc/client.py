@@ -45,6 +45,7 @@ from pipelines.coc.retry import (
     is_retriable,
     parse_retry_after,
 )
+from pipelines.coc.transport import AiohttpTransport
 from pipelines.settings import ClientSettings
 
 log = logging.getLogger(__name__)
@@ -173,14 +174,20 @@ class CocClient:
         limits = httpx.Limits(
             max_connections=s.concurrency, max_keepalive_connections=s.concurrency
         )
+        verify = _verify(s)
+        transport = self._transport
+        if transport is None and s.transport == "aiohttp":
+            transport = AiohttpTransport(
+                verify=verify, max_connections=s.concurrency, timeout_s=s.timeout_s
+            )
         self._http = httpx.AsyncClient(
             base_url=s.endpoint.rstrip("/"),
             auth=build_auth(s),
-            verify=_verify(s),
+            verify=verify,
             timeout=httpx.Timeout(s.timeout_s),
             limits=limits,
             follow_redirects=False,
-            transport=self._transport,
+            transport=transport,
             headers={"accept": "application/json", "user-agent": "coc-warehouse/0.1"},
         )
         self.gate = RequestGate(max_rps=s.max_rps, concurrency=s.concurrency, adaptive=s.adaptive)
@@ -426,6 +433,13 @@ class CocClient:
                 response = await self._http.get(path, params=params)
             except httpx.TransportError as exc:
                 m.transport_errors += 1
+                if _certificate_failure(exc):
+                    raise errors.ConfigError(
+                        f"the TLS certificate of {self.settings.endpoint} is not trusted "
+                        f"({exc}); for a private certificate authority set COC_CA_BUNDLE",
+                        path=path,
+                        **where,
+                    ) from None
                 raise errors.TransportError(
                     f"{type(exc).__name__} calling {endpoint}: {exc}", path=path, **where
                 ) from None
@@ -447,6 +461,15 @@ class CocClient:
         elif status >= 500:
             m.server_errors += 1
         raise _api_error(endpoint, status, body, response.headers, path, where)
+
+
+def _certificate_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _api_error(

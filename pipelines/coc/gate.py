@@ -18,8 +18,10 @@ from contextlib import asynccontextmanager
 #: the starting rate when no cap is configured but adaptive pacing kicks in after a 429
 _ADAPTIVE_FLOOR = 1.0
 _DECREASE = 0.75
-#: requests/s added per second of unthrottled running
+#: requests/s added per second of unthrottled running: at least this many ...
 _INCREASE_PER_S = 0.5
+#: ... or this fraction of the current rate, whichever is more
+_INCREASE_FRACTION = 0.05
 #: 429s closer together than this are one congestion signal
 _CUT_INTERVAL_S = 1.0
 
@@ -51,13 +53,19 @@ class RequestGate:
             await self._wait_turn()
             yield
 
-    def observed_rps(self, window_s: float = 2.0) -> float | None:
-        """Requests/s let through over the last ``window_s`` seconds."""
+    def observed_rps(
+        self, window_s: float = 2.0, min_span_s: float = 0.25, min_count: int = 10
+    ) -> float | None:
+        """Requests/s let through over the last ``window_s`` seconds; None on too little
+        evidence (fewer than ``min_count`` requests, or all within ``min_span_s``)."""
         now = time.monotonic()
         recent = [t for t in self._recent if now - t <= window_s]
-        if len(recent) < 2:
+        if len(recent) < min_count:
             return None
-        return len(recent) / window_s
+        span = now - recent[0]
+        if span < min_span_s:
+            return None
+        return len(recent) / span
 
     async def _wait_turn(self) -> None:
         while True:
@@ -84,7 +92,7 @@ class RequestGate:
         if ceiling is not None and self._rate >= ceiling:
             self._last_raise = now
             return
-        gained = (now - self._last_raise) * _INCREASE_PER_S
+        gained = (now - self._last_raise) * max(_INCREASE_PER_S, self._rate * _INCREASE_FRACTION)
         if gained >= 0.1:
             self._rate += gained
             if ceiling is not None:
@@ -102,12 +110,13 @@ class RequestGate:
         pause = retry_after_s if retry_after_s is not None else 0.0
         if self.adaptive and now - self._last_cut >= _CUT_INTERVAL_S:
             self._last_cut = now
-            base = (
-                self._rate if self._rate is not None else (self.observed_rps() or _ADAPTIVE_FLOOR)
-            )
-            self._rate = max(_ADAPTIVE_FLOOR, base * _DECREASE)
-            self._last_raise = now + pause
-            if retry_after_s is None:
+            # unpaced so far: start pacing just under the rate that was observed; with no
+            # usable observation (a 429 in the first moments of a run), only pause
+            base = self._rate if self._rate is not None else self.observed_rps()
+            if base is not None:
+                self._rate = max(_ADAPTIVE_FLOOR, base * _DECREASE)
+                self._last_raise = now + pause
+            if retry_after_s is None and self._rate is not None:
                 pause = max(pause, 1.0 / self._rate)
         elif self._rate is not None and retry_after_s is None:
             pause = max(pause, 1.0 / self._rate)

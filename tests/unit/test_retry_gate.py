@@ -282,11 +282,27 @@ def test_adaptive_throttle_without_a_cap_starts_pacing() -> None:
     async def main() -> None:
         gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
         assert gate.rate is None
+        now = time.monotonic()
+        gate._recent.extend(now - 1.0 + i * 0.01 for i in range(100))  # ~100 requests/s
         gate.throttle(None)
-        assert gate.rate is not None and gate.rate >= 1.0
+        assert gate.rate is not None and 50 <= gate.rate <= 100  # just under what was sent
         before = gate.rate
         gate._recover(time.monotonic() + 60)
         assert gate.rate > before  # no ceiling: keeps creeping up
+
+    asyncio.run(main())
+
+
+def test_a_429_before_any_observation_only_pauses() -> None:
+    async def main() -> None:
+        gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
+        async with gate.slot():
+            pass
+        gate.throttle(0.05)
+        assert gate.rate is None  # no evidence of the server's rate: no pacing at 1/s
+        started = time.monotonic()
+        async with gate.slot():
+            assert time.monotonic() - started >= 0.04  # but everyone waits the pause out
 
     asyncio.run(main())
 
