@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from dagster import (
+    AssetSelection,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
@@ -29,8 +30,8 @@ def nightly_range(scheduled: datetime, lookback_days: int) -> tuple[str, str]:
     return first.isoformat(), yesterday.isoformat()
 
 
-def build_nightly_schedule(partitions_def, timezone: str, lookback_days: int) -> ScheduleDefinition:
-    job = define_asset_job("coc_nightly", selection="*", partitions_def=partitions_def)
+def build_nightly_schedule(timezone: str, lookback_days: int) -> ScheduleDefinition:
+    job = define_asset_job("coc_nightly", selection=AssetSelection.all())
 
     @schedule(
         name="coc_nightly_schedule",

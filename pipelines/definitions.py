@@ -44,7 +44,7 @@ def _build() -> Definitions:
     )
     return Definitions(
         assets=[build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
-        schedules=[build_nightly_schedule(partitions, timezone, lookback)],
+        schedules=[build_nightly_schedule(timezone, lookback)],
         resources={"coc": coc, "warehouse": warehouse},
     )
 

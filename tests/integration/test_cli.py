@@ -1,0 +1,137 @@
+"""The contract's commands, run as a user runs them: subprocesses against the simulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.simulator.data import SimConfig
+from pipelines.simulator.server import SimulatorServer
+
+AK = "CLITESTAK"
+SK = "cli-test-secret-key-0123456789abcdef"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorServer(SimConfig(seed=3, days=4, now=NOW), ak=AK, sk=SK) as server:
+        yield server
+
+
+def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
+    env.update(
+        COC_ENDPOINT=sim.url,
+        COC_AK=AK,
+        COC_SK=SK,
+        COC_WAREHOUSE=str(warehouse),
+        COC_MAX_RPS="0",
+        DAGSTER_HOME=str(warehouse.parent / "dagster_home"),
+    )
+    (warehouse.parent / "dagster_home").mkdir(parents=True, exist_ok=True)
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[2]
+    )
+
+
+@pytest.mark.slow
+def test_dagster_materializes_a_partition_range(sim: SimulatorServer, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    done = _run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "*",
+            "--partition-range",
+            "2026-11-18...2026-11-19",
+        ],
+        _env(sim, warehouse),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert SK not in done.stdout + done.stderr
+    con = duckdb.connect(str(warehouse / "coc.duckdb"), read_only=True)
+    days = con.execute("SELECT DISTINCT dt FROM execution_instances ORDER BY dt").fetchall()
+    assert days == [(date(2026, 11, 18),), (date(2026, 11, 19),)]
+    assert con.execute("SELECT count(*) FROM failure_rates_daily").fetchone()[0] > 0
+
+
+@pytest.mark.slow
+def test_a_missing_endpoint_is_a_clear_error(sim: SimulatorServer, tmp_path: Path) -> None:
+    env = _env(sim, tmp_path / "wh")
+    del env["COC_ENDPOINT"]
+    done = _run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "*",
+            "--partition",
+            "2026-11-18",
+        ],
+        env,
+    )
+    assert done.returncode != 0
+    assert "COC_ENDPOINT is not set" in done.stdout + done.stderr
+    assert SK not in done.stdout + done.stderr
+    assert not (tmp_path / "wh" / "execution_instances").exists()
+
+
+def test_coc_etl_ingest_then_report(sim: SimulatorServer, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], _env(sim, warehouse))
+    assert done.returncode == 0, done.stderr
+    assert "2026-11-18:" in done.stdout and "instances" in done.stdout
+    report = _run(
+        [str(BIN / "coc-etl"), "report", "--days", "3", "--by", "zone"], _env(sim, warehouse)
+    )
+    assert report.returncode == 0, report.stderr
+    assert "Failure rate by zone" in report.stdout and "total" in report.stdout
+
+
+def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(sim: SimulatorServer, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    env = _env(sim, warehouse)
+    assert _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env).returncode == 0
+    before = {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")}
+    start, end = sim.dataset.day_window("2026-11-18")
+    victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
+    sim.faults.update(forced={victim: 403})
+    try:
+        done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
+    finally:
+        sim.faults.reset()
+    assert done.returncode == 3
+    assert f"ticket={victim}" in done.stderr and "403" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert SK not in done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")} == before
+
+
+def test_coc_etl_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COC_")}
+    env.update(
+        COC_ENDPOINT="http://coc.example.com", COC_TOKEN="t0ken-secret", COC_WAREHOUSE=str(tmp_path)
+    )
+    done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
+    assert done.returncode == 2
+    assert "http://" in done.stderr and "t0ken-secret" not in done.stderr

@@ -1,0 +1,72 @@
+"""The Dagster wiring: definitions load, the nightly schedule asks for the right days."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from dagster import build_schedule_context
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from assets.schedules import nightly_range
+
+SECRET = "definitions-test-secret-value"
+
+
+@pytest.fixture
+def defs(monkeypatch: pytest.MonkeyPatch):
+    for name in ("COC_ENDPOINT", "COC_AK", "COC_SK", "COC_TOKEN", "COC_WAREHOUSE", "COC_DUCKDB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COC_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("COC_SK", SECRET)
+    monkeypatch.setenv("COC_AK", "AK")
+    import pipelines.definitions as module
+
+    return importlib.reload(module).defs
+
+
+def test_definitions_hold_the_assets_checks_and_schedule(defs) -> None:
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {
+        "script_orders",
+        "order_batches",
+        "execution_instances",
+        "warehouse",
+        "failure_rates_daily",
+        "host_failures",
+        "failure_messages",
+        "ticket_outcomes",
+    } <= keys
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"keys_unique", "batch_counts_match", "ticket_count_matches_list"} <= checks
+    schedule = defs.resolve_schedule_def("coc_nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Asia/Shanghai"
+
+
+def test_secrets_stay_environment_references(defs) -> None:
+    coc = defs.resources["coc"]
+    assert SECRET not in repr(coc)
+    assert SECRET not in str(coc.__dict__)
+
+
+def test_the_nightly_run_covers_yesterday_and_the_lookback(defs) -> None:
+    schedule = defs.resolve_schedule_def("coc_nightly_schedule")
+    when = datetime(2026, 11, 26, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    request = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when))
+    (run,) = request.run_requests
+    assert run.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-22"
+    assert run.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-25"
+    assert run.run_key == "nightly-2026-11-25"
+
+
+def test_nightly_range_arithmetic() -> None:
+    at = datetime(2026, 3, 1, 2, 0)
+    assert nightly_range(at, 3) == ("2026-02-25", "2026-02-28")
+    assert nightly_range(at, 0) == ("2026-02-28", "2026-02-28")
+    assert nightly_range(datetime(2024, 1, 2, 2), 3) == ("2024-01-01", "2024-01-01")
