@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.simulator.data import SimConfig
 from pipelines.simulator.server import SimulatorServer
-from warehouse.report import failure_report, format_report
+from warehouse.report import failure_report, format_hotspots, format_report
 
 DEMO_AK = "DEMOACCESSKEY"
 _SHOWN = (" - coc_day - ", " - coc_warehouse - ")
@@ -82,7 +82,7 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     print()
     print(format_report(failure_report(str(duckdb_path), days=days, by="region"), by="region"))
     print()
-    print(format_report(failure_report(str(duckdb_path), days=days, by="script"), by="script"))
+    print(format_hotspots(str(duckdb_path), days=days))
     print()
     _step("report", started)
     print(f"total {time.monotonic() - total_started:.1f}s")

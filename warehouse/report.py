@@ -128,3 +128,59 @@ def _rate(failed: int, instances: int) -> float | None:
 
 def _percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def format_hotspots(duckdb_path: str | os.PathLike[str], *, days: int = 7, top: int = 5) -> str:
+    """Where failures concentrate over the window: zones, scripts, agents, messages."""
+    con = connect(duckdb_path, read_only=True)
+    try:
+        last = con.execute("SELECT max(dt) FROM execution_instances").fetchone()[0]
+        if last is None:
+            return "(no data)"
+        first = last - timedelta(days=days - 1)
+        window = f"dt BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+        sections = []
+        for title, column in (("zones", "zone_id"), ("scripts", "script_name")):
+            rows = con.execute(
+                f"""
+                SELECT {column}, sum(instances), sum(failed), sum(failed) / sum(instances)
+                FROM failure_rates_daily WHERE {window}
+                GROUP BY ALL HAVING sum(instances) >= 100
+                ORDER BY 4 DESC NULLS LAST, 1 LIMIT {int(top)}
+                """
+            ).fetchall()
+            sections.append((f"highest failure rate by {title}", rows))
+        rows = con.execute(
+            f"""
+            SELECT agent_status, count(*) FILTER (status IN ('FINISHED','ABNORMAL','ROLLBACKED')),
+                   count(*) FILTER (status = 'ABNORMAL'),
+                   count(*) FILTER (status = 'ABNORMAL')
+                   / count(*) FILTER (status IN ('FINISHED','ABNORMAL','ROLLBACKED'))
+            FROM execution_instances WHERE {window}
+            GROUP BY ALL ORDER BY 4 DESC NULLS LAST LIMIT {int(top)}
+            """
+        ).fetchall()
+        sections.append(("failure rate by agent status", rows))
+        messages = con.execute(
+            f"""
+            SELECT message_pattern, instances, hosts FROM failure_messages
+            WHERE CAST(last_seen AS DATE) >= DATE '{first.isoformat()}'
+            ORDER BY instances DESC LIMIT 3
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    lines = []
+    for title, rows in sections:
+        lines.append(f"{title}:")
+        for key, instances, failed, rate in rows:
+            label = NULL_KEY if key is None else str(key)
+            lines.append(
+                f"  {label}{' ' * max(1, 24 - _width(label))}{_percent(rate):>6} "
+                f"({failed:,} of {instances:,})"
+            )
+    lines.append("most frequent failure messages (digits, ids, addresses masked):")
+    for pattern, instances, hosts in messages:
+        text = (pattern or "(no message)").replace("\n", " ")
+        lines.append(f"  {instances:>6,} on {hosts:,} hosts  {text[:90]}")
+    return "\n".join(lines)
