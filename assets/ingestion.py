@@ -64,8 +64,8 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
 
         def on_day(result: DayResult) -> None:
             context.log.info(
-                f"{result.day}: published {result.rows} instances of "
-                f"{result.walk.tickets} tickets in {result.seconds:.1f}s "
+                f"{result.day}: published {result.rows} instances of {result.walk.tickets} "
+                f"tickets, {result.walk.batches} batches in {result.seconds:.1f}s "
                 f"({result.requests['requests']} requests, {result.requests['retries']} retries)"
             )
 
