@@ -112,6 +112,22 @@ class InstanceColumns:
         self._attr_values: list[str | None] = []
         self.rows = 0
 
+    def _append_attribute_lists(self, lists: list[list | None]) -> None:
+        """Many rows' ``custom_attributes`` at once: flat keys and values, and offsets."""
+        keys = [a.key for attrs in lists if attrs for a in attrs]
+        if None in keys:  # a key-less attribute cannot be a map entry: the row-by-row path
+            for attrs in lists:
+                self._append_attributes(attrs)
+            return
+        self._attr_keys.extend(keys)
+        self._attr_values.extend([a.value for attrs in lists if attrs for a in attrs])
+        self._attr_valid.extend([attrs is not None for attrs in lists])
+        offsets = self._attr_offsets
+        end = offsets[-1]
+        for size in [len(attrs) if attrs else 0 for attrs in lists]:
+            end += size
+            offsets.append(end)
+
     def _append_attributes(self, attributes: list | None) -> None:
         if attributes is None:
             self._attr_valid.append(False)
@@ -157,11 +173,18 @@ class InstanceColumns:
         c["resource_type"].extend([t.type for t in targets])
         c["agent_sn"].extend([t.agent_sn for t in targets])
         c["agent_status"].extend([t.agent_status for t in targets])
-        for t in targets:
-            self._append_attributes(t.custom_attributes)
+        self._append_attribute_lists([t.custom_attributes for t in targets])
         props = [t.properties for t in targets]
-        for name, attr in _PROPERTY_COLUMNS:
-            c[name].extend([getattr(p, attr) if p is not None else None for p in props])
+        if None in props:
+            for name, attr in _PROPERTY_COLUMNS:
+                c[name].extend([getattr(p, attr) if p is not None else None for p in props])
+        else:
+            c["host_name"].extend([p.host_name for p in props])
+            c["fixed_ip"].extend([p.fixed_ip for p in props])
+            c["floating_ip"].extend([p.floating_ip for p in props])
+            c["zone_id"].extend([p.zone_id for p in props])
+            c["application"].extend([p.application for p in props])
+            c["group_name"].extend([p.group for p in props])
         c["region_id"].extend(
             [
                 p.region_id if p is not None and p.region_id is not None else t.region_id

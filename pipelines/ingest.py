@@ -4,10 +4,13 @@
 connection pool, one rate gate) for all the days of a run and ingests them one after
 another; each day is published whole or not at all.
 
-Pages are flattened in the event loop as they arrive and handed, every ``flush_rows`` rows,
-as a record batch to one writer thread that encodes and compresses Parquet while the next
-pages are fetched. At most ``_MAX_PENDING_WRITES`` batches wait for that thread, so memory
-stays bounded whatever the size of the day.
+Two ways to turn pages into Parquet, same result:
+
+* ``offload=True`` (the default): the fetching process decodes only ids and totals and ships
+  page bodies to a ``FlattenWorker`` process that decodes, flattens and writes them, so
+  fetching and flattening use both cores (``pipelines/offload.py``);
+* ``offload=False``: everything in this process (``pipelines/load.py``), decoded pages
+  flattened in the event loop and written by one thread.
 """
 
 from __future__ import annotations
@@ -16,24 +19,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import httpx
 
-from pipelines.coc.client import CocClient
+from pipelines.coc.client import CocClient, RawPage
 from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
-from pipelines.flatten import InstanceColumns, batches_batch, orders_batch
+from pipelines.flatten import batches_batch, orders_batch
+from pipelines.load import FLUSH_ROWS, InstanceLoader
+from pipelines.offload import FlattenWorker
 from pipelines.parquet import DayWriter, TableStats
 from pipelines.settings import ClientSettings, WarehouseSettings
 from pipelines.walk import TicketRead, WalkStats, walk_day
 
 log = logging.getLogger(__name__)
 
-FLUSH_ROWS = 50_000
-_MAX_PENDING_WRITES = 2
+#: execute_uuid -> (ticket status, {batch_index: (total_instances, instances ingested)})
+TicketLedger = dict[str, tuple[str | None, dict[int, tuple[int | None, int]]]]
 
 
 @dataclass
@@ -45,34 +50,20 @@ class DayResult:
     tables: dict[str, TableStats]
     requests: dict[str, Any]
     seconds: float
-    run_id: str
-    #: the day's tickets as read: execute_uuid -> (status, {batch_index: (total, ingested)})
-    tickets: dict[str, tuple[str | None, dict[int, tuple[int | None, int]]]] = field(
-        default_factory=dict
-    )
+    tickets: TicketLedger = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
         return self.tables["execution_instances"].rows
 
 
-class _DayLoad:
-    """The walk's sink: column buffers in the loop, Parquet writes in one thread."""
+class _Tickets:
+    """The small tables, gathered as tickets complete: script_orders and order_batches."""
 
-    def __init__(self, writer: DayWriter, pool: ThreadPoolExecutor, flush_rows: int) -> None:
-        self.writer = writer
-        self.pool = pool
-        self.flush_rows = flush_rows
-        self.columns = InstanceColumns()
+    def __init__(self) -> None:
         self.orders: list[tuple[Order, OrderDetail | None, int, int | None]] = []
         self.batches: list[tuple[str, BatchSummary, int]] = []
-        self.tickets: dict[str, tuple[str | None, dict[int, tuple[int | None, int]]]] = {}
-        self._pending: list[Future[None]] = []
-
-    def instances(self, execute_uuid: str, batch_index: int, page: list[Instance]) -> None:
-        self.columns.append(execute_uuid, batch_index, page)
-        if self.columns.rows >= self.flush_rows:
-            self._submit(self.columns.take())
+        self.ledger: TicketLedger = {}
 
     def ticket(self, read: TicketRead) -> None:
         totals = [b.total_instances for b in read.batches]
@@ -83,32 +74,35 @@ class _DayLoad:
             ingested = read.ingested(b.batch_index)
             self.batches.append((read.execute_uuid, b, ingested))
             per_batch[b.batch_index] = (b.total_instances, ingested)
-        self.tickets[read.execute_uuid] = (read.detail.status or read.order.status, per_batch)
+        self.ledger[read.execute_uuid] = (read.detail.status or read.order.status, per_batch)
 
-    def _submit(self, batch: Any, table: str = "execution_instances") -> None:
-        while len(self._pending) >= _MAX_PENDING_WRITES:
-            self._pending.pop(0).result()  # back-pressure, and surface a write error now
-        self._pending.append(self.pool.submit(self.writer.write, table, batch))
+    def tables(self) -> list[tuple[str, Any]]:
+        return [
+            ("script_orders", orders_batch(self.orders)),
+            ("order_batches", batches_batch(self.batches)),
+        ]
 
-    def finish(self) -> None:
-        if self.columns.rows:
-            self._submit(self.columns.take())
-        self._submit(orders_batch(self.orders), "script_orders")
-        self._submit(batches_batch(self.batches), "order_batches")
-        self.drain()
 
-    def drain(self) -> None:
-        while self._pending:
-            self._pending.pop(0).result()
+class _InlineSink(_Tickets):
+    raw_pages = False
 
-    def drain_quietly(self) -> None:
-        """Wait for queued writes after a failure; their own errors matter less."""
-        for pending in self._pending:
-            try:
-                pending.result()
-            except Exception:
-                log.debug("a queued write failed while aborting", exc_info=True)
-        self._pending.clear()
+    def __init__(self, loader: InstanceLoader) -> None:
+        super().__init__()
+        self.loader = loader
+
+    def instances(self, execute_uuid: str, batch_index: int, page: list[Instance]) -> None:
+        self.loader.add(execute_uuid, batch_index, page)
+
+
+class _OffloadSink(_Tickets):
+    raw_pages = True
+
+    def __init__(self, worker: FlattenWorker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
+        self.worker.page(execute_uuid, batch_index, page)
 
 
 async def ingest_day(
@@ -116,6 +110,7 @@ async def ingest_day(
     *,
     day: date,
     warehouse: WarehouseSettings,
+    worker: FlattenWorker | None = None,
     flush_rows: int = FLUSH_ROWS,
     progress_every: int = 50,
     report: Callable[[str], None] | None = None,
@@ -123,33 +118,41 @@ async def ingest_day(
     """Walk ``day`` and publish its three tables; on any error the old partition stays."""
     started = time.monotonic()
     before = client.metrics.as_dict()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool:
-        writer = DayWriter(root=warehouse.warehouse, day=day)
-        with writer:
-            load = _DayLoad(writer, pool, flush_rows)
+    walk_kw: dict[str, Any] = {"progress_every": progress_every, "report": report}
+    if worker is not None:
+        sink: _Tickets = _OffloadSink(worker)
+        worker.begin(day, warehouse.warehouse)
+        try:
+            walk = await walk_day(client, day=day, tz=warehouse.tz, sink=sink, **walk_kw)
+            for name, batch in sink.tables():
+                worker.table(name, batch)
+            tables = await asyncio.to_thread(worker.commit)
+        except BaseException:
+            await asyncio.to_thread(worker.abort)
+            raise
+    else:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool,
+            DayWriter(root=warehouse.warehouse, day=day) as writer,
+        ):
+            loader = InstanceLoader(writer, pool, flush_rows)
+            sink = _InlineSink(loader)
             try:
-                walk = await walk_day(
-                    client,
-                    day=day,
-                    tz=warehouse.tz,
-                    sink=load,
-                    progress_every=progress_every,
-                    report=report,
-                )
-                load.finish()
+                walk = await walk_day(client, day=day, tz=warehouse.tz, sink=sink, **walk_kw)
+                for name, batch in sink.tables():
+                    loader.add_table(name, batch)
+                loader.finish()
             except BaseException:
-                load.drain_quietly()
+                loader.drain_quietly()
                 raise
             tables = await asyncio.to_thread(writer.commit)
-    after = client.metrics.as_dict()
     return DayResult(
         day=day,
         walk=walk,
         tables=tables,
-        requests=_delta(before, after),
+        requests=_delta(before, client.metrics.as_dict()),
         seconds=time.monotonic() - started,
-        run_id=writer.run_id,
-        tickets=load.tickets,
+        tickets=sink.ledger,
     )
 
 
@@ -173,18 +176,43 @@ async def ingest_days_async(
     report: Callable[[str], None] | None = None,
     on_day: Callable[[DayResult], None] | None = None,
     flush_rows: int = FLUSH_ROWS,
+    offload: bool = True,
 ) -> list[DayResult]:
     """Ingest several days with one client; stops at the first day that fails."""
     results = []
-    async with CocClient(settings, transport=transport) as client:
-        for day in days:
-            result = await ingest_day(
-                client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
-            )
-            if on_day is not None:
-                on_day(result)
-            results.append(result)
+    worker = await asyncio.to_thread(_start_worker, flush_rows) if offload else None
+    try:
+        async with CocClient(settings, transport=transport) as client:
+            for day in days:
+                result = await ingest_day(
+                    client,
+                    day=day,
+                    warehouse=warehouse,
+                    worker=worker,
+                    report=report,
+                    flush_rows=flush_rows,
+                )
+                if on_day is not None:
+                    on_day(result)
+                results.append(result)
+    finally:
+        if worker is not None:
+            await asyncio.to_thread(worker.close)
     return results
+
+
+def _start_worker(flush_rows: int) -> FlattenWorker | None:
+    """A flatten worker process, or None (and this process does the work) if it cannot start."""
+    try:
+        worker = FlattenWorker(flush_rows=flush_rows)
+    except OSError as exc:
+        log.warning("no flatten worker process (%s): flattening in this process", exc)
+        return None
+    if worker.wait_ready():
+        return worker
+    worker.close()
+    log.warning("the flatten worker process did not start: flattening in this process")
+    return None
 
 
 def ingest_days(

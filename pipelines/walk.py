@@ -22,7 +22,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from pipelines.coc import errors
-from pipelines.coc.client import BatchWalk, CocClient
+from pipelines.coc.client import BatchWalk, CocClient, RawPage
 from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,17 @@ class TicketRead:
 
 
 class DaySink(Protocol):
-    def instances(self, execute_uuid: str, batch_index: int, page: list[Instance]) -> None: ...
+    """Where a walk puts what it reads.
+
+    With ``raw_pages`` true, ``instances`` receives each batch page as a ``RawPage`` (the body
+    as received, only ids and total decoded here) instead of decoded instances.
+    """
+
+    raw_pages: bool
+
+    def instances(
+        self, execute_uuid: str, batch_index: int, page: list[Instance] | RawPage
+    ) -> None: ...
 
     def ticket(self, read: TicketRead) -> None: ...
 
@@ -170,6 +180,7 @@ async def walk_day(
 
 async def _read_ticket(client: CocClient, order: Order, sink: DaySink, stats: WalkStats) -> None:
     uuid = order.execute_uuid or ""
+    raw = getattr(sink, "raw_pages", False)
     detail, batches = await asyncio.gather(client.get_order(uuid), client.list_batches(uuid))
     _check_batches(uuid, batches)
     walks: dict[int, BatchWalk] = {}
@@ -177,11 +188,11 @@ async def _read_ticket(client: CocClient, order: Order, sink: DaySink, stats: Wa
     async def read_batch(batch: BatchSummary) -> None:
         index = batch.batch_index
 
-        def on_page(page: list[Instance]) -> None:
-            stats.instances += len(page)
+        def on_page(page: list[Instance] | RawPage) -> None:
+            stats.instances += page.count if isinstance(page, RawPage) else len(page)
             sink.instances(uuid, index, page)
 
-        walk = await client.walk_batch(uuid, index, on_page=on_page)
+        walk = await client.walk_batch(uuid, index, on_page=on_page, raw=raw)
         walks[index] = walk
         stats.pages += walk.pages
         stats.duplicates += walk.duplicates

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import msgspec
@@ -29,8 +29,8 @@ from pipelines.coc.gate import RequestGate
 from pipelines.coc.models import (
     BATCH_STATUS_FILTERS,
     BatchPage,
+    BatchPageIds,
     BatchSummary,
-    Instance,
     Order,
     OrderDetail,
     OrderPage,
@@ -58,7 +58,7 @@ ORDERS_PATH = "/v1/job/script/orders"
 
 _DECODERS: dict[Any, msgspec.json.Decoder] = {
     t: msgspec.json.Decoder(envelope_type(t))
-    for t in (OrderPage, OrderDetail, list[BatchSummary], BatchPage, Statistics)
+    for t in (OrderPage, OrderDetail, list[BatchSummary], BatchPage, BatchPageIds, Statistics)
 }
 
 
@@ -132,6 +132,17 @@ def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """A batch page as received, for a consumer that decodes it elsewhere."""
+
+    body: bytes
+    marker: int
+    #: positions of the records to keep (repeated ids dropped); None keeps them all
+    keep: list[int] | None
+    count: int
+
+
 @dataclass
 class BatchWalk:
     """The outcome of paging through one batch."""
@@ -180,8 +191,9 @@ class CocClient:
             transport = AiohttpTransport(
                 verify=verify, max_connections=s.concurrency, timeout_s=s.timeout_s
             )
+        self._base = s.endpoint.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=s.endpoint.rstrip("/"),
+            base_url=self._base,
             auth=build_auth(s),
             verify=verify,
             timeout=httpx.Timeout(s.timeout_s),
@@ -192,6 +204,11 @@ class CocClient:
         )
         self.gate = RequestGate(max_rps=s.max_rps, concurrency=s.concurrency, adaptive=s.adaptive)
         return self
+
+    def _url(self, path: str, params: Sequence[tuple[str, str]]) -> httpx.URL:
+        """The absolute URL, parsed once (httpx would parse a path plus params three times)."""
+        query = urlencode(params, quote_via=quote) if params else ""
+        return httpx.URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}")
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._http is not None:
@@ -251,6 +268,22 @@ class CocClient:
         limit: int | None = None,
         status: str | None = None,
     ) -> BatchPage:
+        """One page of a batch, fully decoded and validated."""
+        page, _ = await self._batch_page(
+            execute_uuid, batch_index, marker=marker, limit=limit, status=status, payload=BatchPage
+        )
+        return page
+
+    async def _batch_page(
+        self,
+        execute_uuid: str,
+        batch_index: int,
+        *,
+        marker: int,
+        limit: int | None,
+        status: str | None,
+        payload: type,
+    ) -> tuple[Any, bytes]:
         limit = self.settings.page_limit if limit is None else limit
         where = {"ticket": execute_uuid, "batch": batch_index, "marker": marker}
         check_uuid(execute_uuid)
@@ -266,8 +299,8 @@ class CocClient:
                 )
             params.append(("status", status))
         path = f"{ORDERS_PATH}/{path_segment(execute_uuid)}/batches/{batch_index}"
-        page = await self._get("get_batch", path, params, BatchPage, where)
-        return page or BatchPage()
+        page, body = await self._get("get_batch", path, params, payload, where, with_body=True)
+        return (page or payload()), body
 
     async def get_statistics(self, execute_uuid: str) -> Statistics:
         where = {"ticket": execute_uuid}
@@ -324,20 +357,33 @@ class CocClient:
         execute_uuid: str,
         batch_index: int,
         *,
-        on_page: Callable[[list[Instance]], Any],
+        on_page: Callable[[Any], Any],
         status: str | None = None,
+        raw: bool = False,
     ) -> BatchWalk:
-        """Every instance of one batch, page by page by instance ``id`` marker."""
+        """Every instance of one batch, page by page by instance ``id`` marker.
+
+        ``on_page`` gets each page's kept instances, decoded; with ``raw=True`` it gets a
+        ``RawPage`` instead, and only the ids and the total are decoded here.
+        """
         pager = MarkerPager(ticket=execute_uuid, batch=batch_index)
+        payload = BatchPageIds if raw else BatchPage
         while (marker := pager.next_marker()) is not None:
-            page = await self.get_batch_page(
-                execute_uuid, batch_index, marker=marker, status=status
+            page, body = await self._batch_page(
+                execute_uuid, batch_index, marker=marker, limit=None, status=status, payload=payload
             )
             instances = page.execute_instances or []
             keep = pager.accept([i.id for i in instances], page.total_instances)
-            if len(keep) != len(instances):
-                instances = [instances[i] for i in keep]
-            if instances:
+            if not keep:
+                continue
+            if raw:
+                whole = len(keep) == len(instances)
+                on_page(
+                    RawPage(body=body, marker=marker, keep=None if whole else keep, count=len(keep))
+                )
+            elif len(keep) != len(instances):
+                on_page([instances[i] for i in keep])
+            else:
                 on_page(instances)
         if pager.shortfall:
             log.warning(
@@ -368,7 +414,10 @@ class CocClient:
         params: Sequence[tuple[str, str]],
         payload: Any,
         where: dict[str, Any],
+        *,
+        with_body: bool = False,
     ) -> Any:
+        """The decoded ``data`` of a GET, retried as needed; with the raw body if asked."""
         if self._http is None or self.gate is None:
             raise RuntimeError("CocClient used outside `async with`")
         decoder = _DECODERS[payload]
@@ -379,7 +428,8 @@ class CocClient:
         while True:
             attempt += 1
             try:
-                return await self._attempt(endpoint, path, params, decoder, where)
+                data, body = await self._attempt(endpoint, path, params, decoder, where)
+                return (data, body) if with_body else data
             except errors.CocError as exc:
                 failure = exc
             if isinstance(failure, errors.ResponseError):
@@ -430,7 +480,7 @@ class CocClient:
             m.requests += 1
             m.by_endpoint[endpoint] = m.by_endpoint.get(endpoint, 0) + 1
             try:
-                response = await self._http.get(path, params=params)
+                response = await self._http.get(self._url(path, params))
             except httpx.TransportError as exc:
                 m.transport_errors += 1
                 if _certificate_failure(exc):
@@ -448,7 +498,7 @@ class CocClient:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                return decoder.decode(body).data
+                return decoder.decode(body).data, body
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 m.bad_bodies += 1
                 raise errors.ResponseError(

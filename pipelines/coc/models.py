@@ -133,6 +133,21 @@ class BatchPage(_Record):
     execute_instances: list[Instance] | None = None
 
 
+class InstanceId(_Record):
+    id: int
+
+
+class BatchPageIds(_Record):
+    """A batch page read for paging only: the ids and the total, every other field skipped.
+
+    Used when the full decode happens elsewhere (see ``pipelines/offload.py``).
+    """
+
+    batch_index: int | None = None
+    total_instances: int | None = None
+    execute_instances: list[InstanceId] | None = None
+
+
 class StatusCount(_Record):
     instance_status: str | None = None
     instance_count: int | None = None
@@ -159,5 +174,12 @@ _ENVELOPES: dict[Any, type] = {
         [("data", payload)],
         kw_only=True,
     )
-    for payload in (OrderPage, OrderDetail, list[BatchSummary], BatchPage, Statistics)
+    for payload in (
+        OrderPage,
+        OrderDetail,
+        list[BatchSummary],
+        BatchPage,
+        BatchPageIds,
+        Statistics,
+    )
 }
