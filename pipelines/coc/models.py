@@ -28,17 +28,22 @@ class OrderListProperties(_Record):
     region_ids: str | None = None
 
 
-class Order(_Record):
-    """One ticket as the list endpoint returns it."""
+class _Ticket(_Record):
+    """The fields the list entry and the detail of a ticket share."""
 
-    order_id: int | None = None
-    order_name: str | None = None
     execute_uuid: str | None = None
     gmt_created: int | None = None
     gmt_finished: int | None = None
     execute_costs: int | None = None
     creator: str | None = None
     status: str | None = None
+
+
+class Order(_Ticket):
+    """One ticket as the list endpoint returns it."""
+
+    order_id: int | None = None
+    order_name: str | None = None
     properties: OrderListProperties | None = None
 
 
@@ -64,15 +69,9 @@ class OrderDetailProperties(_Record):
     execute_param: ExecuteParam | None = None
 
 
-class OrderDetail(_Record):
+class OrderDetail(_Ticket):
     """One ticket's detail."""
 
-    execute_uuid: str | None = None
-    gmt_created: int | None = None
-    gmt_finished: int | None = None
-    execute_costs: int | None = None
-    creator: str | None = None
-    status: str | None = None
     properties: OrderDetailProperties | None = None
 
 

@@ -41,6 +41,12 @@ def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _materialize(*selection: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The contract's command: ``dagster asset materialize -m pipelines.definitions ...``."""
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
+    return _run([*command, "--select", "*", *selection], env)
+
+
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, env=env, capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[2]
@@ -50,20 +56,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 def test_dagster_materializes_a_partition_range(sim: SimulatorServer, tmp_path: Path) -> None:
     warehouse = tmp_path / "wh"
-    done = _run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "*",
-            "--partition-range",
-            "2026-11-18...2026-11-19",
-        ],
-        _env(sim, warehouse),
-    )
+    done = _materialize("--partition-range", "2026-11-18...2026-11-19", env=_env(sim, warehouse))
     assert done.returncode == 0, done.stderr[-3000:]
     assert SK not in done.stdout + done.stderr
     con = duckdb.connect(str(warehouse / "coc.duckdb"), read_only=True)
@@ -76,20 +69,7 @@ def test_dagster_materializes_a_partition_range(sim: SimulatorServer, tmp_path: 
 def test_a_missing_endpoint_is_a_clear_error(sim: SimulatorServer, tmp_path: Path) -> None:
     env = _env(sim, tmp_path / "wh")
     del env["COC_ENDPOINT"]
-    done = _run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "*",
-            "--partition",
-            "2026-11-18",
-        ],
-        env,
-    )
+    done = _materialize("--partition", "2026-11-18", env=env)
     assert done.returncode != 0
     assert "COC_ENDPOINT is not set" in done.stdout + done.stderr
     assert SK not in done.stdout + done.stderr
