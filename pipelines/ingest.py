@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from pipelines.coc.client import CocClient, RawPage
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
+from pipelines.coc.client import CocClient
+from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.offload import FlattenWorker
@@ -133,7 +133,7 @@ async def ingest_day(
     else:
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool,
-            DayWriter(root=warehouse.warehouse, day=day) as writer,
+            DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
         ):
             loader = InstanceLoader(writer, pool, flush_rows)
             sink = _InlineSink(loader)

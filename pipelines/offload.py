@@ -34,8 +34,7 @@ import msgspec
 import pyarrow as pa
 
 from pipelines.coc import errors
-from pipelines.coc.client import RawPage
-from pipelines.coc.models import BatchPage, envelope_type
+from pipelines.coc.models import BatchPage, RawPage, envelope_type
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import DayWriter, TableStats, WriteError
 
@@ -228,7 +227,7 @@ def _serve(inbox: Connection, outbox: Connection, flush_rows: int) -> None:
             elif kind == "begin":
                 _, day, root = message
                 failed = False
-                writer = DayWriter(root=root, day=day)
+                writer = DayWriter(root=root, day=day, row_group_rows=flush_rows)
                 writer.__enter__()
                 loader = InstanceLoader(writer, pool, flush_rows)
             elif kind == "commit":

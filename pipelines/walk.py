@@ -22,8 +22,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from pipelines.coc import errors
-from pipelines.coc.client import BatchWalk, CocClient, RawPage
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
+from pipelines.coc.client import BatchWalk, CocClient
+from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
 
 log = logging.getLogger(__name__)
 

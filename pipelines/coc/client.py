@@ -34,6 +34,7 @@ from pipelines.coc.models import (
     Order,
     OrderDetail,
     OrderPage,
+    RawPage,
     Statistics,
     envelope_type,
 )
@@ -130,17 +131,6 @@ def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
                 f"COC_CA_BUNDLE {settings.ca_bundle!r} cannot be loaded: {exc}"
             ) from None
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class RawPage:
-    """A batch page as received, for a consumer that decodes it elsewhere."""
-
-    body: bytes
-    marker: int
-    #: positions of the records to keep (repeated ids dropped); None keeps them all
-    keep: list[int] | None
-    count: int
 
 
 @dataclass

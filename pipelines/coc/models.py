@@ -147,6 +147,16 @@ class BatchPageIds(_Record):
     execute_instances: list[InstanceId] | None = None
 
 
+class RawPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch page as received, for a consumer that decodes it elsewhere."""
+
+    body: bytes
+    marker: int
+    #: positions of the records to keep (repeated ids dropped); None keeps them all
+    keep: list[int] | None
+    count: int
+
+
 class StatusCount(_Record):
     instance_status: str | None = None
     instance_count: int | None = None

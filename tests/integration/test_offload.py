@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.coc import errors
-from pipelines.coc.client import RawPage
+from pipelines.coc.models import RawPage
 from pipelines.ingest import ingest_days
 from pipelines.offload import FlattenWorker
 from pipelines.parquet import WriteError
