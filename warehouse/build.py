@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -32,6 +33,9 @@ from pipelines.flatten import TABLES
 SQL_DIR = Path(__file__).parent / "sql"
 VIEWS_DIR = SQL_DIR / "views"
 MARTS_DIR = SQL_DIR / "marts"
+
+#: where the marts' computed rows live; the mart views read from here
+MART_SCHEMA = "mart_data"
 
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
@@ -47,6 +51,8 @@ class BuildResult:
     marts: tuple[str, ...]
     rows: Mapping[str, int]
     empty_tables: tuple[str, ...]
+    #: seconds each mart took to compute and store
+    mart_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -71,7 +77,10 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
         con = duckdb.connect(str(tmp))
         try:
             empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
-            marts = tuple(_create_mart(con, path) for path in sorted(MARTS_DIR.glob("*.sql")))
+            mart_seconds: dict[str, float] = {}
+            marts = tuple(
+                _create_mart(con, path, mart_seconds) for path in sorted(MARTS_DIR.glob("*.sql"))
+            )
             rows = {
                 table: con.execute(f"SELECT count(*) FROM {_identifier(table)}").fetchone()[0]
                 for table in TABLES
@@ -91,6 +100,7 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
         marts=marts,
         rows=rows,
         empty_tables=empty,
+        mart_seconds=mart_seconds,
     )
 
 
@@ -135,8 +145,15 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, root: str, table: str) ->
     return bool(has_files)
 
 
-def _create_mart(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """Run one mart file; it must create the view named like the file."""
+def _create_mart(con: duckdb.DuckDBPyConnection, path: Path, seconds: dict[str, float]) -> str:
+    """Run one mart file (it must create the view named like the file), then materialize it.
+
+    The mart's rows are computed once here, into ``mart_data.<name>``, and the view becomes
+    ``SELECT * FROM mart_data.<name>``: dashboards read a small table instead of aggregating
+    every instance on each refresh. The build runs after every materialization, so a mart is
+    as fresh as the Parquet it was computed from.
+    """
+    started = time.perf_counter()
     con.execute(path.read_text())
     name = path.stem
     found = con.execute(
@@ -144,6 +161,11 @@ def _create_mart(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     ).fetchone()[0]
     if not found:
         raise ValueError(f"{path} must create the view {name}")
+    stored = f"{MART_SCHEMA}.{_identifier(name)}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
+    con.execute(f"CREATE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
+    con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
+    seconds[name] = time.perf_counter() - started
     return name
 
 
