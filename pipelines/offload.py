@@ -41,6 +41,8 @@ from pipelines.parquet import DayWriter, TableStats, WriteError
 log = logging.getLogger(__name__)
 
 _REPLY_TIMEOUT_S = 3600.0
+#: messages (pages, ~30 KB each) the worker holds read ahead of its flattening
+_BUFFERED_MESSAGES = 512
 
 
 class FlattenWorker:
@@ -175,11 +177,27 @@ def _rebuild(reply: tuple[Any, ...], day: date | None) -> BaseException:
 
 
 def _messages(inbox: Connection) -> Iterator[tuple[Any, ...]]:
-    while True:
-        try:
-            yield inbox.recv()
-        except EOFError:
-            return
+    """The parent's messages, drained from the pipe by a thread as fast as they come.
+
+    While this process encodes a row group it does not read; without the thread the pipe
+    would fill and the parent's event loop would stall on it, fetching nothing meanwhile.
+    """
+    buffered: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=_BUFFERED_MESSAGES)
+
+    def drain() -> None:
+        while True:
+            try:
+                message = inbox.recv()
+            except (EOFError, OSError):
+                buffered.put(None)
+                return
+            buffered.put(message)
+            if message[0] == "stop":
+                return
+
+    threading.Thread(target=drain, name="coc-flatten-inbox", daemon=True).start()
+    while (message := buffered.get()) is not None:
+        yield message
 
 
 def _widen_pipe(conn: Connection, size: int = 4 << 20) -> None:
