@@ -24,19 +24,23 @@ CREATE OR REPLACE VIEW host_failures AS
 WITH counted AS (
     SELECT
         resource_id,
-        any_value(host_name ORDER BY created_at DESC NULLS LAST, execute_uuid DESC,
-            batch_index DESC, instance_id DESC) AS host_name,
-        any_value(region_id ORDER BY created_at DESC NULLS LAST, execute_uuid DESC,
-            batch_index DESC, instance_id DESC) AS region_id,
-        any_value(zone_id ORDER BY created_at DESC NULLS LAST, execute_uuid DESC,
-            batch_index DESC, instance_id DESC) AS zone_id,
+        arg_max(host_name, latest) AS host_name,
+        arg_max(region_id, latest) AS region_id,
+        arg_max(zone_id, latest) AS zone_id,
         count(DISTINCT execute_uuid)
             FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS tickets,
         count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
         count(*) FILTER (WHERE status = 'ABNORMAL') AS failed,
         max(coalesce(finished_at, created_at)) FILTER (WHERE status = 'ABNORMAL')
             AS last_failed_at
-    FROM execution_instances
+    FROM (
+        SELECT
+            *,
+            -- the order "latest first": created_at (unknown ones last), then the key
+            (coalesce(created_at, TIMESTAMPTZ '-infinity'), execute_uuid, batch_index,
+                instance_id) AS latest
+        FROM execution_instances
+    )
     GROUP BY resource_id
 )
 SELECT
