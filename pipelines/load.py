@@ -50,7 +50,12 @@ class InstanceLoader:
     def _submit(self, table: str, batch: pa.RecordBatch) -> None:
         while len(self._pending) >= MAX_PENDING_WRITES:
             self._pending.pop(0).result()  # back-pressure, and surface a write error now
-        self._pending.append(self.pool.submit(self.writer.write, table, batch))
+        self._pending.append(self.pool.submit(self._write, table, batch))
+
+    def _write(self, table: str, batch: pa.RecordBatch) -> None:
+        self.writer.write(table, batch)
+        # hand the encoder's scratch memory back, so the peak does not creep up with the day
+        pa.default_memory_pool().release_unused()
 
     def finish(self) -> None:
         """Write what is buffered and wait for every write."""

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 _REPLY_TIMEOUT_S = 3600.0
 #: messages (pages, ~30 KB each) the worker holds read ahead of its flattening
-_BUFFERED_MESSAGES = 512
+_BUFFERED_MESSAGES = 128
 
 
 class FlattenWorker:
