@@ -99,7 +99,7 @@ def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> d
     if incomplete:
         meta["incomplete_batches"] = MetadataValue.text("\n".join(incomplete[:50]))
     if results:
-        preview = read_day(wh.warehouse, table, results[-1].day.isoformat(), None).slice(0, 5)
+        preview = read_day(wh.warehouse, table, results[-1].day.isoformat(), None, limit=5)
         meta["preview"] = MetadataValue.md(_markdown(preview.to_pylist()))
     return meta
 

@@ -99,11 +99,11 @@ class FlattenWorker:
         if not self._process.is_alive():
             return
         self._put(("abort",))
-        try:
-            while self._reply(timeout=60.0)[0] != "aborted":
+        try:  # earlier answers (an error the day already raised) are passed over
+            while self._replies.get(timeout=60.0)[0] not in ("aborted", "died"):
                 pass
-        except BaseException:
-            log.warning("the flatten worker did not confirm the abort", exc_info=True)
+        except queue.Empty:
+            log.warning("the flatten worker did not confirm the abort")
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -147,9 +147,7 @@ class FlattenWorker:
                 return
             if reply[0] == "error":
                 self._failure = _rebuild(reply, self._day)
-                self._replies.put(reply)
-            else:
-                self._replies.put(reply)
+            self._replies.put(reply)
 
     def _reply(self, timeout: float = _REPLY_TIMEOUT_S) -> tuple[Any, ...]:
         reply = self._replies.get(timeout=timeout)
@@ -220,35 +218,38 @@ def _serve(inbox: Connection, outbox: Connection, flush_rows: int) -> None:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
     writer: DayWriter | None = None
     loader: InstanceLoader | None = None
-    failed = False
+    failure: tuple[Any, ...] | None = None  # the error reply that ended the day, if any
     for message in _messages(inbox):
         kind = message[0]
         try:
             if kind == "page":
-                if failed or loader is None:
+                if failure is not None or loader is None:
                     continue
                 _, uuid, batch, marker, body, keep = message
                 try:
                     instances = decoder.decode(body).data.execute_instances or []
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    failed = True
                     where = {"ticket": uuid, "batch": batch, "marker": marker}
                     text = f"get_batch: the response is not the documented JSON: {exc}"
-                    outbox.send(("error", "response", text, where))
+                    failure = ("error", "response", text, where)
+                    outbox.send(failure)
                     continue
                 if keep is not None:
                     instances = [instances[i] for i in keep]
                 loader.add(uuid, batch, instances)
             elif kind == "table":
-                if not failed and loader is not None:
+                if failure is None and loader is not None:
                     loader.add_table(message[1], message[2])
             elif kind == "begin":
                 _, day, root = message
-                failed = False
+                failure = None
                 writer = DayWriter(root=root, day=day, row_group_rows=flush_rows)
                 writer.__enter__()
                 loader = InstanceLoader(writer, pool, flush_rows)
             elif kind == "commit":
+                if failure is not None:  # the parent asked before it saw the error: refuse
+                    outbox.send(failure)
+                    continue
                 assert writer is not None and loader is not None
                 loader.finish()
                 stats = writer.commit()
@@ -264,8 +265,8 @@ def _serve(inbox: Connection, outbox: Connection, flush_rows: int) -> None:
             elif kind == "stop":
                 break
         except Exception as exc:  # a write failed: report it, keep serving the abort
-            failed = True
-            outbox.send(("error", "write", f"{type(exc).__name__}: {exc}", {}))
+            failure = ("error", "write", f"{type(exc).__name__}: {exc}", {})
+            outbox.send(failure)
     if writer is not None:
         writer.abort()
     pool.shutdown(wait=True)

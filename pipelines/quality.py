@@ -30,14 +30,18 @@ class CheckOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def read_day(root: str, table: str, day: str, columns: list[str] | None) -> pa.Table:
-    """The published rows of one table's day (only ``columns``)."""
+def read_day(
+    root: str, table: str, day: str, columns: list[str] | None, *, limit: int | None = None
+) -> pa.Table:
+    """The published rows of one table's day (only ``columns``; the first ``limit`` rows)."""
     if "://" in root:
         fs, base = pafs.FileSystem.from_uri(root)
     else:
         fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
     path = f"{base.rstrip('/')}/{table}/dt={day}"
     dataset = ds.dataset(path, format="parquet", filesystem=fs)
+    if limit is not None:
+        return dataset.head(limit, columns=columns)
     return dataset.to_table(columns=columns)
 
 

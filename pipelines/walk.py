@@ -85,9 +85,6 @@ class WalkStats:
     incomplete_batches: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items()}
-
 
 class _Progress:
     def __init__(
@@ -102,14 +99,10 @@ class _Progress:
         s = self.stats
         if self.every and s.tickets % self.every == 0:
             elapsed = max(time.monotonic() - self.started, 1e-9)
-            log.info(
-                "%s: %d/%s tickets, %d batches, %d instances, %.0f instances/s",
-                s.day,
-                s.tickets,
-                s.listed if s.list_total is None else s.list_total,
-                s.batches,
-                s.instances,
-                s.instances / elapsed,
+            self.report(
+                f"{s.day}: {s.tickets}/{s.listed if s.list_total is None else s.list_total} "
+                f"tickets, {s.batches} batches, {s.instances} instances, "
+                f"{s.instances / elapsed:.0f} instances/s"
             )
 
 
@@ -180,7 +173,7 @@ async def walk_day(
 
 async def _read_ticket(client: CocClient, order: Order, sink: DaySink, stats: WalkStats) -> None:
     uuid = order.execute_uuid or ""
-    raw = getattr(sink, "raw_pages", False)
+    raw = sink.raw_pages
     detail, batches = await asyncio.gather(client.get_order(uuid), client.list_batches(uuid))
     _check_batches(uuid, batches)
     walks: dict[int, BatchWalk] = {}

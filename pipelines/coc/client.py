@@ -183,7 +183,6 @@ class CocClient:
             )
         self._base = s.endpoint.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self._base,
             auth=build_auth(s),
             verify=verify,
             timeout=httpx.Timeout(s.timeout_s),
@@ -315,16 +314,14 @@ class CocClient:
         which lets a bounded consumer apply back-pressure to the listing.
         """
         pager = MarkerPager(ascending=None, what="ticket list")
-        first = True
         while (marker := pager.next_marker()) is not None:
             page = await self.list_orders_page(
                 start_ms=start_ms,
                 end_ms=end_ms,
-                marker=None if first else marker,
+                marker=marker if pager.pages else None,  # the first page asks without one
                 creator=creator,
                 status=status,
             )
-            first = False
             orders = page.data or []
             ids = []
             for o in orders:

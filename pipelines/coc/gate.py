@@ -35,7 +35,6 @@ class RequestGate:
         self._rate: float | None = max_rps
         self._semaphore = asyncio.Semaphore(concurrency)
         self._next_slot = 0.0
-        self._lock = asyncio.Lock()
         self._last_raise = time.monotonic()
         self.throttled = 0
         self._paused_until = 0.0
@@ -116,9 +115,7 @@ class RequestGate:
             if base is not None:
                 self._rate = max(_ADAPTIVE_FLOOR, base * _DECREASE)
                 self._last_raise = now + pause
-            if retry_after_s is None and self._rate is not None:
-                pause = max(pause, 1.0 / self._rate)
-        elif self._rate is not None and retry_after_s is None:
+        if retry_after_s is None and self._rate is not None:
             pause = max(pause, 1.0 / self._rate)
+        # paced slots are taken after this too: _wait_turn starts no slot before the pause ends
         self._paused_until = max(self._paused_until, now + pause)
-        self._next_slot = max(self._next_slot, now + pause)

@@ -50,6 +50,8 @@ def _settings(url: str, **kw: Any) -> ClientSettings:
 
 
 class Recorder:
+    raw_pages = False
+
     def __init__(self) -> None:
         self.rows: list[tuple[str, int, int, str | None, str | None]] = []
         self.tickets: list[str] = []
@@ -284,3 +286,23 @@ def test_https_needs_the_private_ca_and_works_with_it(tls_url) -> None:
     assert "COC_CA_BUNDLE" in str(caught.value)
     assert asyncio.run(call(_settings(url, ca_bundle=str(ca)))) > 0
     assert asyncio.run(call(_settings(url, ca_bundle=str(ca), transport="httpx"))) > 0
+
+
+def test_progress_goes_to_the_callers_report(sim: SimulatorServer) -> None:
+    from zoneinfo import ZoneInfo
+
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with CocClient(_settings(sim.url)) as client:
+            await walk_day(
+                client,
+                day=NOW.date().replace(day=NOW.day - 1),
+                tz=ZoneInfo("UTC"),
+                sink=Recorder(),
+                progress_every=5,
+                report=lines.append,
+            )
+
+    asyncio.run(main())
+    assert lines and all("tickets" in line and "instances/s" in line for line in lines)

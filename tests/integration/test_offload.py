@@ -102,3 +102,17 @@ def test_an_ingest_that_fails_midway_leaves_no_partition(tmp_path: Path) -> None
             asyncio.run(asyncio.to_thread(ingest_days, settings, wh, [DAY]))
     assert not (tmp_path / "execution_instances").exists()
     assert not list((tmp_path / "_staging").glob("*/*"))
+
+
+def test_a_commit_sent_before_the_error_arrived_is_refused(tmp_path: Path) -> None:
+    worker, root = _worker_day(tmp_path)
+    try:
+        bad = b'{"data": {"execute_instances": [{"id": "seven"}]}}'
+        worker.page("T-2", 1, RawPage(body=bad, marker=0, keep=None, count=1))
+        worker._put(("commit",))  # as if the parent had not seen the error yet
+        answers = [worker._replies.get(timeout=20)[0] for _ in range(2)]
+        assert answers == ["error", "error"]
+        worker.abort()
+    finally:
+        worker.close()
+    assert not (root / "execution_instances").exists()
