@@ -9,11 +9,19 @@ Derived values (``duration_ms``) are computed in Arrow, where nulls propagate by
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail
+from pipelines.coc.models import (
+    BatchSummary,
+    HostProperties,
+    Instance,
+    Order,
+    OrderDetail,
+    TargetInstance,
+)
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 ATTRIBUTES = pa.map_(pa.string(), pa.string())
@@ -153,50 +161,28 @@ class InstanceColumns:
         c["created_at"].extend([i.gmt_created for i in instances])
         c["finished_at"].extend([i.gmt_finished for i in instances])
         c["execute_costs"].extend([i.execute_costs for i in instances])
-        targets = [i.target_instance for i in instances]
-        if all(t is not None for t in targets):
-            self._append_targets(targets)  # type: ignore[arg-type]
-        else:
-            for t in targets:
-                self._append_targets([t] if t is not None else None)
-        self.rows += n
-
-    def _append_targets(self, targets: list | None) -> None:
-        c = self._cols
-        if targets is None:  # one instance without target_instance: a row of nulls
-            for name in _TARGET_COLUMNS:
-                c[name].append(None)
-            self._append_attributes(None)
-            return
-        c["resource_id"].extend([t.resource_id for t in targets])
-        c["provider"].extend([t.provider for t in targets])
-        c["resource_type"].extend([t.type for t in targets])
-        c["agent_sn"].extend([t.agent_sn for t in targets])
-        c["agent_status"].extend([t.agent_status for t in targets])
+        # a missing target or properties reads as an empty one: its columns come out null
+        targets = [i.target_instance or _NO_TARGET for i in instances]
+        for name, get in _TARGET_GETTERS:
+            c[name].extend(map(get, targets))
         self._append_attribute_lists([t.custom_attributes for t in targets])
-        props = [t.properties for t in targets]
-        if None in props:
-            for name, attr in _PROPERTY_COLUMNS:
-                c[name].extend([getattr(p, attr) if p is not None else None for p in props])
-        else:
-            c["host_name"].extend([p.host_name for p in props])
-            c["fixed_ip"].extend([p.fixed_ip for p in props])
-            c["floating_ip"].extend([p.floating_ip for p in props])
-            c["zone_id"].extend([p.zone_id for p in props])
-            c["application"].extend([p.application for p in props])
-            c["group_name"].extend([p.group for p in props])
+        props = [t.properties or _NO_PROPERTIES for t in targets]
+        for name, get in _PROPERTY_GETTERS:
+            c[name].extend(map(get, props))
+        # region and project: from the properties, else from the target itself
         c["region_id"].extend(
             [
-                p.region_id if p is not None and p.region_id is not None else t.region_id
+                p.region_id if p.region_id is not None else t.region_id
                 for t, p in zip(targets, props, strict=True)
             ]
         )
         c["project_id"].extend(
             [
-                p.project_id if p is not None and p.project_id is not None else t.project_id
+                p.project_id if p.project_id is not None else t.project_id
                 for t, p in zip(targets, props, strict=True)
             ]
         )
+        self.rows += n
 
     def take(self) -> pa.RecordBatch:
         """The buffered rows as one record batch; the buffers start empty again."""
@@ -217,24 +203,30 @@ class InstanceColumns:
         return batch
 
 
-_PROPERTY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("host_name", "host_name"),
-    ("fixed_ip", "fixed_ip"),
-    ("floating_ip", "floating_ip"),
-    ("zone_id", "zone_id"),
-    ("application", "application"),
-    ("group_name", "group"),
+#: contract column <- attribute of ``target_instance`` / of its ``properties``
+_TARGET_GETTERS = tuple(
+    (name, attrgetter(attr))
+    for name, attr in (
+        ("resource_id", "resource_id"),
+        ("provider", "provider"),
+        ("resource_type", "type"),
+        ("agent_sn", "agent_sn"),
+        ("agent_status", "agent_status"),
+    )
 )
-_TARGET_COLUMNS: tuple[str, ...] = (
-    "resource_id",
-    "provider",
-    "resource_type",
-    "agent_sn",
-    "agent_status",
-    *(name for name, _ in _PROPERTY_COLUMNS),
-    "region_id",
-    "project_id",
+_PROPERTY_GETTERS = tuple(
+    (name, attrgetter(attr))
+    for name, attr in (
+        ("host_name", "host_name"),
+        ("fixed_ip", "fixed_ip"),
+        ("floating_ip", "floating_ip"),
+        ("zone_id", "zone_id"),
+        ("application", "application"),
+        ("group_name", "group"),
+    )
 )
+_NO_TARGET = TargetInstance()
+_NO_PROPERTIES = HostProperties()
 
 
 def orders_batch(rows: Iterable[tuple[Order, OrderDetail | None, int, int]]) -> pa.RecordBatch:
