@@ -200,13 +200,3 @@ def current_batch_position(run: Run, now: int) -> int:
         if batch.begin != NEVER and batch.begin <= now:
             current = pos
     return current
-
-
-def visible_status(batch: BatchRun, i: int, now: int, settled: bool) -> int:
-    """The status code of instance ``i`` as the API shows it at ``now``."""
-    s = batch.start[i]
-    if s == NEVER:
-        return READY
-    if settled or batch.finish[i] <= now:
-        return batch.status[i]
-    return READY if now < s else PROCESSING
