@@ -10,8 +10,6 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipelines.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RPS,
     ClientSettings,
     WarehouseSettings,
     client_settings_from_env,
@@ -39,8 +37,8 @@ class CocApiResource(ConfigurableResource):
             "COC_TOKEN": self.token,
             "COC_PROJECT_ID": self.project_id,
             "COC_CA_BUNDLE": self.ca_bundle,
-            "COC_MAX_RPS": self.max_rps if self.max_rps is not None else str(DEFAULT_MAX_RPS),
-            "COC_CONCURRENCY": self.concurrency or str(DEFAULT_CONCURRENCY),
+            "COC_MAX_RPS": self.max_rps,
+            "COC_CONCURRENCY": self.concurrency,
         }
         return client_settings_from_env({k: v for k, v in values.items() if v is not None})
 

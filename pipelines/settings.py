@@ -60,7 +60,7 @@ class ClientSettings:
         if not 1 <= self.page_limit <= 50:
             raise ConfigError(f"page limit must be within 1..50, got {self.page_limit}")
 
-    def __repr__(self) -> str:  # the generated one would be fine; this one is explicit
+    def __repr__(self) -> str:  # says whether a secret is set, never what it is
         shown = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
