@@ -53,7 +53,6 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         days,
         on_day=on_day,
         report=lambda m: print(m, flush=True),
-        offload=not args.in_process,
     )
     built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
     print(f"warehouse: {built.duckdb_path}")
@@ -111,11 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest day(s) without Dagster, then rebuild coc.duckdb")
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
     p.add_argument("--to", type=_day, help="last day, inclusive (default: the first day)")
-    p.add_argument(
-        "--in-process",
-        action="store_true",
-        help="flatten in this process instead of a worker process (less memory, slower)",
-    )
     p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")

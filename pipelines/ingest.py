@@ -4,13 +4,11 @@
 connection pool, one rate gate) for all the days of a run and ingests them one after
 another; each day is published whole or not at all.
 
-Two ways to turn pages into Parquet, same result:
-
-* ``offload=True`` (the default): the fetching process decodes only ids and totals and ships
-  page bodies to a ``FlattenWorker`` process that decodes, flattens and writes them, so
-  fetching and flattening use both cores (``pipelines/offload.py``);
-* ``offload=False``: everything in this process (``pipelines/load.py``), decoded pages
-  flattened in the event loop and written by one thread.
+The fetching event loop decodes only the ids and totals it needs for paging and hands each
+kept page body to an ``InstanceLoader``, whose one thread flattens chunks of them in Arrow and
+writes Parquet row groups (``pipelines/load.py``, ``pipelines/pages.py``). Arrow releases the
+GIL for nearly all of that work, so fetching and flattening share the machine's cores from
+one process.
 """
 
 from __future__ import annotations
@@ -27,10 +25,9 @@ from typing import Any
 import httpx
 
 from pipelines.coc.client import CocClient
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
+from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.offload import FlattenWorker
 from pipelines.parquet import DayWriter, TableStats
 from pipelines.settings import ClientSettings, WarehouseSettings
 from pipelines.walk import TicketRead, WalkStats, walk_day
@@ -83,26 +80,14 @@ class _Tickets:
         ]
 
 
-class _InlineSink(_Tickets):
-    raw_pages = False
+class _PageSink(_Tickets):
+    """Kept batch pages, as received, to whatever flattens them (loader or worker)."""
 
-    def __init__(self, loader: InstanceLoader) -> None:
-        super().__init__()
-        self.loader = loader
-
-    def instances(self, execute_uuid: str, batch_index: int, page: list[Instance]) -> None:
-        self.loader.add(execute_uuid, batch_index, page)
-
-
-class _OffloadSink(_Tickets):
     raw_pages = True
 
-    def __init__(self, worker: FlattenWorker) -> None:
+    def __init__(self, put: Callable[[str, int, RawPage], None]) -> None:
         super().__init__()
-        self.worker = worker
-
-    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
-        self.worker.page(execute_uuid, batch_index, page)
+        self.instances = put
 
 
 async def ingest_day(
@@ -110,7 +95,6 @@ async def ingest_day(
     *,
     day: date,
     warehouse: WarehouseSettings,
-    worker: FlattenWorker | None = None,
     flush_rows: int = FLUSH_ROWS,
     progress_every: int = 50,
     report: Callable[[str], None] | None = None,
@@ -118,34 +102,28 @@ async def ingest_day(
     """Walk ``day`` and publish its three tables; on any error the old partition stays."""
     started = time.monotonic()
     before = client.metrics.as_dict()
-    walk_kw: dict[str, Any] = {"progress_every": progress_every, "report": report}
-    if worker is not None:
-        sink: _Tickets = _OffloadSink(worker)
-        worker.begin(day, warehouse.warehouse)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
+        DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
+    ):
+        loader = InstanceLoader(writer, pool, flush_rows)
+        sink = _PageSink(loader.add)
         try:
-            walk = await walk_day(client, day=day, tz=warehouse.tz, sink=sink, **walk_kw)
+            walk = await walk_day(
+                client,
+                day=day,
+                tz=warehouse.tz,
+                sink=sink,
+                progress_every=progress_every,
+                report=report,
+            )
             for name, batch in sink.tables():
-                worker.table(name, batch)
-            tables = await asyncio.to_thread(worker.commit)
+                loader.add_table(name, batch)
+            await asyncio.to_thread(loader.finish)
         except BaseException:
-            await asyncio.to_thread(worker.abort)
+            await asyncio.to_thread(loader.drain_quietly)
             raise
-    else:
-        with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool,
-            DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
-        ):
-            loader = InstanceLoader(writer, pool, flush_rows)
-            sink = _InlineSink(loader)
-            try:
-                walk = await walk_day(client, day=day, tz=warehouse.tz, sink=sink, **walk_kw)
-                for name, batch in sink.tables():
-                    loader.add_table(name, batch)
-                loader.finish()
-            except BaseException:
-                loader.drain_quietly()
-                raise
-            tables = await asyncio.to_thread(writer.commit)
+        tables = await asyncio.to_thread(writer.commit)
     return DayResult(
         day=day,
         walk=walk,
@@ -176,43 +154,18 @@ async def ingest_days_async(
     report: Callable[[str], None] | None = None,
     on_day: Callable[[DayResult], None] | None = None,
     flush_rows: int = FLUSH_ROWS,
-    offload: bool = True,
 ) -> list[DayResult]:
     """Ingest several days with one client; stops at the first day that fails."""
     results = []
-    worker = await asyncio.to_thread(_start_worker, flush_rows) if offload else None
-    try:
-        async with CocClient(settings, transport=transport) as client:
-            for day in days:
-                result = await ingest_day(
-                    client,
-                    day=day,
-                    warehouse=warehouse,
-                    worker=worker,
-                    report=report,
-                    flush_rows=flush_rows,
-                )
-                if on_day is not None:
-                    on_day(result)
-                results.append(result)
-    finally:
-        if worker is not None:
-            await asyncio.to_thread(worker.close)
+    async with CocClient(settings, transport=transport) as client:
+        for day in days:
+            result = await ingest_day(
+                client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
+            )
+            if on_day is not None:
+                on_day(result)
+            results.append(result)
     return results
-
-
-def _start_worker(flush_rows: int) -> FlattenWorker | None:
-    """A flatten worker process, or None (and this process does the work) if it cannot start."""
-    try:
-        worker = FlattenWorker(flush_rows=flush_rows)
-    except OSError as exc:
-        log.warning("no flatten worker process (%s): flattening in this process", exc)
-        return None
-    if worker.wait_ready():
-        return worker
-    worker.close()
-    log.warning("the flatten worker process did not start: flattening in this process")
-    return None
 
 
 def ingest_days(

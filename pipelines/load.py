@@ -1,34 +1,35 @@
-"""Loading one day's rows into its ``DayWriter``: column buffers, one Parquet writer thread.
+"""Loading one day's rows into its ``DayWriter``: page bodies in, Parquet row groups out.
 
-Decoded pages are appended to ``InstanceColumns``; every ``flush_rows`` rows the buffers
-become one record batch, handed to a single writer thread that encodes and compresses
-Parquet (pyarrow releases the GIL there) while the caller goes on decoding. At most
-``MAX_PENDING_WRITES`` batch waits for that thread, so memory stays bounded whatever the
-size of the day. Used in the ingesting process or in the flatten worker (``offload.py``).
+Kept batch pages (``RawPage``: the body as received, and which records to keep) are
+gathered until they hold ``flush_rows`` rows; then one thread flattens them in Arrow
+(``pages.flatten_pages``) and writes them as a row group. Arrow releases the GIL for nearly
+all of that, so the thread runs beside the fetching event loop. At most
+``MAX_PENDING_WRITES`` chunk waits for the thread, so memory stays bounded whatever the size
+of the day.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
 
-from pipelines.coc.models import Instance
-from pipelines.flatten import InstanceColumns
+from pipelines.coc.models import RawPage
+from pipelines.pages import PendingPage, flatten_pages
 from pipelines.parquet import DayWriter
 
 log = logging.getLogger(__name__)
 
-#: rows per record batch and per Parquet row group: measured (``bench/``) to keep the
-#: flattening process near 240 MiB at any size of day, without slowing it down
-FLUSH_ROWS = 20_000
+#: rows per flattened chunk and per Parquet row group. Measured on 250k and 1M instances:
+#: 10k keeps the ingesting process near 220 MiB at any size of day (20k: 275 MiB) at the same
+#: speed; 5k and fewer are slower (more row groups, more calls per row)
+FLUSH_ROWS = 10_000
 MAX_PENDING_WRITES = 1
 
 
 class InstanceLoader:
-    """Buffers ``execution_instances`` rows and writes them, and whole tables, in order."""
+    """Buffers ``execution_instances`` pages and writes them, and whole tables, in order."""
 
     def __init__(
         self, writer: DayWriter, pool: ThreadPoolExecutor, flush_rows: int = FLUSH_ROWS
@@ -36,21 +37,30 @@ class InstanceLoader:
         self.writer = writer
         self.pool = pool
         self.flush_rows = flush_rows
-        self.columns = InstanceColumns()
+        self._pages: list[PendingPage] = []
+        self._rows = 0
         self._pending: list[Future[None]] = []
 
-    def add(self, execute_uuid: str, batch_index: int, instances: Sequence[Instance]) -> None:
-        self.columns.append(execute_uuid, batch_index, instances)
-        if self.columns.rows >= self.flush_rows:
-            self._submit("execution_instances", self.columns.take())
+    def add(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
+        self._pages.append(PendingPage(execute_uuid, batch_index, page))
+        self._rows += page.count
+        if self._rows >= self.flush_rows:
+            self._submit_pages()
 
     def add_table(self, table: str, batch: pa.RecordBatch) -> None:
-        self._submit(table, batch)
+        self._submit(self._write, table, batch)
 
-    def _submit(self, table: str, batch: pa.RecordBatch) -> None:
+    def _submit_pages(self) -> None:
+        pages, self._pages, self._rows = self._pages, [], 0
+        self._submit(self._flatten_and_write, pages)
+
+    def _submit(self, job, *args) -> None:
         while len(self._pending) >= MAX_PENDING_WRITES:
-            self._pending.pop(0).result()  # back-pressure, and surface a write error now
-        self._pending.append(self.pool.submit(self._write, table, batch))
+            self._pending.pop(0).result()  # back-pressure, and surface an error now
+        self._pending.append(self.pool.submit(job, *args))
+
+    def _flatten_and_write(self, pages: list[PendingPage]) -> None:
+        self._write("execution_instances", flatten_pages(pages))
 
     def _write(self, table: str, batch: pa.RecordBatch) -> None:
         self.writer.write(table, batch)
@@ -59,13 +69,14 @@ class InstanceLoader:
 
     def finish(self) -> None:
         """Write what is buffered and wait for every write."""
-        if self.columns.rows:
-            self._submit("execution_instances", self.columns.take())
+        if self._pages:
+            self._submit_pages()
         while self._pending:
             self._pending.pop(0).result()
 
     def drain_quietly(self) -> None:
         """Wait for queued writes after a failure; their own errors matter less."""
+        self._pages, self._rows = [], 0
         for pending in self._pending:
             try:
                 pending.result()

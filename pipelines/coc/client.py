@@ -486,7 +486,7 @@ class CocClient:
         if 200 <= status < 300:
             try:
                 return decoder.decode(body).data, body
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
                 m.bad_bodies += 1
                 raise errors.ResponseError(
                     f"{endpoint}: the response is not the documented JSON: {exc}",

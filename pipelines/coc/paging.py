@@ -61,15 +61,12 @@ class MarkerPager:
                 self.shortfall = self.total - self.kept
             self.done = True
             return []
-        keep: list[int] = []
-        for pos, rid in enumerate(ids):
-            if rid in self._seen:
-                self.duplicates += 1
-                continue
-            self._check_order(rid)
-            self._seen.add(rid)
-            self._last = rid
-            keep.append(pos)
+        if self._fresh_and_ascending(ids):  # the usual page: every check at C speed
+            self._seen.update(ids)
+            self._last = ids[-1]
+            keep = list(range(len(ids)))
+        else:
+            keep = self._accept_one_by_one(ids)
         self.kept += len(keep)
         last = ids[-1]
         if self.total is not None and self.kept >= self.total:
@@ -87,6 +84,29 @@ class MarkerPager:
                 **self._where(),
             )
         self.marker = last
+        return keep
+
+    def _fresh_and_ascending(self, ids: Sequence[int]) -> bool:
+        """Strictly ascending and past every id seen so far, so none is a repeat: what the
+        one-by-one path would keep whole, decided with C-speed checks."""
+        if self.ascending is not True:
+            return False
+        floor = self._last if self._last is not None else (self.marker if self.pages > 1 else None)
+        if floor is not None and ids[0] <= floor:
+            return False
+        ids = list(ids)
+        return ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    def _accept_one_by_one(self, ids: Sequence[int]) -> list[int]:
+        keep: list[int] = []
+        for pos, rid in enumerate(ids):
+            if rid in self._seen:
+                self.duplicates += 1
+                continue
+            self._check_order(rid)
+            self._seen.add(rid)
+            self._last = rid
+            keep.append(pos)
         return keep
 
     def _check_total(self, total: int | None) -> None:

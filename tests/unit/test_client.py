@@ -568,8 +568,9 @@ def test_error_without_a_huawei_body_still_raises_typed() -> None:
             b'{"host_name": 7}}}]}}',
             "$.data.execute_instances[0].target_instance.properties.host_name",
         ),
+        (b'{"data": {"execute_instances": [{"id": 1, "status": "\xff"}]}}', "utf-8"),
     ],
-    ids=["html", "empty", "list", "no-wrapper", "id-str", "total-str", "nested"],
+    ids=["html", "empty", "list", "no-wrapper", "id-str", "total-str", "nested", "not-utf8"],
 )
 def test_bad_2xx_body_is_a_response_error_after_limited_retries(body: bytes, fragment: str) -> None:
     h = Harness(lambda request: httpx.Response(200, content=body))

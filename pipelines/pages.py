@@ -1,0 +1,264 @@
+"""Instance pages, as received, straight to ``execution_instances`` record batches in Arrow.
+
+The fetching side decodes only the ids of a batch page (it needs them for paging) and keeps
+the body. A chunk of bodies (about one row group's worth) is then parsed here by Arrow's JSON
+reader into nested columns and flattened with Arrow kernels: no Python object per instance
+or per value, and the GIL released for almost all of it, so a thread of the fetching process
+does it beside the event loop. Measured on 250k real instances (``bench/``): about three
+times the speed of decoding into structs and gathering column lists.
+
+Arrow's reader is less strict than the documented contract in a few places (it does not
+check UTF-8, it takes a ``null`` where a record belongs) and stricter in others (it refuses
+a repeated key). Anything it refuses, and anything the checks here find odd, sends the whole
+chunk down the reference path instead: ``msgspec`` decoding into the typed models, page by
+page, and ``InstanceColumns``. That path names the ticket, batch and marker of a page that
+does not match the documented schema, and its output is what this fast path must equal
+(``tests/unit/test_pages.py`` holds them to it).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from pipelines.coc import errors
+from pipelines.coc.models import BatchPage, RawPage, envelope_type
+from pipelines.flatten import ATTRIBUTES, EXECUTION_INSTANCES, TIMESTAMP, InstanceColumns
+
+_STRING = pa.string()
+_INT = pa.int64()
+
+_ATTRIBUTE = pa.struct([("key", _STRING), ("value", _STRING)])
+_PROPERTIES = pa.struct(
+    [
+        (name, _STRING)
+        for name in (
+            "host_name",
+            "fixed_ip",
+            "floating_ip",
+            "region_id",
+            "zone_id",
+            "application",
+            "group",
+            "project_id",
+        )
+    ]
+)
+_TARGET = pa.struct(
+    [
+        ("resource_id", _STRING),
+        ("provider", _STRING),
+        ("region_id", _STRING),
+        ("project_id", _STRING),
+        ("type", _STRING),
+        ("custom_attributes", pa.list_(_ATTRIBUTE)),
+        ("agent_sn", _STRING),
+        ("agent_status", _STRING),
+        ("properties", _PROPERTIES),
+    ]
+)
+_INSTANCE = pa.struct(
+    [
+        ("id", _INT),
+        ("target_instance", _TARGET),
+        ("gmt_created", _INT),
+        ("gmt_finished", _INT),
+        ("execute_costs", _INT),
+        ("status", _STRING),
+        ("message", _STRING),
+    ]
+)
+#: one response body per line: only what the table needs; other fields are skipped
+_BODY = pa.schema([pa.field("data", pa.struct([("execute_instances", pa.list_(_INSTANCE))]))])
+_PARSE = pj.ParseOptions(explicit_schema=_BODY, unexpected_field_behavior="ignore")
+
+#: contract column <- field of the instance / its target / the target's properties
+_INSTANCE_COLUMNS = (
+    ("instance_id", "id"),
+    ("status", "status"),
+    ("message", "message"),
+    ("execute_costs", "execute_costs"),
+)
+_TARGET_COLUMNS = (
+    ("resource_id", "resource_id"),
+    ("provider", "provider"),
+    ("resource_type", "type"),
+    ("agent_sn", "agent_sn"),
+    ("agent_status", "agent_status"),
+)
+_PROPERTY_COLUMNS = (
+    ("host_name", "host_name"),
+    ("fixed_ip", "fixed_ip"),
+    ("floating_ip", "floating_ip"),
+    ("zone_id", "zone_id"),
+    ("application", "application"),
+    ("group_name", "group"),
+)
+
+_DECODER = msgspec.json.Decoder(envelope_type(BatchPage))
+
+
+class PendingPage(NamedTuple):
+    """One kept batch page waiting to be flattened."""
+
+    execute_uuid: str
+    batch_index: int
+    page: RawPage
+
+
+def flatten_pages(pages: Sequence[PendingPage]) -> pa.RecordBatch:
+    """The ``execution_instances`` rows of ``pages``, in order, repeated ids dropped.
+
+    Raises ``ResponseError`` naming the ticket, batch and marker of a page whose body is not
+    the documented JSON.
+    """
+    batch = _arrow_path(pages) if pages else None
+    return batch if batch is not None else _reference_path(pages)
+
+
+def _arrow_path(pages: Sequence[PendingPage]) -> pa.RecordBatch | None:
+    """The fast path, or None when Arrow refuses the chunk or it needs a closer look."""
+    text = b"\n".join(_one_line(p.page.body) for p in pages)
+    options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
+    try:
+        parsed = pj.read_json(io.BytesIO(text), read_options=options, parse_options=_PARSE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if parsed.num_rows != len(pages):
+        return None
+    data = parsed.column("data").combine_chunks()
+    if data.null_count:
+        return None
+    lists = data.field("execute_instances")
+    if lists.null_count:  # the ids decode saw records there: not the same reading
+        return None
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    instances = lists.flatten()
+    if instances.null_count:
+        return None
+    instances, kept = _kept(pages, instances, lengths)
+    if instances is None:
+        return None
+    try:
+        batch = _columns(pages, instances, kept)
+        batch.validate(full=True)  # UTF-8 of every string, which the reader did not check
+    except (pa.ArrowInvalid, _NotPlain):
+        return None
+    return batch
+
+
+def _one_line(body: bytes) -> bytes:
+    """A JSON text on one line: raw line breaks can only be whitespace between tokens."""
+    if b"\n" in body:
+        body = body.replace(b"\n", b" ")
+    if b"\r" in body:
+        body = body.replace(b"\r", b" ")
+    return body
+
+
+def _kept(
+    pages: Sequence[PendingPage], instances: pa.StructArray, lengths: np.ndarray
+) -> tuple[pa.StructArray | None, np.ndarray]:
+    """Drop the records the pager dropped (repeated ids); check each page's record count.
+
+    Returns the kept records and, per page, the number of kept records."""
+    kept = np.fromiter((p.page.count for p in pages), dtype=np.int64, count=len(pages))
+    if all(p.page.keep is None for p in pages):
+        if not np.array_equal(kept, lengths):
+            return None, kept
+        return instances, kept
+    positions: list[np.ndarray] = []
+    offset = 0
+    for n, (_, _, page) in enumerate(pages):
+        length = int(lengths[n])
+        if page.keep is None:
+            if length != page.count:
+                return None, kept
+            positions.append(np.arange(offset, offset + length))
+        else:
+            if not page.keep or page.keep[-1] >= length:
+                return None, kept
+            positions.append(offset + np.asarray(page.keep, dtype=np.int64))
+        offset += length
+    return instances.take(pa.array(np.concatenate(positions))), kept
+
+
+class _NotPlain(Exception):
+    """The chunk has something the fast path leaves to the reference path."""
+
+
+def _columns(
+    pages: Sequence[PendingPage], instances: pa.StructArray, kept: np.ndarray
+) -> pa.RecordBatch:
+    rows = len(instances)
+    page_of_row = pa.array(np.repeat(np.arange(len(pages), dtype=np.int64), kept))
+    out: dict[str, pa.Array] = {
+        "execute_uuid": pa.array([p.execute_uuid for p in pages], _STRING).take(page_of_row),
+        "batch_index": pa.array([p.batch_index for p in pages], pa.int32()).take(page_of_row),
+    }
+    fields = dict(zip(_INSTANCE.names, instances.flatten(), strict=True))
+    if fields["id"].null_count:
+        raise _NotPlain
+    for column, name in _INSTANCE_COLUMNS:
+        out[column] = fields[name]
+    created = fields["gmt_created"]
+    finished = fields["gmt_finished"]
+    out["created_at"] = created.cast(TIMESTAMP)
+    out["finished_at"] = finished.cast(TIMESTAMP)
+    out["duration_ms"] = pc.subtract(finished, created)
+    target = dict(zip(_TARGET.names, fields["target_instance"].flatten(), strict=True))
+    for column, name in _TARGET_COLUMNS:
+        out[column] = target[name]
+    props = dict(zip(_PROPERTIES.names, target["properties"].flatten(), strict=True))
+    for column, name in _PROPERTY_COLUMNS:
+        out[column] = props[name]
+    # region and project: from the properties, else from the target itself
+    out["region_id"] = pc.coalesce(props["region_id"], target["region_id"])
+    out["project_id"] = pc.coalesce(props["project_id"], target["project_id"])
+    out["custom_attributes"] = _attributes(target["custom_attributes"])
+    columns = [out[name] for name in EXECUTION_INSTANCES.names]
+    if any(len(c) != rows for c in columns):
+        raise _NotPlain
+    return pa.RecordBatch.from_arrays(columns, schema=EXECUTION_INSTANCES)
+
+
+def _attributes(lists: pa.ListArray) -> pa.MapArray:
+    """``custom_attributes`` as a map; a key-less or null entry is the reference path's."""
+    entries = lists.values
+    if entries.null_count:
+        raise _NotPlain
+    keys, values = entries.flatten()
+    if keys.null_count:
+        raise _NotPlain
+    return pa.MapArray.from_arrays(
+        lists.offsets,
+        keys,
+        values,
+        type=ATTRIBUTES,
+        mask=lists.is_null() if lists.null_count else None,
+    )
+
+
+def _reference_path(pages: Sequence[PendingPage]) -> pa.RecordBatch:
+    columns = InstanceColumns()
+    for execute_uuid, batch_index, page in pages:
+        try:
+            instances = _DECODER.decode(page.body).data.execute_instances or []
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise errors.ResponseError(
+                f"get_batch: the response is not the documented JSON: {exc}",
+                ticket=execute_uuid,
+                batch=batch_index,
+                marker=page.marker,
+            ) from None
+        if page.keep is not None:
+            instances = [instances[i] for i in page.keep]
+        columns.append(execute_uuid, batch_index, instances)
+    return columns.take()
