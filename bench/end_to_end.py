@@ -183,10 +183,12 @@ def measure(scale: Scale, keep_pages: dict[str, BatchPages]) -> Section:
             return lambda: run_dlt(endpoint, day, root / name)
 
         # not timed: the pages for measurement 4, and a first pass over every code path of
-        # client and server, so that round 1 is not the one that pays for it
+        # client, product and server, so that round 1 is not the one that pays for it
         keep_pages["pages"] = fetch_pages(
             endpoint, requests, concurrency=DEFAULT_CONCURRENCY, keep=True
         ).batch_pages
+        run_plain(endpoint, root / "warm-up")
+        shutil.rmtree(root / "warm-up", ignore_errors=True)
         for n in range(scale.repeats):
             variants: dict[str, Callable[[], dict[str, Any]]] = {
                 "raw": raw,

@@ -4,7 +4,7 @@ Kept batch pages (``RawPage``: the body as received, and which records to keep) 
 gathered until they hold ``flush_rows`` rows; then one thread flattens them in Arrow
 (``pages.flatten_pages``) and writes them as a row group. Arrow releases the GIL for nearly
 all of that, so the thread runs beside the fetching event loop. At most
-``MAX_PENDING_WRITES`` chunk waits for the thread, so memory stays bounded whatever the size
+``MAX_PENDING_WRITES`` chunks wait for the thread, so memory stays bounded whatever the size
 of the day.
 """
 
@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 #: 10k keeps the ingesting process near 220 MiB at any size of day (20k: 275 MiB) at the same
 #: speed; 5k and fewer are slower (more row groups, more calls per row)
 FLUSH_ROWS = 10_000
-MAX_PENDING_WRITES = 1
+#: chunks queued for the thread: 2 lets the fetching loop run on while the thread is busy
+#: (measured: fewer waits, 4% faster than 1, 8 MiB more at peak)
+MAX_PENDING_WRITES = 2
 
 
 class InstanceLoader:

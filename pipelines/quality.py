@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from pipelines.coc.models import INSTANCE_STATUSES
 from pipelines.ingest import DayResult
@@ -40,8 +41,22 @@ def read_day(
         fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
     path = f"{base.rstrip('/')}/{table}/dt={day}"
     dataset = ds.dataset(path, format="parquet", filesystem=fs)
-    if limit is not None:
-        return dataset.head(limit, columns=columns)
+    if limit is not None:  # a preview: whole row groups, only as many as it takes
+        tables: list[pa.Table] = []
+        rows = 0
+        for fragment in dataset.get_fragments():
+            with fs.open_input_file(fragment.path) as f:
+                parquet = pq.ParquetFile(f)
+                for group in range(parquet.num_row_groups):
+                    if rows >= limit:
+                        break
+                    tables.append(parquet.read_row_group(group, columns=columns))
+                    rows += tables[-1].num_rows
+            if rows >= limit:
+                break
+        if not tables:
+            return dataset.head(0, columns=columns)
+        return pa.concat_tables(tables).slice(0, limit)
     return dataset.to_table(columns=columns)
 
 
