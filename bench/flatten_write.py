@@ -3,10 +3,11 @@
 The day's instance pages are fetched once (by the end-to-end raw fetch, or here if that
 measurement did not run) and kept in memory. Then, one after the other per round:
 
-- the product: msgspec decoding and validation into the API's records (a decoder of
-  ``envelope_type(BatchPage)``, as the client builds), ``InstanceColumns`` flushed every
-  ``FLUSH_ROWS`` rows, and a ``DayWriter`` that stages, compresses and publishes the day's
-  Parquet, all in one thread (the work, not how it is spread over cores);
+- the product: what the ingestion does per page (the fetching side's ids decode, with
+  the client's ``BatchPageIds`` decoder) and per chunk of ``FLUSH_ROWS`` rows (its
+  ``InstanceLoader``: Arrow parsing and flattening, ``pages.flatten_pages``, then a
+  ``DayWriter`` that stages, compresses and publishes the day's Parquet), all in this one
+  thread (the work, not how it is spread over cores);
 - pandas, as a data engineer would write it: ``json.loads`` every page,
   ``pd.json_normalize(pages, record_path="execute_instances", meta=...)``, the contract's
   renames, fallbacks and types (nullable integers, UTC millisecond timestamps, the
@@ -20,6 +21,8 @@ paths are known to produce the same table.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +34,36 @@ import pyarrow.parquet as pq
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, scratch_dir
 from bench.day import DAY, simulator_process, sized_day
 from bench.raw_fetch import day_requests, fetch_pages
-from pipelines.coc.models import BatchPage, envelope_type
-from pipelines.flatten import EXECUTION_INSTANCES, InstanceColumns
-from pipelines.ingest import FLUSH_ROWS
+from pipelines.coc.models import BatchPageIds, RawPage, envelope_type
+from pipelines.flatten import EXECUTION_INSTANCES
+from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import COMPRESSION, DayWriter
 from pipelines.settings import DEFAULT_CONCURRENCY
 
 BatchPages = list[tuple[str, int, bytes]]
 
 
+class _ThisThread:
+    """An executor that runs each job at once, in the caller's thread."""
+
+    def submit(self, job: Callable[..., None], *args: Any) -> Future[None]:
+        future: Future[None] = Future()
+        job(*args)
+        future.set_result(None)
+        return future
+
+
 def product_path(pages: BatchPages, root: Path) -> tuple[Path, int]:
     """Decode, flatten and write the pages as the product does: (the day's folder, rows)."""
-    decoder = msgspec.json.Decoder(envelope_type(BatchPage))
-    columns = InstanceColumns()
-    with DayWriter(root=str(root), day=DAY) as writer:
-        for execute_uuid, batch_index, body in pages:
-            page = decoder.decode(body).data
-            columns.append(execute_uuid, batch_index, page.execute_instances or [])
-            if columns.rows >= FLUSH_ROWS:
-                writer.write("execution_instances", columns.take())
-        if columns.rows:
-            writer.write("execution_instances", columns.take())
+    ids = msgspec.json.Decoder(envelope_type(BatchPageIds))  # as the client decodes
+    with DayWriter(root=str(root), day=DAY, row_group_rows=FLUSH_ROWS) as writer:
+        loader = InstanceLoader(writer, _ThisThread(), FLUSH_ROWS)  # type: ignore[arg-type]
+        for n, (execute_uuid, batch_index, body) in enumerate(pages):
+            count = len(ids.decode(body).data.execute_instances or [])
+            loader.add(
+                execute_uuid, batch_index, RawPage(body=body, marker=n, keep=None, count=count)
+            )
+        loader.finish()
         tables = writer.commit()
     folder = root / "execution_instances" / f"dt={DAY.isoformat()}"
     return folder, tables["execution_instances"].rows

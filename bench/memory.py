@@ -2,18 +2,16 @@
 
 Each run is the plain function path in a fresh child process (``bench.rss_child``) against a
 simulator in another process, so that neither the bench's own memory (Dagster, dlt, cached
-pages) nor the simulator's counts. The ingestion may run more than one process (a flatten
-worker): the bench follows the child's whole process tree every 20 ms and reports, as the
-peak, the sum over its processes of each one's high-water mark (``VmHWM``), an upper bound
-of what the tree held at once; the sampled simultaneous sums of RSS and of PSS (which
-shares library pages out fairly instead of counting them in every process) and the main
-process alone are in the notes. The floor is the child's RSS right after its imports.
-When ``ingest_days`` takes ``offload``, both ways are measured.
+pages) nor the simulator's counts. The ingestion runs in one process, but the bench does
+not take that on trust: it follows the child's whole process tree every 20 ms and reports,
+as the peak, the sum over its processes of each one's high-water mark (``VmHWM``), an upper
+bound of what the tree held at once (with one process, that process's own peak); a second
+process, if one appeared, would show in the notes. The floor is the child's RSS right after
+its imports.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import subprocess
@@ -26,7 +24,6 @@ import psutil
 
 from bench.core import Row, Scale, Section, Spread, Target, mib, ratios, scratch_dir
 from bench.day import DAY, simulator_process, sized_day
-from pipelines.ingest import ingest_days_async
 
 LIMIT_MIB = 300
 SAMPLE_S = 0.02
@@ -85,14 +82,7 @@ class TreeMemory:
         return sum(self.hwm.values())
 
 
-def offload_modes() -> list[bool | None]:
-    """``[None]`` (the default only) unless ``ingest_days`` can be told where to flatten."""
-    if "offload" in inspect.signature(ingest_days_async).parameters:
-        return [True, False]
-    return [None]
-
-
-def _child(endpoint: str, warehouse: Path, offload: bool | None) -> dict[str, Any]:
+def _child(endpoint: str, warehouse: Path) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -104,8 +94,6 @@ def _child(endpoint: str, warehouse: Path, offload: bool | None) -> dict[str, An
         "--warehouse",
         str(warehouse),
     ]
-    if offload is not None:
-        command.append("--offload" if offload else "--no-offload")
     out, err = warehouse.with_suffix(".out"), warehouse.with_suffix(".err")
     with open(out, "w") as stdout, open(err, "w") as stderr:
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
@@ -133,67 +121,56 @@ def _child(endpoint: str, warehouse: Path, offload: bool | None) -> dict[str, An
     return found
 
 
-def _mode_name(offload: bool | None) -> str:
-    return {None: "", True: ", offload (default)", False: ", offload=False"}[offload]
-
-
 def measure(scale: Scale) -> Section:
     section = Section(name="memory", title="5 peak RSS of the ingestion")
     small, large = scale.rss_instances
-    modes = offload_modes()
     runs: dict[str, list[dict[str, Any]]] = {}
     with scratch_dir("memory") as root:
         for size in (small, large):
             expected = sized_day(size).instances
             with simulator_process(size, log=root / f"simulator-{size}.log") as simulator:
                 for n in range(scale.repeats):
-                    for offload in modes:
-                        warehouse = root / f"wh-{size}-{offload}-{n}"
-                        found = _child(simulator.url, warehouse, offload)
-                        found["complete"] = found["rows"] == expected
-                        runs.setdefault(f"{size}{_mode_name(offload)}", []).append(found)
-                        shutil.rmtree(warehouse, ignore_errors=True)
+                    warehouse = root / f"wh-{size}-{n}"
+                    found = _child(simulator.url, warehouse)
+                    found["complete"] = found["rows"] == expected
+                    runs.setdefault(str(size), []).append(found)
+                    shutil.rmtree(warehouse, ignore_errors=True)
     section.detail = {"instances": [small, large], "runs": runs}
     floors = [mib(r["floor_rss"]) for found in runs.values() for r in found]
     section.rows.append(
         Row(metric="RSS right after imports (floor)", spread=Spread.of(floors), unit=" MiB")
     )
-    for offload in modes:
-        mode = _mode_name(offload)
-        peaks = {
-            size: [mib(r["tree_peak_rss"]) for r in runs[f"{size}{mode}"]]
-            for size in (small, large)
-        }
-        for size in (small, large):
-            found = runs[f"{size}{mode}"]
-            mid = sorted(found, key=lambda r: r["tree_peak_rss"])[len(found) // 2]
-            complete = all(r["complete"] for r in found)
-            rate = Spread.of([r["rows"] / r["seconds"] for r in found]).median
-            note = f"{mid['processes']} process(es)"
-            if mid["processes"] > 1:
-                note += (
-                    f": main {mib(mid['main_peak_rss']):.0f} + workers "
-                    f"{mib(mid['workers_peak_rss']):.0f} MiB; sampled together: "
-                    f"RSS {mib(mid['sampled_rss_sum']):.0f}, "
-                    f"PSS {mib(mid['sampled_pss_sum']):.0f} MiB"
-                )
-            note += f"; {rate:,.0f} instances/s" + ("" if complete else "; ROWS MISSING OR EXTRA")
-            section.rows.append(
-                Row(
-                    metric=f"peak RSS at {size:,} instances{mode}",
-                    spread=Spread.of(peaks[size]),
-                    unit=" MiB",
-                    target=Target("<", LIMIT_MIB, " MiB") if size == large else None,
-                    passed_override=None if complete else False,
-                    note=note,
-                )
+    peaks = {size: [mib(r["tree_peak_rss"]) for r in runs[str(size)]] for size in (small, large)}
+    for size in (small, large):
+        found = runs[str(size)]
+        mid = sorted(found, key=lambda r: r["tree_peak_rss"])[len(found) // 2]
+        complete = all(r["complete"] for r in found)
+        rate = Spread.of([r["rows"] / r["seconds"] for r in found]).median
+        note = f"{mid['processes']} process(es)"
+        if mid["processes"] > 1:
+            note += (
+                f": main {mib(mid['main_peak_rss']):.0f} + workers "
+                f"{mib(mid['workers_peak_rss']):.0f} MiB; sampled together: "
+                f"RSS {mib(mid['sampled_rss_sum']):.0f}, "
+                f"PSS {mib(mid['sampled_pss_sum']):.0f} MiB"
             )
+        note += f"; {rate:,.0f} instances/s" + ("" if complete else "; ROWS MISSING OR EXTRA")
         section.rows.append(
             Row(
-                metric=f"peak RSS {large:,} / {small:,}{mode}",
-                spread=Spread.of(ratios(peaks[large], peaks[small])),
-                unit="×",
-                target=Target("<=", 1.2),
+                metric=f"peak RSS at {size:,} instances",
+                spread=Spread.of(peaks[size]),
+                unit=" MiB",
+                target=Target("<", LIMIT_MIB, " MiB") if size == large else None,
+                passed_override=None if complete else False,
+                note=note,
             )
         )
+    section.rows.append(
+        Row(
+            metric=f"peak RSS {large:,} / {small:,}",
+            spread=Spread.of(ratios(peaks[large], peaks[small])),
+            unit="×",
+            target=Target("<=", 1.2),
+        )
+    )
     return section

@@ -23,11 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", type=date.fromisoformat, required=True)
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--concurrency", type=int)
-    parser.add_argument(
-        "--offload",
-        action=argparse.BooleanOptionalAction,
-        help="pass offload= to ingest_days (default: leave it to the product)",
-    )
     args = parser.parse_args(argv)
 
     from pipelines.ingest import ingest_days
@@ -43,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         warehouse=args.warehouse, duckdb_path=f"{args.warehouse}/coc.duckdb"
     )
     started = time.perf_counter()
-    options = {} if args.offload is None else {"offload": args.offload}
-    result = ingest_days(settings, warehouse, [args.day], **options)[0]
+    result = ingest_days(settings, warehouse, [args.day])[0]
     seconds = time.perf_counter() - started
     print(
         json.dumps(

@@ -483,6 +483,8 @@ class CocClient:
         body = response.content
         m.bytes_received += len(body)
         status = response.status_code
+        if status != 429:
+            self.gate.accepted()
         if 200 <= status < 300:
             try:
                 return decoder.decode(body).data, body

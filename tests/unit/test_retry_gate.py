@@ -283,9 +283,9 @@ def test_adaptive_throttle_without_a_cap_starts_pacing() -> None:
         gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
         assert gate.rate is None
         now = time.monotonic()
-        gate._recent.extend(now - 1.0 + i * 0.01 for i in range(100))  # ~100 requests/s
+        gate._accepted.extend(now - 1.0 + i * 0.01 for i in range(100))  # ~100 accepted/s
         gate.throttle(None)
-        assert gate.rate is not None and 50 <= gate.rate <= 100  # just under what was sent
+        assert gate.rate is not None and 50 <= gate.rate <= 100  # just under what was accepted
         before = gate.rate
         gate._recover(time.monotonic() + 60)
         assert gate.rate > before  # no ceiling: keeps creeping up
@@ -318,3 +318,30 @@ def test_adaptive_throttle_pauses_at_least_one_interval() -> None:
             return time.monotonic() - at
 
     assert asyncio.run(main()) >= 0.05
+
+
+def test_a_first_429_in_a_burst_paces_at_the_accepted_rate_per_second() -> None:
+    async def main() -> None:
+        gate = RequestGate(max_rps=None, concurrency=16, adaptive=True)
+        for _ in range(50):  # a gateway's full bucket, drained in a few milliseconds
+            gate.accepted()
+        gate.throttle(1.0)
+        # 50 answers are 50 in a second, not 50 in 5 ms: pacing starts just under 50/s
+        assert gate.rate == pytest.approx(45.0, rel=0.05)
+
+    asyncio.run(main())
+
+
+def test_after_a_cut_the_rate_climbs_back_fast_then_probes_slowly() -> None:
+    async def main() -> None:
+        gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
+        gate._rate = 100.0
+        gate.throttle(None)
+        assert gate.rate == pytest.approx(90.0)
+        start = gate._last_raise
+        gate._recover(start + 2)  # fast: 5% a second, but no further than 95% of 100
+        assert gate.rate == pytest.approx(95.0)
+        gate._recover(start + 12)  # then 1% a second
+        assert gate.rate == pytest.approx(95.0 * 1.1, rel=0.01)
+
+    asyncio.run(main())
