@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from pipelines.settings import DEFAULT_CONCURRENCY
 BatchPages = list[tuple[str, int, bytes]]
 
 
-class _ThisThread:
+class _ThisThread(Executor):
     """An executor that runs each job at once, in the caller's thread."""
 
     def submit(self, job: Callable[..., None], *args: Any) -> Future[None]:
@@ -57,7 +57,7 @@ def product_path(pages: BatchPages, root: Path) -> tuple[Path, int]:
     """Decode, flatten and write the pages as the product does: (the day's folder, rows)."""
     ids = msgspec.json.Decoder(envelope_type(BatchPageIds))  # as the client decodes
     with DayWriter(root=str(root), day=DAY, row_group_rows=FLUSH_ROWS) as writer:
-        loader = InstanceLoader(writer, _ThisThread(), FLUSH_ROWS)  # type: ignore[arg-type]
+        loader = InstanceLoader(writer, _ThisThread(), FLUSH_ROWS)
         for n, (execute_uuid, batch_index, body) in enumerate(pages):
             count = len(ids.decode(body).data.execute_instances or [])
             loader.add(

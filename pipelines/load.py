@@ -11,7 +11,7 @@ of the day.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 import pyarrow as pa
 
@@ -33,9 +33,7 @@ MAX_PENDING_WRITES = 2
 class InstanceLoader:
     """Buffers ``execution_instances`` pages and writes them, and whole tables, in order."""
 
-    def __init__(
-        self, writer: DayWriter, pool: ThreadPoolExecutor, flush_rows: int = FLUSH_ROWS
-    ) -> None:
+    def __init__(self, writer: DayWriter, pool: Executor, flush_rows: int = FLUSH_ROWS) -> None:
         self.writer = writer
         self.pool = pool
         self.flush_rows = flush_rows

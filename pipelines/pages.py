@@ -129,7 +129,7 @@ def _arrow_path(pages: Sequence[PendingPage]) -> pa.RecordBatch | None:
     options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
     try:
         parsed = pj.read_json(io.BytesIO(text), read_options=options, parse_options=_PARSE)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         return None
     if parsed.num_rows != len(pages):
         return None
@@ -149,7 +149,7 @@ def _arrow_path(pages: Sequence[PendingPage]) -> pa.RecordBatch | None:
     try:
         batch = _columns(pages, instances, kept)
         batch.validate(full=True)  # UTF-8 of every string, which the reader did not check
-    except (pa.ArrowInvalid, _NotPlain):
+    except (pa.ArrowException, _NotPlain):
         return None
     return batch
 
