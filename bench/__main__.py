@@ -29,8 +29,8 @@ def _say(message: str) -> None:
 
 
 def run(names: list[str], scale: Scale) -> list[Section]:
-    # Imported here, not at the top: a flatten worker started with multiprocessing's
-    # "spawn" re-imports this module, and should not pay for pandas, duckdb and Dagster.
+    # Imported here, not at the top: `--help` and a bad argument should not wait for
+    # pandas, duckdb and Dagster to import.
     from bench import (
         end_to_end,
         flatten_write,
