@@ -207,28 +207,25 @@ class InstanceColumns:
         return batch
 
 
-#: contract column <- attribute of ``target_instance`` / of its ``properties``
-_TARGET_GETTERS = tuple(
-    (name, attrgetter(attr))
-    for name, attr in (
-        ("resource_id", "resource_id"),
-        ("provider", "provider"),
-        ("resource_type", "type"),
-        ("agent_sn", "agent_sn"),
-        ("agent_status", "agent_status"),
-    )
+#: contract column <- field of ``target_instance`` / of its ``properties`` (both flattening
+#: paths read these: ``InstanceColumns`` here, the Arrow path in ``pages.py``)
+TARGET_COLUMNS = (
+    ("resource_id", "resource_id"),
+    ("provider", "provider"),
+    ("resource_type", "type"),
+    ("agent_sn", "agent_sn"),
+    ("agent_status", "agent_status"),
 )
-_PROPERTY_GETTERS = tuple(
-    (name, attrgetter(attr))
-    for name, attr in (
-        ("host_name", "host_name"),
-        ("fixed_ip", "fixed_ip"),
-        ("floating_ip", "floating_ip"),
-        ("zone_id", "zone_id"),
-        ("application", "application"),
-        ("group_name", "group"),
-    )
+PROPERTY_COLUMNS = (
+    ("host_name", "host_name"),
+    ("fixed_ip", "fixed_ip"),
+    ("floating_ip", "floating_ip"),
+    ("zone_id", "zone_id"),
+    ("application", "application"),
+    ("group_name", "group"),
 )
+_TARGET_GETTERS = tuple((name, attrgetter(attr)) for name, attr in TARGET_COLUMNS)
+_PROPERTY_GETTERS = tuple((name, attrgetter(attr)) for name, attr in PROPERTY_COLUMNS)
 _NO_TARGET = TargetInstance()
 _NO_PROPERTIES = HostProperties()
 

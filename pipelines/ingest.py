@@ -83,13 +83,16 @@ class _Tickets:
 
 
 class _PageSink(_Tickets):
-    """Kept batch pages, as received, to whatever flattens them (loader or worker)."""
+    """Kept batch pages, as received, to the loader that flattens and writes them."""
 
     raw_pages = True
 
-    def __init__(self, put: Callable[[str, int, RawPage], None]) -> None:
+    def __init__(self, loader: InstanceLoader) -> None:
         super().__init__()
-        self.instances = put
+        self.loader = loader
+
+    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
+        self.loader.add(execute_uuid, batch_index, page)
 
 
 async def ingest_day(
@@ -109,7 +112,7 @@ async def ingest_day(
         DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
     ):
         loader = InstanceLoader(writer, pool, flush_rows)
-        sink = _PageSink(loader.add)
+        sink = _PageSink(loader)
         try:
             walk = await walk_day(
                 client,

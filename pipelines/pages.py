@@ -23,83 +23,56 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import msgspec
+import msgspec.inspect
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipelines.coc import errors
-from pipelines.coc.models import BatchPage, RawPage, envelope_type
-from pipelines.flatten import ATTRIBUTES, EXECUTION_INSTANCES, TIMESTAMP, InstanceColumns
+from pipelines.coc.models import BatchPage, Instance, RawPage, envelope_type
+from pipelines.flatten import (
+    ATTRIBUTES,
+    EXECUTION_INSTANCES,
+    PROPERTY_COLUMNS,
+    TARGET_COLUMNS,
+    TIMESTAMP,
+    InstanceColumns,
+)
 
 _STRING = pa.string()
-_INT = pa.int64()
 
-_ATTRIBUTE = pa.struct([("key", _STRING), ("value", _STRING)])
-_PROPERTIES = pa.struct(
-    [
-        (name, _STRING)
-        for name in (
-            "host_name",
-            "fixed_ip",
-            "floating_ip",
-            "region_id",
-            "zone_id",
-            "application",
-            "group",
-            "project_id",
-        )
-    ]
-)
-_TARGET = pa.struct(
-    [
-        ("resource_id", _STRING),
-        ("provider", _STRING),
-        ("region_id", _STRING),
-        ("project_id", _STRING),
-        ("type", _STRING),
-        ("custom_attributes", pa.list_(_ATTRIBUTE)),
-        ("agent_sn", _STRING),
-        ("agent_status", _STRING),
-        ("properties", _PROPERTIES),
-    ]
-)
-_INSTANCE = pa.struct(
-    [
-        ("id", _INT),
-        ("target_instance", _TARGET),
-        ("gmt_created", _INT),
-        ("gmt_finished", _INT),
-        ("execute_costs", _INT),
-        ("status", _STRING),
-        ("message", _STRING),
-    ]
-)
+
+def _arrow_type(t: msgspec.inspect.Type) -> pa.DataType:
+    """The Arrow type Arrow's JSON reader should give what a record model decodes: the
+    models stay the one statement of the page's schema."""
+    if isinstance(t, msgspec.inspect.UnionType):  # every model field is ``X | None``
+        (t,) = [x for x in t.types if not isinstance(x, msgspec.inspect.NoneType)]
+    if isinstance(t, msgspec.inspect.StrType):
+        return _STRING
+    if isinstance(t, msgspec.inspect.IntType):
+        return pa.int64()
+    if isinstance(t, msgspec.inspect.ListType):
+        return pa.list_(_arrow_type(t.item_type))
+    if isinstance(t, msgspec.inspect.StructType):
+        return pa.struct([(f.encode_name, _arrow_type(f.type)) for f in t.fields])
+    raise TypeError(f"no Arrow type for {t!r}")
+
+
+_INSTANCE: pa.StructType = _arrow_type(msgspec.inspect.type_info(Instance))
+_TARGET: pa.StructType = _INSTANCE.field("target_instance").type
+_PROPERTIES: pa.StructType = _TARGET.field("properties").type
 #: one response body per line: only what the table needs; other fields are skipped
 _BODY = pa.schema([pa.field("data", pa.struct([("execute_instances", pa.list_(_INSTANCE))]))])
 _PARSE = pj.ParseOptions(explicit_schema=_BODY, unexpected_field_behavior="ignore")
 
-#: contract column <- field of the instance / its target / the target's properties
+#: contract column <- field of the instance (those of its target and the target's
+#: properties: ``flatten.TARGET_COLUMNS``, ``flatten.PROPERTY_COLUMNS``)
 _INSTANCE_COLUMNS = (
     ("instance_id", "id"),
     ("status", "status"),
     ("message", "message"),
     ("execute_costs", "execute_costs"),
-)
-_TARGET_COLUMNS = (
-    ("resource_id", "resource_id"),
-    ("provider", "provider"),
-    ("resource_type", "type"),
-    ("agent_sn", "agent_sn"),
-    ("agent_status", "agent_status"),
-)
-_PROPERTY_COLUMNS = (
-    ("host_name", "host_name"),
-    ("fixed_ip", "fixed_ip"),
-    ("floating_ip", "floating_ip"),
-    ("zone_id", "zone_id"),
-    ("application", "application"),
-    ("group_name", "group"),
 )
 
 _DECODER = msgspec.json.Decoder(envelope_type(BatchPage))
@@ -214,10 +187,10 @@ def _columns(
     out["finished_at"] = finished.cast(TIMESTAMP)
     out["duration_ms"] = pc.subtract(finished, created)
     target = dict(zip(_TARGET.names, fields["target_instance"].flatten(), strict=True))
-    for column, name in _TARGET_COLUMNS:
+    for column, name in TARGET_COLUMNS:
         out[column] = target[name]
     props = dict(zip(_PROPERTIES.names, target["properties"].flatten(), strict=True))
-    for column, name in _PROPERTY_COLUMNS:
+    for column, name in PROPERTY_COLUMNS:
         out[column] = props[name]
     # region and project: from the properties, else from the target itself
     out["region_id"] = pc.coalesce(props["region_id"], target["region_id"])

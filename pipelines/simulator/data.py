@@ -201,31 +201,31 @@ class Dataset:
     def order_record(self, ticket: Ticket | str, *, now: datetime | int | None = None) -> dict:
         now = self.now_ms(now)
         t = self._need(ticket, now)
-        status, finished = self.order_state(t, now)
         return {
             "order_id": t.order_id,
             "order_name": t.order_name,
+            **self._ticket_fields(t, now),
+            "properties": {"region_ids": t.region_ids},
+        }
+
+    def _ticket_fields(self, t: Ticket, now: int) -> dict:
+        """What the list entry and the detail of a ticket share."""
+        status, finished = self.order_state(t, now)
+        return {
             "execute_uuid": t.execute_uuid,
             "gmt_created": t.gmt_created,
             "gmt_finished": finished,
             "execute_costs": None if finished is None else finished - t.gmt_created,
             "creator": t.creator,
             "status": status,
-            "properties": {"region_ids": t.region_ids},
         }
 
     def detail(self, ticket: Ticket | str, *, now: datetime | int | None = None) -> dict:
         now = self.now_ms(now)
         t = self._need(ticket, now)
-        status, finished = self.order_state(t, now)
         current = t.batches[current_batch_position(self.run(t), now)].index
         return {
-            "execute_uuid": t.execute_uuid,
-            "gmt_created": t.gmt_created,
-            "gmt_finished": finished,
-            "execute_costs": None if finished is None else finished - t.gmt_created,
-            "creator": t.creator,
-            "status": status,
+            **self._ticket_fields(t, now),
             "properties": {
                 "script_uuid": t.script.uuid,
                 "script_name": t.script.name,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.coc import errors
-from pipelines.coc.models import RawPage
+from pipelines.coc.models import HostProperties, RawPage, TargetInstance
 from pipelines.flatten import EXECUTION_INSTANCES
 from pipelines.pages import PendingPage, _arrow_path, _reference_path, flatten_pages
 from tests.unit.test_flatten import PAGE
@@ -33,19 +33,7 @@ def _optional_fields(fields: dict[str, st.SearchStrategy]) -> st.SearchStrategy[
 ATTRIBUTE = _optional_fields({"key": TEXT, "value": MAYBE_TEXT})
 PROPERTIES = _optional_fields(
     {
-        **{
-            n: MAYBE_TEXT
-            for n in (
-                "host_name",
-                "fixed_ip",
-                "floating_ip",
-                "region_id",
-                "zone_id",
-                "application",
-                "group",
-                "project_id",
-            )
-        },
+        **{n: MAYBE_TEXT for n in HostProperties.__struct_fields__},
         "unknown": st.just({"nested": [1, 2]}),
     }
 )
@@ -53,15 +41,8 @@ TARGET = _optional_fields(
     {
         **{
             n: MAYBE_TEXT
-            for n in (
-                "resource_id",
-                "provider",
-                "region_id",
-                "project_id",
-                "type",
-                "agent_sn",
-                "agent_status",
-            )
+            for n in TargetInstance.__struct_fields__
+            if n not in ("custom_attributes", "properties")
         },
         "custom_attributes": st.one_of(st.none(), st.lists(ATTRIBUTE, max_size=4)),
         "properties": st.one_of(st.none(), PROPERTIES),
