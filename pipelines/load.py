@@ -24,9 +24,9 @@ from pipelines.parquet import DayWriter
 
 log = logging.getLogger(__name__)
 
-#: rows per flattened chunk and per Parquet row group. Measured on 250k and 1M instances:
-#: 10k keeps the ingesting process near 220 MiB at any size of day (20k: 275 MiB) at the same
-#: speed; 5k and fewer are slower (more row groups, more calls per row)
+#: rows per flattened chunk and per Parquet row group. Measured at 100k and 1M instances:
+#: 10k keeps the ingesting process at 217-223 MiB at any size of day (20k: 261-274 MiB) at
+#: the same speed; 5k and fewer are slower (more row groups, more calls per row)
 FLUSH_ROWS = 10_000
 #: chunks handed to the thread before the fetching loop waits for it. Measured at 16 in
 #: flight: 2 was no faster than 1 (0.783x against 0.778x the raw fetch) and held 8 MiB more
