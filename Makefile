@@ -1,44 +1,55 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each creates what it needs.
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates what it needs
+# from nothing but the machine's python3, and installs exactly the committed uv.lock.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-STAMP_DEV := $(VENV)/.installed-dev
-STAMP_BENCH := $(VENV)/.installed-bench
+# uv itself lives in its own small environment, pinned here; it installs everything else
+UV_VERSION := 0.13.9
+UV_HOME    := .uv
+UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
+SOURCES    := pipelines assets warehouse
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast check-lock lint types bench lock upgrade sync-dev clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(UV_HOME)/bin/uv:
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+check-lock: $(UV_HOME)/bin/uv
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 
-$(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(STAMP)
-
-$(STAMP_BENCH): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	touch $@ $(STAMP_DEV) $(STAMP)
-
-demo: $(STAMP)
+demo: check-lock
+	$(UV) sync --frozen --quiet
 	$(BIN)/coc-etl demo
 
-test: $(STAMP_DEV)
+sync-dev: check-lock
+	$(UV) sync --frozen --quiet --extra dev --extra bench
+
+test: sync-dev
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy $(SOURCES)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP_DEV)
+test-fast: sync-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: $(STAMP_DEV)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: sync-dev
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy $(SOURCES)
 
-bench: $(STAMP_BENCH)
+types: sync-dev
+	$(BIN)/mypy $(SOURCES)
+
+bench: sync-dev
 	$(BIN)/python -m bench
 
+# Regenerate the lock on purpose: `make lock` keeps locked versions where pyproject allows them,
+# `make upgrade` takes the newest releases pyproject allows.
+lock: $(UV_HOME)/bin/uv
+	$(UV) lock
+
+upgrade: $(UV_HOME)/bin/uv
+	$(UV) lock --upgrade
+
 clean:
-	rm -rf .demo bench/results/tmp .pytest_cache
+	rm -rf .demo bench/results/tmp .pytest_cache .mypy_cache

@@ -14,7 +14,7 @@ from dagster import (
 from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import BACKFILL
 from assets.resources import WarehouseResource
-from warehouse.build import MARTS_DIR, build_warehouse, connect
+from warehouse.build import MARTS_DIR, build_warehouse, connect, scalar
 
 MART_DESCRIPTIONS = {
     "failure_rates_daily": "Failure rate by day, region, zone, application and script.",
@@ -72,7 +72,7 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
         con = connect(result.duckdb_path)
         try:
             for mart in result.marts:
-                rows = con.execute(f'SELECT count(*) FROM "{mart}"').fetchone()[0]
+                rows = scalar(con, f'SELECT count(*) FROM "{mart}"')
                 yield MaterializeResult(
                     asset_key=mart,
                     metadata={"dagster/row_count": rows, "duckdb": result.duckdb_path},

@@ -14,8 +14,12 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from pipelines.coc.errors import CocError, ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.ingest import DayResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
 
@@ -39,7 +43,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--to {last} is before the first day {args.day}")
     days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
 
-    def on_day(result) -> None:  # type: ignore[no-untyped-def]
+    def on_day(result: DayResult) -> None:
         print(
             f"{result.day}: {result.walk.tickets} tickets, {result.walk.batches} batches, "
             f"{result.rows} instances, {result.requests['requests']} requests "

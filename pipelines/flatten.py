@@ -230,7 +230,9 @@ _NO_TARGET = TargetInstance()
 _NO_PROPERTIES = HostProperties()
 
 
-def orders_batch(rows: Iterable[tuple[Order, OrderDetail | None, int, int]]) -> pa.RecordBatch:
+def orders_batch(
+    rows: Iterable[tuple[Order, OrderDetail | None, int, int | None]],
+) -> pa.RecordBatch:
     """``script_orders`` rows from (list entry, detail, batch_count, total_instances).
 
     The detail is the fresher read of the ticket; the list entry fills what the detail lacks.

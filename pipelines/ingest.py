@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from pipelines.coc.client import CocClient
-from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
+from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import DayWriter, TableStats
@@ -91,7 +91,10 @@ class _PageSink(_Tickets):
         super().__init__()
         self.loader = loader
 
-    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
+    def instances(
+        self, execute_uuid: str, batch_index: int, page: list[Instance] | RawPage
+    ) -> None:
+        assert isinstance(page, RawPage), "raw_pages is set: the walk hands over raw pages"
         self.loader.add(execute_uuid, batch_index, page)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import msgspec.inspect
@@ -30,7 +30,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipelines.coc import errors
-from pipelines.coc.models import BatchPage, Instance, RawPage, envelope_type
+from pipelines.coc.models import (
+    DECODE_ERRORS,
+    BatchPage,
+    Instance,
+    RawPage,
+    describe_bad_body,
+    envelope_type,
+)
 from pipelines.flatten import (
     ATTRIBUTES,
     EXECUTION_INSTANCES,
@@ -75,7 +82,7 @@ _INSTANCE_COLUMNS = (
     ("execute_costs", "execute_costs"),
 )
 
-_DECODER = msgspec.json.Decoder(envelope_type(BatchPage))
+_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(envelope_type(BatchPage))
 
 
 class PendingPage(NamedTuple):
@@ -224,9 +231,9 @@ def _reference_path(pages: Sequence[PendingPage]) -> pa.RecordBatch:
     for execute_uuid, batch_index, page in pages:
         try:
             instances = _DECODER.decode(page.body).data.execute_instances or []
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except DECODE_ERRORS as exc:
             raise errors.ResponseError(
-                f"get_batch: the response is not the documented JSON: {exc}",
+                f"get_batch: {describe_bad_body(page.body, exc)}",
                 ticket=execute_uuid,
                 batch=batch_index,
                 marker=page.marker,

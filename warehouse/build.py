@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -66,6 +67,14 @@ def connect(
     return duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The single value a one-row query answers."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from a one-row query: {sql}")
+    return row[0]
+
+
 def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
     """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``."""
     root = _warehouse_root(warehouse)
@@ -82,8 +91,7 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
                 _create_mart(con, path, mart_seconds) for path in sorted(MARTS_DIR.glob("*.sql"))
             )
             rows = {
-                table: con.execute(f"SELECT count(*) FROM {_identifier(table)}").fetchone()[0]
-                for table in TABLES
+                table: scalar(con, f"SELECT count(*) FROM {_identifier(table)}") for table in TABLES
             }
             con.execute("CHECKPOINT")
         finally:
@@ -130,7 +138,7 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, root: str, table: str) ->
     """Create the view of one table; whether it has files (else it is a typed empty view)."""
     schema = TABLES[table]
     pattern = table_glob(root, table)
-    has_files = con.execute("SELECT count(*) > 0 FROM glob(?)", [pattern]).fetchone()[0]
+    has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [pattern])
     if has_files:
         source = (
             f"read_parquet({_literal(pattern)}, hive_partitioning = true, "
@@ -156,9 +164,9 @@ def _create_mart(con: duckdb.DuckDBPyConnection, path: Path, seconds: dict[str, 
     started = time.perf_counter()
     con.execute(path.read_text())
     name = path.stem
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
-    ).fetchone()[0]
+    found = scalar(
+        con, "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
+    )
     if not found:
         raise ValueError(f"{path} must create the view {name}")
     stored = f"{MART_SCHEMA}.{_identifier(name)}"

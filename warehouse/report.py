@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from warehouse.build import connect
+from warehouse.build import connect, scalar
 
 #: ``--by`` choices and the ``failure_rates_daily`` column each groups by.
 GROUPINGS: dict[str, str] = {
@@ -48,7 +48,7 @@ def failure_report(
     con = connect(duckdb_path, read_only=True)
     try:
         if until is None:
-            until = con.execute("SELECT max(dt) FROM execution_instances").fetchone()[0]
+            until = scalar(con, "SELECT max(dt) FROM execution_instances")
             if until is None:
                 return []
         first = until - timedelta(days=days - 1)
@@ -134,7 +134,7 @@ def format_hotspots(duckdb_path: str | os.PathLike[str], *, days: int = 7, top: 
     """Where failures concentrate over the window: zones, scripts, agents, messages."""
     con = connect(duckdb_path, read_only=True)
     try:
-        last = con.execute("SELECT max(dt) FROM execution_instances").fetchone()[0]
+        last = scalar(con, "SELECT max(dt) FROM execution_instances")
         if last is None:
             return "(no data)"
         first = last - timedelta(days=days - 1)

@@ -222,7 +222,7 @@ def parse_authorization(value: str) -> tuple[str, list[str], str] | None:
 
 
 def _needs_unsigned_payload(content_type: str | None) -> bool:
-    return bool(content_type) and not content_type.startswith(
+    return content_type is not None and not content_type.startswith(
         ("application/json", "application/bson")
     )
 

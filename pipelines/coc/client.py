@@ -28,6 +28,7 @@ from pipelines.coc.auth import AkSkAuth, TokenAuth
 from pipelines.coc.gate import RequestGate
 from pipelines.coc.models import (
     BATCH_STATUS_FILTERS,
+    DECODE_ERRORS,
     BatchPage,
     BatchPageIds,
     BatchSummary,
@@ -36,6 +37,7 @@ from pipelines.coc.models import (
     OrderPage,
     RawPage,
     Statistics,
+    describe_bad_body,
     envelope_type,
 )
 from pipelines.coc.paging import MarkerPager
@@ -106,7 +108,7 @@ def check_uuid(execute_uuid: object) -> str:
     return execute_uuid
 
 
-def _check_range(name: str, value: object, low: int, high: int, where: dict[str, Any]) -> int:
+def _check_range(name: str, value: object, low: int, high: int, where: errors.Where) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise errors.RequestValidationError(
             f"{name} must be an integer within {low}..{high}, got {value!r}", **where
@@ -217,7 +219,7 @@ class CocClient:
         status: str | None = None,
     ) -> OrderPage:
         limit = self.settings.list_limit if limit is None else limit
-        where = {"marker": marker}
+        where: errors.Where = {"marker": marker}
         params: list[tuple[str, str]] = [
             ("limit", str(_check_range("limit", limit, 1, 100, where)))
         ]
@@ -235,7 +237,7 @@ class CocClient:
         return page or OrderPage()
 
     async def get_order(self, execute_uuid: str) -> OrderDetail:
-        where = {"ticket": execute_uuid}
+        where: errors.Where = {"ticket": execute_uuid}
         path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}"
         detail = await self._get("get_order", path, [], OrderDetail, where)
         if detail is None:
@@ -243,7 +245,7 @@ class CocClient:
         return detail
 
     async def list_batches(self, execute_uuid: str) -> list[BatchSummary]:
-        where = {"ticket": execute_uuid}
+        where: errors.Where = {"ticket": execute_uuid}
         path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}/batches"
         batches = await self._get("list_batches", path, [], list[BatchSummary], where)
         return batches or []
@@ -274,7 +276,7 @@ class CocClient:
         payload: type,
     ) -> tuple[Any, bytes]:
         limit = self.settings.page_limit if limit is None else limit
-        where = {"ticket": execute_uuid, "batch": batch_index, "marker": marker}
+        where: errors.Where = {"ticket": execute_uuid, "batch": batch_index, "marker": marker}
         check_uuid(execute_uuid)
         _check_range("batch_index", batch_index, 1, 20, where)
         _check_range("limit", limit, 1, 50, where)
@@ -292,7 +294,7 @@ class CocClient:
         return (page or payload()), body
 
     async def get_statistics(self, execute_uuid: str) -> Statistics:
-        where = {"ticket": execute_uuid}
+        where: errors.Where = {"ticket": execute_uuid}
         path = f"{ORDERS_PATH}/{path_segment(check_uuid(execute_uuid))}/statistics"
         stats = await self._get("statistics", path, [], Statistics, where)
         return stats or Statistics()
@@ -400,7 +402,7 @@ class CocClient:
         path: str,
         params: Sequence[tuple[str, str]],
         payload: Any,
-        where: dict[str, Any],
+        where: errors.Where,
         *,
         with_body: bool = False,
     ) -> Any:
@@ -459,7 +461,7 @@ class CocClient:
         path: str,
         params: Sequence[tuple[str, str]],
         decoder: msgspec.json.Decoder,
-        where: dict[str, Any],
+        where: errors.Where,
     ) -> Any:
         assert self._http is not None and self.gate is not None
         m = self.metrics
@@ -488,10 +490,10 @@ class CocClient:
         if 200 <= status < 300:
             try:
                 return decoder.decode(body).data, body
-            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            except DECODE_ERRORS as exc:
                 m.bad_bodies += 1
                 raise errors.ResponseError(
-                    f"{endpoint}: the response is not the documented JSON: {exc}",
+                    f"{endpoint}: {describe_bad_body(body, exc)}",
                     path=path,
                     **where,
                 ) from None
@@ -517,7 +519,7 @@ def _api_error(
     body: bytes,
     headers: httpx.Headers,
     path: str,
-    where: dict[str, Any],
+    where: errors.Where,
 ) -> errors.ApiError:
     code = msg = None
     try:

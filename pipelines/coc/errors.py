@@ -21,6 +21,16 @@ values we choose, never from request objects or headers.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+
+class Where(TypedDict, total=False):
+    """Where in the walk an error happened, as keyword arguments for any CocError."""
+
+    ticket: str | None
+    batch: int | None
+    marker: int | None
+
 
 class CocError(Exception):
     """Base class: a message plus the coordinates of the failing call."""

@@ -192,3 +192,24 @@ _ENVELOPES: dict[Any, type] = {
         Statistics,
     )
 }
+
+#: What a body that failed to decode can raise.
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+
+
+def describe_bad_body(body: bytes, exc: BaseException) -> str:
+    """Our own words for why a 2xx body is not the documented JSON.
+
+    The kind (not UTF-8, not JSON, off the schema) is decided here; the decoder's own detail
+    follows after a colon, for the reader, and is never what a caller matches on.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        kind = "the body is not valid UTF-8"
+    else:
+        if isinstance(exc, msgspec.ValidationError):
+            kind = "a value does not match the documented schema"
+        else:
+            kind = "the body is not JSON"
+    return f"the response is not the documented JSON ({kind}): {exc}"

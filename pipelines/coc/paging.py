@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipelines.coc.errors import PagingError
+from pipelines.coc.errors import PagingError, Where
 
 
 @dataclass(kw_only=True)
@@ -142,5 +142,5 @@ class MarkerPager:
             **self._where(),
         )
 
-    def _where(self) -> dict[str, object]:
+    def _where(self) -> Where:
         return {"ticket": self.ticket, "batch": self.batch, "marker": self.marker}

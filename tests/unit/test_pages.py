@@ -132,7 +132,7 @@ def test_the_published_example_takes_the_fast_path() -> None:
         (b'{"id": 1, "target_instance": {"properties": []}}', "properties"),
         (b'{"id": 1, "target_instance": {"custom_attributes": [null]}}', "custom_attributes"),
         (b"null", "execute_instances"),
-        (b'{"id": 1, "message": "\xff"}', "UTF-8"),
+        (b'{"id": 1, "message": "\xff"}', "not valid UTF-8"),
     ],
 )
 def test_a_body_off_the_schema_fails_naming_ticket_batch_and_marker(
