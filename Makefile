@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV_HOME    := .uv
 UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
-SOURCES    := pipelines assets warehouse
+SOURCES    := pipelines assets warehouse coc_simulator
 
 .PHONY: demo test test-fast check-lock lint types bench lock upgrade sync-dev clean
 

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from bench.core import Row, Scale, Section, Spread, Target, scratch_dir
 from bench.day import DAY, NOW, BenchDay
+from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.ingest import ingest_days
 from pipelines.settings import DEFAULT_CONCURRENCY, ClientSettings, WarehouseSettings
-from pipelines.simulator.data import Dataset, SimConfig
-from pipelines.simulator.server import SimulatorServer
 
 PAGE_CLAMP = 20
 

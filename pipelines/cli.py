@@ -100,6 +100,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(base=args.dir, days=args.days, seed=args.seed)
 
 
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    from coc_simulator.cli import main as simulator_main
+
+    return simulator_main(args.options, prog="coc-etl simulator")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coc-etl", description="Huawei Cloud COC script orders into Parquet and DuckDB."
@@ -107,9 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from pipelines.simulator.cli import add_simulator_parser
-
-    add_simulator_parser(sub)
+    # its options belong to coc_simulator, which is imported only when this command runs
+    p = sub.add_parser(
+        "simulator",
+        help="run the embedded COC API simulator (options: coc-etl simulator --help)",
+        add_help=False,
+    )
+    p.set_defaults(handler=_cmd_simulator)
 
     p = sub.add_parser("ingest", help="ingest day(s) without Dagster, then rebuild coc.duckdb")
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
@@ -135,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "simulator":
+        args.options = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -15,8 +15,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
 from warehouse.report import failure_report, format_hotspots, format_report
 
 DEMO_AK = "DEMOACCESSKEY"
@@ -30,6 +28,8 @@ def _step(label: str, started: float) -> float:
 
 
 def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
+    from coc_simulator import SimConfig, SimulatorServer
+
     root = Path(base).resolve()
     warehouse = root / "warehouse"
     dagster_home = root / "dagster_home"

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 
 AK = "CLITESTAK"
 SK = "cli-test-secret-key-0123456789abcdef"
@@ -115,3 +116,32 @@ def test_coc_etl_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
     done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
     assert done.returncode == 2
     assert "http://" in done.stderr and "t0ken-secret" not in done.stderr
+
+
+def test_coc_etl_simulator_serves_with_the_simulators_options(tmp_path: Path) -> None:
+    """``coc-etl simulator`` hands its options to coc_simulator (imported only then)."""
+    command = [str(BIN / "coc-etl"), "simulator", "--port", "0", "--days", "2"]
+    command += ["--now", NOW.isoformat(), "--token", "sim-t0ken-secret"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    ) as process:
+        try:
+            assert process.stdout is not None
+            ready = process.stdout.readline()
+            assert ready.startswith("COC simulator listening on http://127.0.0.1:"), ready
+            url = ready.split()[-1]
+            orders = f"{url}/v1/job/script/orders"
+            assert httpx.get(orders).status_code == 401
+            answer = httpx.get(orders, headers={"X-Auth-Token": "sim-t0ken-secret"})
+            assert answer.status_code == 200 and answer.json()["data"]["total"] > 0
+        finally:
+            process.terminate()
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        logged = process.stderr.read()
+    assert "auth X-Auth-Token" in logged and "sim-t0ken-secret" not in logged
+
+
+def test_coc_etl_rejects_options_it_does_not_know(tmp_path: Path) -> None:
+    done = _run([str(BIN / "coc-etl"), "report", "--bogus"], {**os.environ})
+    assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import uvicorn
 
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
 from pipelines.coc.client import CocClient
 from pipelines.coc.models import Instance
 from pipelines.settings import ClientSettings
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
 from pipelines.walk import TicketRead, walk_day
 
 AK = "HTTPTESTAK"

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
 from pipelines.coc.transport import AiohttpTransport
 from pipelines.ingest import ingest_days
 from pipelines.settings import ClientSettings, WarehouseSettings
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
 from pipelines.walk import day_window
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

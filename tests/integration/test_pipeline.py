@@ -16,8 +16,8 @@ from assets.ingestion import build_ingestion_asset
 from assets.partitions import daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.walk import day_window
 
 AK = "PIPELINETESTAK"

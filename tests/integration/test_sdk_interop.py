@@ -26,7 +26,7 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkcore.http.http_config import HttpConfig
 
-from pipelines.simulator import SimConfig, SimulatorServer
+from coc_simulator import SimConfig, SimulatorServer
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 AK, SK, PROJECT = "SDKINTEROPAK", "sdk-interop-secret", "0b3f2c5e9d7a4f1e8c6b2a9d3e5f7a1c"

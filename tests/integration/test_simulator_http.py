@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 
+from coc_simulator import SimConfig, SimulatorServer, start_subprocess, stop_subprocess
+from coc_simulator.data import HOSTILE_UUIDS, Dataset
 from pipelines.coc.auth import AkSkAuth, TokenAuth
-from pipelines.simulator import SimConfig, SimulatorServer, start_subprocess, stop_subprocess
-from pipelines.simulator.data import HOSTILE_UUIDS, Dataset
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 DAY = "2026-11-24"

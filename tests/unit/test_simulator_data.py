@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pipelines.simulator.catalog import BAD_ZONE
-from pipelines.simulator.data import (
+from coc_simulator.catalog import BAD_ZONE
+from coc_simulator.data import (
     DAY_MS,
     HOSTILE_UUIDS,
     MAX_MARKER,

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipelines.simulator import catalog
-from pipelines.simulator.catalog import Script, Version, pick
-from pipelines.simulator.execution import ID_SPAN, Run
+from coc_simulator import catalog
+from coc_simulator.catalog import Script, Version, pick
+from coc_simulator.execution import ID_SPAN, Run
 
 if TYPE_CHECKING:
-    from pipelines.simulator.data import SimConfig
+    from coc_simulator.data import SimConfig
 
 DAY_MS = 86_400_000
 SHANGHAI_MIDNIGHT_MS = 16 * 3_600_000  # 00:00 in Asia/Shanghai (UTC+8) is 16:00 UTC

@@ -23,10 +23,10 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipelines.simulator import catalog
+from coc_simulator import catalog
 
 if TYPE_CHECKING:
-    from pipelines.simulator.data import Ticket
+    from coc_simulator.data import Ticket
 
 NEVER = -1
 READY, PROCESSING, ABNORMAL, CANCELED, FINISHED, ROLLBACKED = range(6)

@@ -34,9 +34,9 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from pipelines.simulator.data import MAX_MARKER, Dataset, Ticket, to_ms
-from pipelines.simulator.faults import ERRORS, FaultAnswer, Faults
-from pipelines.simulator.stats import RequestRecord, Stats
+from coc_simulator.data import MAX_MARKER, Dataset, Ticket, to_ms
+from coc_simulator.faults import ERRORS, FaultAnswer, Faults
+from coc_simulator.stats import RequestRecord, Stats
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -21,8 +21,8 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from pipelines.simulator import catalog
-from pipelines.simulator.execution import (
+from coc_simulator import catalog
+from coc_simulator.execution import (
     INSTANCE_STATUSES,
     NEVER,
     PROCESSING,
@@ -31,7 +31,7 @@ from pipelines.simulator.execution import (
     current_batch_position,
     execute,
 )
-from pipelines.simulator.plan import (
+from coc_simulator.plan import (
     DAY_MS,
     HOSTILE_UUIDS,
     MAX_MARKER,

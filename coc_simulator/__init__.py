@@ -7,13 +7,13 @@ app.py        the raw ASGI app of the five GET endpoints
 faults.py     injectable faults: 429, 5xx, drops, latency, forced statuses, stuck markers
 stats.py      request counters
 server.py     SimulatorServer (thread), serve_forever (CLI), start_subprocess (benchmarks)
-cli.py        ``coc-etl simulator`` / ``python -m pipelines.simulator``
+cli.py        ``coc-etl simulator`` / ``python -m coc_simulator``
 """
 
-from pipelines.simulator.data import Dataset, SimConfig
-from pipelines.simulator.faults import Faults
-from pipelines.simulator.server import SimulatorServer, start_subprocess, stop_subprocess
-from pipelines.simulator.stats import Stats
+from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.faults import Faults
+from coc_simulator.server import SimulatorServer, start_subprocess, stop_subprocess
+from coc_simulator.stats import Stats
 
 __all__ = [
     "Dataset",

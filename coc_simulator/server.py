@@ -30,15 +30,15 @@ from typing import IO
 
 import uvicorn
 
-from pipelines.simulator.app import DEFAULT_CACHE_BYTES, Clock, SimulatorApp
-from pipelines.simulator.data import Dataset, SimConfig
-from pipelines.simulator.faults import Faults
-from pipelines.simulator.stats import Stats
+from coc_simulator.app import DEFAULT_CACHE_BYTES, Clock, SimulatorApp
+from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.faults import Faults
+from coc_simulator.stats import Stats
 
 READY_LINE = "COC simulator listening on {url}"
 _READY = re.compile(r"COC simulator listening on (http://\S+)")
 _UNSET = object()
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 class _DroppedResponses(logging.Filter):
@@ -267,14 +267,14 @@ def start_subprocess(
     stderr: int | IO[str] | None = None,
     timeout: float = 120.0,
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start ``python -m pipelines.simulator --host H --port P *args``; wait for its ready
+    """Start ``python -m coc_simulator --host H --port P *args``; wait for its ready
     line and return (process, url). ``stderr`` as for ``Popen`` (default: inherited).
     Stop it with ``stop_subprocess``."""
     environment = dict(os.environ if env is None else env)
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_ROOT), environment.get("PYTHONPATH", "")) if p
     )
-    command = [sys.executable, "-m", "pipelines.simulator", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "coc_simulator", "--host", host, "--port", str(port)]
     process = subprocess.Popen(
         [*command, *args],
         stdout=subprocess.PIPE,

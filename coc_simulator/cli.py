@@ -1,4 +1,4 @@
-"""``coc-etl simulator`` (and ``python -m pipelines.simulator``): run the COC simulator.
+"""``coc-etl simulator`` (and ``python -m coc_simulator``): run the COC simulator.
 
     coc-etl simulator --port 8080 [--seed 7] [--days 14] [--now 2026-11-25T15:00:00Z]
                       [--ak AK --sk SK | --token T] [--rate-limit 50] [--error-rate 0.1] ...
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from pipelines.simulator.app import Clock, SimulatorApp
-from pipelines.simulator.data import Dataset, SimConfig
-from pipelines.simulator.faults import Faults
-from pipelines.simulator.server import READY_LINE, serve_forever
+from coc_simulator.app import Clock, SimulatorApp
+from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.faults import Faults
+from coc_simulator.server import READY_LINE, serve_forever
 
 
 def _instant(text: str) -> datetime:
@@ -85,18 +85,6 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     return parser
 
 
-def add_simulator_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``simulator`` subcommand; its ``handler`` default is ``run``."""
-    parser = subparsers.add_parser(
-        "simulator",
-        help="run the embedded COC API simulator",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-    )
-    add_simulator_arguments(parser)
-    parser.set_defaults(handler=run)
-    return parser
-
-
 def build_app(args: argparse.Namespace) -> SimulatorApp:
     """The app the options describe (exposed for tests)."""
     if (args.ak is None) != (args.sk is None):
@@ -158,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.simulator", description=__doc__)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m coc_simulator") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     add_simulator_arguments(parser)
     return run(parser.parse_args(argv))
