@@ -34,8 +34,9 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from coc_simulator.data import MAX_MARKER, Dataset, Ticket, to_ms
+from coc_simulator.data import Dataset
 from coc_simulator.faults import ERRORS, FaultAnswer, Faults
+from coc_simulator.model import MAX_MARKER, Ticket, to_ms
 from coc_simulator.stats import RequestRecord, Stats
 
 Scope = dict[str, Any]

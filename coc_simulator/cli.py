@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from coc_simulator.app import Clock, SimulatorApp
-from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.data import Dataset
 from coc_simulator.faults import Faults
+from coc_simulator.model import SimConfig
 from coc_simulator.server import READY_LINE, serve_forever
 
 

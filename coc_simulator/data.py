@@ -18,32 +18,26 @@ import math
 import random
 import time
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from coc_simulator import catalog
-from coc_simulator.execution import (
+from coc_simulator.execution import current_batch_position, execute
+from coc_simulator.model import (
+    DAY_MS,
     INSTANCE_STATUSES,
+    MAX_MARKER,
     NEVER,
     PROCESSING,
     READY,
-    Run,
-    current_batch_position,
-    execute,
-)
-from coc_simulator.plan import (
-    DAY_MS,
-    HOSTILE_UUIDS,
-    MAX_MARKER,
     SHANGHAI_MIDNIGHT_MS,
     Batch,
+    Run,
+    SimConfig,
     Ticket,
-    finish_plan,
     from_ms,
-    new_ticket,
-    plan_day,
     to_ms,
 )
+from coc_simulator.plan import HOSTILE_UUIDS, finish_plan, new_ticket, plan_day
 
 __all__ = [
     "DAY_MS",
@@ -56,29 +50,6 @@ __all__ = [
     "from_ms",
     "to_ms",
 ]
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimConfig:
-    """What to generate. ``now`` anchors the span (default: the real time at build)."""
-
-    seed: int = 7
-    days: int = 14
-    now: datetime | int | None = None
-    tickets_per_day: tuple[int, int] = (20, 40)
-    max_batch_size: int = 300
-    #: Exactly this many instances per day (more tickets as needed), for benchmarks.
-    instances_per_day: int | None = None
-    #: Give a few tickets ids containing ``/``, ``?``, ``#``, ``%``, ``..`` and spaces.
-    hostile_uuids: bool = False
-    hosts: int = 4000
-
-    def __post_init__(self) -> None:
-        low, high = self.tickets_per_day
-        if self.days < 1 or not 0 <= low <= high or self.max_batch_size < 1 or self.hosts < 1:
-            raise ValueError(f"invalid simulator config: {self}")
-        if self.instances_per_day is not None and self.instances_per_day < 0:
-            raise ValueError("instances_per_day must be >= 0")
 
 
 class Dataset:

@@ -20,45 +20,20 @@ from __future__ import annotations
 
 import random
 from array import array
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from coc_simulator import catalog
-
-if TYPE_CHECKING:
-    from coc_simulator.data import Ticket
-
-NEVER = -1
-READY, PROCESSING, ABNORMAL, CANCELED, FINISHED, ROLLBACKED = range(6)
-INSTANCE_STATUSES = ("READY", "PROCESSING", "ABNORMAL", "CANCELED", "FINISHED", "ROLLBACKED")
-#: Id gaps drawn with 4 random bits: mostly 1, sometimes 2 or 3, rarely 7.
-ID_GAPS = (1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 7)
-ID_SPAN = max(ID_GAPS)
-
-
-@dataclass(slots=True)
-class BatchRun:
-    """One batch's instances, column by column, plus when the batch ran (NEVER if not)."""
-
-    ids: array
-    hosts: array
-    start: array
-    finish: array
-    status: bytearray
-    kind: bytearray
-    key: array
-    begin: int
-    end: int
-
-
-@dataclass(slots=True)
-class Run:
-    """A ticket's whole execution: final status, end and the time after which nothing changes."""
-
-    batches: list[BatchRun]
-    status: str
-    end: int | None  # gmt_finished once settled; None for a PAUSED ticket
-    settled_at: int
+from coc_simulator.model import (
+    ABNORMAL,
+    CANCELED,
+    FINISHED,
+    ID_GAPS,
+    NEVER,
+    READY,
+    ROLLBACKED,
+    BatchRun,
+    Run,
+    Ticket,
+)
 
 
 def execute(

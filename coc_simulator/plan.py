@@ -16,20 +16,20 @@ runs long, into the next day.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
 from coc_simulator import catalog
-from coc_simulator.catalog import Script, Version, pick
-from coc_simulator.execution import ID_SPAN, Run
+from coc_simulator.catalog import pick
+from coc_simulator.model import (
+    DAY_MS,
+    ID_SPAN,
+    MAX_MARKER,
+    SHANGHAI_MIDNIGHT_MS,
+    Batch,
+    SimConfig,
+    Ticket,
+    from_ms,
+)
 
-if TYPE_CHECKING:
-    from coc_simulator.data import SimConfig
-
-DAY_MS = 86_400_000
-SHANGHAI_MIDNIGHT_MS = 16 * 3_600_000  # 00:00 in Asia/Shanghai (UTC+8) is 16:00 UTC
-MAX_MARKER = 2_147_483_647
 FIRST_ORDER_ID = 100_000
 FIRST_INSTANCE_ID = 1_000
 BOUNDARY_SIZES = (0, 1, 49, 50, 51, 100)
@@ -44,65 +44,6 @@ HOSTILE_UUIDS = (
     "sp ace+plus",
     "工单-ünïcode/x",
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_ms(value: datetime | int) -> int:
-    """Milliseconds since the epoch; a naive datetime is taken to be UTC."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return (value - _EPOCH) // timedelta(milliseconds=1)
-    return int(value)
-
-
-def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-@dataclass(slots=True)
-class Batch:
-    index: int
-    size: int
-    rotation_strategy: str = "CONTINUE"
-    properties: str | None = None
-    id_base: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class Ticket:
-    """One script order as planned; ``run`` is filled on first use."""
-
-    gmt_created: int
-    seed: int
-    script: Script
-    version: Version
-    creator: str
-    order_name: str | None
-    regions: tuple[str, ...]
-    success_rate: float
-    timeout: int
-    script_params: list[dict[str, Any]] | None
-    batches: list[Batch]
-    fate: str = "run"  # run | cancel | pause
-    fate_at: int = 0  # position of the batch where the ticket is canceled or pauses after
-    order_id: int = 0
-    execute_uuid: str = ""
-    run: Run | None = field(default=None, repr=False)
-
-    @property
-    def region_ids(self) -> str:
-        return ",".join(self.regions)
-
-    @property
-    def total_instances(self) -> int:
-        return sum(b.size for b in self.batches)
-
-    def batch_position(self, index: int) -> int | None:
-        for pos, batch in enumerate(self.batches):
-            if batch.index == index:
-                return pos
-        return None
 
 
 def _batch_count(rng: random.Random) -> int:

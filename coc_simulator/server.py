@@ -31,8 +31,9 @@ from typing import IO
 import uvicorn
 
 from coc_simulator.app import DEFAULT_CACHE_BYTES, Clock, SimulatorApp
-from coc_simulator.data import Dataset, SimConfig
+from coc_simulator.data import Dataset
 from coc_simulator.faults import Faults
+from coc_simulator.model import SimConfig
 from coc_simulator.stats import Stats
 
 READY_LINE = "COC simulator listening on {url}"
