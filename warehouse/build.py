@@ -1,10 +1,12 @@
 """Build ``coc.duckdb``: views over the Parquet tables, then the marts.
 
 The DuckDB file holds no data, only SQL: one view per table over
-``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``)
-and the marts from ``sql/marts/*.sql`` on top. Rebuilding it is therefore cheap, and the
-build is idempotent: the file is written next to its final place and swapped in with
-``os.replace``, so a BI tool opening it sees either the old database or the new one.
+``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``),
+the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/marts/*.sql``
+on top (each file opens with a comment whose first paragraph describes the mart).
+Rebuilding it is therefore cheap, and the build is idempotent: the file is written next to
+its final place and swapped in with ``os.replace``, so a BI tool opening it sees either the
+old database or the new one.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
@@ -34,6 +36,8 @@ from pipelines.flatten import TABLES
 SQL_DIR = Path(__file__).parent / "sql"
 VIEWS_DIR = SQL_DIR / "views"
 MARTS_DIR = SQL_DIR / "marts"
+#: the failure-counting rule (``counted``, ``failed``, ``failure_rate``), created before the marts
+MACROS_SQL = SQL_DIR / "macros.sql"
 
 #: where the marts' computed rows live; the mart views read from here
 MART_SCHEMA = "mart_data"
@@ -86,6 +90,7 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
         con = duckdb.connect(str(tmp))
         try:
             empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
+            con.execute(MACROS_SQL.read_text())
             mart_seconds: dict[str, float] = {}
             marts = tuple(
                 _create_mart(con, path, mart_seconds) for path in sorted(MARTS_DIR.glob("*.sql"))

@@ -59,7 +59,7 @@ def failure_report(
                 {column} AS key,
                 CAST(sum(instances) AS BIGINT) AS instances,
                 CAST(sum(failed) AS BIGINT) AS failed,
-                CAST(sum(failed) AS DOUBLE) / nullif(sum(instances), 0) AS failure_rate
+                failure_rate(sum(failed), sum(instances)) AS failure_rate
             FROM failure_rates_daily
             WHERE dt BETWEEN ? AND ?
             GROUP BY dt, {column}
@@ -143,7 +143,8 @@ def format_hotspots(duckdb_path: str | os.PathLike[str], *, days: int = 7, top: 
         for title, column in (("zones", "zone_id"), ("scripts", "script_name")):
             rows = con.execute(
                 f"""
-                SELECT {column}, sum(instances), sum(failed), sum(failed) / sum(instances)
+                SELECT {column}, sum(instances), sum(failed),
+                    failure_rate(sum(failed), sum(instances))
                 FROM failure_rates_daily WHERE {window}
                 GROUP BY ALL HAVING sum(instances) >= 100
                 ORDER BY 4 DESC NULLS LAST, 1 LIMIT {int(top)}
@@ -152,10 +153,9 @@ def format_hotspots(duckdb_path: str | os.PathLike[str], *, days: int = 7, top: 
             sections.append((f"highest failure rate by {title}", rows))
         rows = con.execute(
             f"""
-            SELECT agent_status, count(*) FILTER (status IN ('FINISHED','ABNORMAL','ROLLBACKED')),
-                   count(*) FILTER (status = 'ABNORMAL'),
-                   count(*) FILTER (status = 'ABNORMAL')
-                   / count(*) FILTER (status IN ('FINISHED','ABNORMAL','ROLLBACKED'))
+            SELECT agent_status, count(*) FILTER (counted(status)),
+                   count(*) FILTER (failed(status)),
+                   failure_rate(count(*) FILTER (failed(status)), count(*) FILTER (counted(status)))
             FROM execution_instances WHERE {window}
             GROUP BY ALL ORDER BY 4 DESC NULLS LAST LIMIT {int(top)}
             """

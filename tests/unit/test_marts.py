@@ -446,3 +446,41 @@ def test_format_report() -> None:
         "total                           1,237      57          4.6%",
     ]
     assert "no instances" in format_report([], by="zone")
+
+
+STATUSES = ("READY", "PROCESSING", "ABNORMAL", "CANCELED", "FINISHED", "ROLLBACKED")
+
+
+def test_the_failure_rule_is_callable_from_the_built_file(duckdb_path: str) -> None:
+    """The macros stay in coc.duckdb (read-only clients can call them) and say the rule."""
+    rows = query(
+        duckdb_path,
+        "SELECT s, counted(s), failed(s) FROM unnest(["
+        + ", ".join(f"'{s}'" for s in STATUSES)
+        + "]) AS t(s) ORDER BY s",
+    )
+    assert {s: (c, f) for s, c, f in rows} == {
+        "ABNORMAL": (True, True),
+        "CANCELED": (False, False),
+        "FINISHED": (True, False),
+        "PROCESSING": (False, False),
+        "READY": (False, False),
+        "ROLLBACKED": (True, False),
+    }
+    assert query(duckdb_path, "SELECT failure_rate(1, 4), failure_rate(0, 0)") == [(0.25, None)]
+
+
+def test_the_failure_rule_has_one_home() -> None:
+    """No mart and no report query restates the statuses: they call the macros."""
+    sql_dir = Path(__file__).parents[2] / "warehouse" / "sql"
+    sources = [*sql_dir.glob("marts/*.sql"), Path(__file__).parents[2] / "warehouse/report.py"]
+    assert len(sources) >= 6
+    restating = [
+        f"{path.name}: {status}"
+        for path in sources
+        for status in STATUSES
+        if f"'{status}'" in path.read_text(encoding="utf-8")
+    ]
+    assert restating == []
+    macros = (sql_dir / "macros.sql").read_text(encoding="utf-8")
+    assert all(f"'{s}'" in macros for s in ("ABNORMAL", "FINISHED", "ROLLBACKED"))

@@ -2,11 +2,7 @@
 -- per normalized message (message_pattern) over FAILED instances only, so that the same
 -- error on different hosts, tickets and files groups together.
 --
--- How failure is counted (the same in every mart): a failure is an instance whose status is
--- ABNORMAL. ROLLBACKED instances are not failures (their change was undone by the rollback
--- policy, usually in reaction to a failure elsewhere, which is counted where it happened);
--- CANCELED ones were stopped before an outcome; READY and PROCESSING have none yet. So only
--- ABNORMAL messages appear here.
+-- Only failed instances (macros.sql: failed) appear here.
 --
 -- Normalization, in this order (RE2 via regexp_replace with 'g'):
 --   UUIDs -> <uuid>; URLs (scheme://...) -> <url>; IPv6 (full, or compressed with ::) and
@@ -53,7 +49,7 @@ WITH failures AS (
             300
         ) AS message_pattern
     FROM execution_instances
-    WHERE status = 'ABNORMAL'
+    WHERE failed(status)
 )
 SELECT
     message_pattern,

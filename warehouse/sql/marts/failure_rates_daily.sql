@@ -1,18 +1,8 @@
 -- failure_rates_daily: how often do script runs fail, per day, region, availability zone,
 -- application and script? One row per dt × region_id × zone_id × application × script_name.
 --
--- How failure is counted (the same in every mart):
---   instances    = instances that reached an outcome: FINISHED, ABNORMAL or ROLLBACKED.
---   failed       = instances whose status is ABNORMAL.
---   failure_rate = failed / instances as a DOUBLE, NULL when instances = 0.
---   ROLLBACKED counts as a run but not as a failure: the script ran on the host and its change
---     was undone by the rollback policy, usually in reaction to a failure elsewhere, which is
---     counted on the host where it happened.
---   CANCELED is not counted: an operator or the rotation strategy stopped the instance before
---     it ran to an outcome, and counting it would dilute the rate of a ticket stopped after a
---     failure.
---   READY and PROCESSING are not counted yet: they have no outcome; the nightly
---     re-materialization of recent days picks them up once they finish.
+-- instances, failed and failure_rate as every mart counts them (macros.sql: counted,
+-- failed, failure_rate).
 --
 -- A group whose instances all lack an outcome still has a row, with instances = 0 and a NULL
 -- failure_rate. Keys are the instance's (dt is the ticket's creation day); script_name is the
@@ -27,8 +17,8 @@ WITH per_ticket AS (
         region_id,
         zone_id,
         application,
-        count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
-        count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+        count(*) FILTER (WHERE counted(status)) AS instances,
+        count(*) FILTER (WHERE failed(status)) AS failed
     FROM execution_instances
     GROUP BY dt, execute_uuid, region_id, zone_id, application
 ),
@@ -54,5 +44,5 @@ SELECT
     script_name,
     instances,
     failed,
-    CAST(failed AS DOUBLE) / nullif(instances, 0) AS failure_rate
+    failure_rate(failed, instances) AS failure_rate
 FROM counted;

@@ -1,11 +1,9 @@
 -- script_durations_daily: how long does each script take to run on a host, per day? One row
 -- per dt × script_name, with the median and 95th percentile of the instances' duration_ms.
 --
--- How instances are counted (the same population as every mart's denominator):
---   instances = instances that reached an outcome (FINISHED, ABNORMAL or ROLLBACKED) and have
---     a duration (both timestamps set). ABNORMAL runs count: a failure's time is time spent.
---   CANCELED is not counted: the run was stopped before it reached an outcome, so its time
---     says nothing about the script. READY and PROCESSING have no outcome (nor duration) yet.
+-- instances = instances counted as every mart counts them (macros.sql: counted) that have a
+--   duration (both timestamps set). Failed runs count: a failure's time is time spent; a
+--   CANCELED run was stopped before its outcome, so its time says nothing about the script.
 --   A day and script without such instances has no row.
 --
 -- Percentiles are quantile_cont: linear interpolation between the two nearest durations
@@ -21,6 +19,6 @@ SELECT
 FROM execution_instances AS i
 LEFT JOIN script_orders AS o
     ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
-WHERE i.status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')
+WHERE counted(i.status)
     AND i.duration_ms IS NOT NULL
 GROUP BY i.dt, o.script_name;
