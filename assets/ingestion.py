@@ -19,21 +19,13 @@ from dagster import (
 from assets.partitions import BACKFILL
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.ingest import DayResult, ingest_days
-from pipelines.quality import day_checks, read_day
+from pipelines.quality import CHECKS, day_checks, read_day
 
 TABLE_DESCRIPTIONS = {
     "script_orders": "One row per ticket (script order) created that day.",
     "order_batches": "One row per (ticket, batch): total_instances and instances ingested.",
     "execution_instances": "One row per (ticket, batch, instance): status, message, host.",
 }
-
-CHECKS = (
-    ("keys_unique", "execution_instances", "(execute_uuid, batch_index, instance_id) unique"),
-    ("statuses_valid", "execution_instances", "every status in the documented enum"),
-    ("finished_after_created", "execution_instances", "finished_at >= created_at"),
-    ("batch_counts_match", "order_batches", "rows per batch equal its total_instances"),
-    ("ticket_count_matches_list", "script_orders", "tickets equal the list's total"),
-)
 
 
 def build_ingestion_asset(partitions_def: PartitionsDefinition):
@@ -44,7 +36,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
             for name, text in TABLE_DESCRIPTIONS.items()
         ],
         check_specs=[
-            AssetCheckSpec(name, asset=asset, description=text) for name, asset, text in CHECKS
+            AssetCheckSpec(c.name, asset=c.asset, description=c.description) for c in CHECKS
         ],
         partitions_def=partitions_def,
         backfill_policy=BACKFILL,

@@ -14,19 +14,11 @@ from dagster import (
 from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import BACKFILL
 from assets.resources import WarehouseResource
-from warehouse.build import MARTS_DIR, build_warehouse, connect, scalar
-
-MART_DESCRIPTIONS = {
-    "failure_rates_daily": "Failure rate by day, region, zone, application and script.",
-    "host_failures": "Failures per host (resource_id), with the last failure time.",
-    "failure_messages": "Failed instances grouped by normalized message.",
-    "ticket_outcomes": "One row per ticket: batches, instances, failures, duration.",
-    "script_durations_daily": "p50/p95 instance duration per script per day.",
-}
+from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_description, scalar
 
 
 def build_warehouse_asset(partitions_def: PartitionsDefinition):
-    marts = sorted(path.stem for path in MARTS_DIR.glob("*.sql"))
+    marts = sorted(MARTS_DIR.glob("*.sql"))
     specs = [
         AssetSpec(
             "warehouse",
@@ -37,9 +29,9 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
         ),
         *(
             AssetSpec(
-                mart,
+                mart.stem,
                 deps=["warehouse"],
-                description=MART_DESCRIPTIONS.get(mart, "A mart view in coc.duckdb."),
+                description=mart_description(mart),
                 group_name="marts",
                 kinds={"duckdb"},
             )

@@ -1,8 +1,10 @@
 """Data checks of one published day, read back from the Parquet that landed.
 
-Plain functions returning ``CheckOutcome``s; the Dagster assets turn them into asset check
-results. They read the published files (not what the run meant to write), so a check that
-passes says something about what readers will see.
+``CHECKS`` is the list of checks (name, asset, description), the one table that both the
+Dagster asset checks (``assets/ingestion.py``) and these functions read. ``day_checks`` runs
+every one of them and returns a ``CheckOutcome`` for each; the Dagster assets turn them into
+asset check results. They read the published files (not what the run meant to write), so a
+check that passes says something about what readers will see.
 """
 
 from __future__ import annotations
@@ -21,14 +23,57 @@ from pipelines.coc.models import INSTANCE_STATUSES
 from pipelines.ingest import DayResult
 
 
-@dataclass
-class CheckOutcome:
+@dataclass(frozen=True)
+class Check:
+    """One data check: its name, the asset it checks, and what it asserts."""
+
     name: str
     asset: str
+    description: str
+
+
+KEYS_UNIQUE = Check(
+    "keys_unique", "execution_instances", "(execute_uuid, batch_index, instance_id) unique"
+)
+STATUSES_VALID = Check(
+    "statuses_valid", "execution_instances", "every status in the documented enum"
+)
+FINISHED_AFTER_CREATED = Check(
+    "finished_after_created", "execution_instances", "finished_at >= created_at"
+)
+BATCH_COUNTS_MATCH = Check(
+    "batch_counts_match", "order_batches", "rows per batch equal its total_instances"
+)
+TICKET_COUNT_MATCHES_LIST = Check(
+    "ticket_count_matches_list", "script_orders", "tickets equal the list's total"
+)
+#: Every check, in the order ``day_checks`` runs them.
+CHECKS = (
+    KEYS_UNIQUE,
+    STATUSES_VALID,
+    FINISHED_AFTER_CREATED,
+    BATCH_COUNTS_MATCH,
+    TICKET_COUNT_MATCHES_LIST,
+)
+
+
+@dataclass
+class CheckOutcome:
+    """What one check found on one day."""
+
+    check: Check
     passed: bool
     description: str
     warn_only: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    @property
+    def asset(self) -> str:
+        return self.check.asset
 
 
 def read_day(
@@ -83,8 +128,7 @@ def _keys_unique(inst: pa.Table, day: str) -> CheckOutcome:
     distinct = inst.group_by(keys).aggregate([]).num_rows if inst.num_rows else 0
     duplicates = inst.num_rows - distinct
     return CheckOutcome(
-        name="keys_unique",
-        asset="execution_instances",
+        check=KEYS_UNIQUE,
         passed=nulls == 0 and duplicates == 0,
         description=f"{day}: {inst.num_rows} rows, {duplicates} duplicate keys, {nulls} null keys",
         metadata={"rows": inst.num_rows, "duplicate_keys": duplicates, "null_keys": nulls},
@@ -99,8 +143,7 @@ def _statuses_valid(inst: pa.Table, day: str) -> CheckOutcome:
         {v for v in pc.unique(status).to_pylist() if v not in INSTANCE_STATUSES} - {None}
     )
     return CheckOutcome(
-        name="statuses_valid",
-        asset="execution_instances",
+        check=STATUSES_VALID,
         passed=unknown == 0,
         description=(
             f"{day}: every status is one of the documented {len(INSTANCE_STATUSES)}"
@@ -114,8 +157,7 @@ def _statuses_valid(inst: pa.Table, day: str) -> CheckOutcome:
 def _finished_after_created(inst: pa.Table, day: str) -> CheckOutcome:
     bad = pc.sum(pc.less(inst["finished_at"], inst["created_at"]).fill_null(False)).as_py() or 0
     return CheckOutcome(
-        name="finished_after_created",
-        asset="execution_instances",
+        check=FINISHED_AFTER_CREATED,
         passed=bad == 0,
         description=f"{day}: {bad} rows finished before they were created",
         metadata={"rows_finished_before_created": bad},
@@ -141,8 +183,7 @@ def _batch_counts(result: DayResult, day: str) -> CheckOutcome:
     else:
         description = f"{day}: every batch has exactly its total_instances rows"
     return CheckOutcome(
-        name="batch_counts_match",
-        asset="order_batches",
+        check=BATCH_COUNTS_MATCH,
         passed=not hard,
         warn_only=not hard and bool(soft),
         description=description,
@@ -156,8 +197,7 @@ def _ticket_count(result: DayResult, orders: pa.Table, day: str) -> CheckOutcome
     landed = orders.num_rows
     passed = expected is None or landed == expected
     return CheckOutcome(
-        name="ticket_count_matches_list",
-        asset="script_orders",
+        check=TICKET_COUNT_MATCHES_LIST,
         passed=passed,
         description=(
             f"{day}: {landed} tickets landed; the list reported {walk.list_total}, "

@@ -117,6 +117,22 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
     )
 
 
+def mart_description(path: Path) -> str:
+    """A mart's description: the first paragraph of its file's header comment, without the
+    leading ``<name>:``."""
+    lines: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--") or not line[2:].strip():
+            break
+        lines.append(line[2:].strip())
+    text = " ".join(lines)
+    prefix = f"{path.stem}:"
+    text = text[len(prefix) :].strip() if text.startswith(prefix) else text
+    if not text:
+        raise ValueError(f"{path} must open with a comment describing the mart")
+    return text[0].upper() + text[1:]
+
+
 def table_glob(root: str, table: str) -> str:
     """The glob of a table's Parquet files under a warehouse root."""
     return f"{root}/{table}/{PARTITION_GLOB}"

@@ -7,13 +7,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import build_schedule_context
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+from dagster import AssetKey, PartitionKeyRange, build_schedule_context
 
 from assets.schedules import nightly_range
+from pipelines.quality import CHECKS
+from warehouse.build import MARTS_DIR
 
 SECRET = "definitions-test-secret-value"
 
@@ -60,8 +58,8 @@ def test_the_nightly_run_covers_yesterday_and_the_lookback(defs) -> None:
     when = datetime(2026, 11, 26, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     request = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when))
     (run,) = request.run_requests
-    assert run.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-22"
-    assert run.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-25"
+    # read back through Dagster's public API: the tags are the ones Dagster acts on
+    assert run.partition_key_range == PartitionKeyRange("2026-11-22", "2026-11-25")
     assert run.run_key == "nightly-2026-11-25"
 
 
@@ -70,3 +68,23 @@ def test_nightly_range_arithmetic() -> None:
     assert nightly_range(at, 3) == ("2026-02-25", "2026-02-28")
     assert nightly_range(at, 0) == ("2026-02-28", "2026-02-28")
     assert nightly_range(datetime(2024, 1, 2, 2), 3) == ("2024-01-01", "2024-01-01")
+
+
+def test_checks_and_mart_descriptions_come_from_their_one_home(defs) -> None:
+    """Dagster's check specs are pipelines.quality's table; mart descriptions are the first
+    paragraph of each mart file's header comment."""
+    graph = defs.resolve_asset_graph()
+    specs = {
+        (key.name, key.asset_key.to_user_string(), graph.get_check_spec(key).description)
+        for key in graph.asset_check_keys
+    }
+    assert specs == {(c.name, c.asset, c.description) for c in CHECKS}
+    marts = sorted(MARTS_DIR.glob("*.sql"))
+    assert len(marts) >= 5
+    for path in marts:
+        description = graph.get(AssetKey(path.stem)).description
+        header = path.read_text().split("\n")[0].removeprefix(f"-- {path.stem}: ")
+        assert description is not None and description.lower().startswith(header[:40].lower())
+    rates = graph.get(AssetKey("failure_rates_daily")).description
+    assert rates is not None and rates.startswith("How often do script runs fail, per day")
+    assert rates.endswith("One row per dt × region_id × zone_id × application × script_name.")
