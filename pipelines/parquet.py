@@ -1,57 +1,46 @@
-"""Write one day of every table into Hive-partitioned Parquet, and swap it in whole.
+"""Stream one day of every table into staging as Parquet, then hand it to a publisher whole.
 
 Layout under the warehouse root (a local folder or an ``s3://bucket/prefix`` URI)::
 
     <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet      published: what readers glob
     <root>/_staging/dt=YYYY-MM-DD/<run_id>/<table>/part-....parquet  one run's work in progress
+    <root>/_staging/dt=YYYY-MM-DD/.lock                            the day's lock (local only)
 
 Readers glob ``<root>/<table>/dt=*/*.parquet`` and never look under ``_staging`` (pyarrow
 datasets also skip names that start with ``_``), so a staged or half-written file is never read.
 
 The protocol of a :class:`DayWriter`:
 
-1. Start: pick a ``run_id`` that sorts by time, and delete the staging folders of the same day
-   that older runs left behind (a run killed with ``kill -9``). Staging of other days is never
-   touched: another process may be writing them.
+1. Start (entering the ``with`` block, before the caller asks the API anything about the
+   day): pick a ``run_id`` that sorts by time and take the day's lock
+   (``pipelines/daylock.py``): a second run of the same day waits for the first, up to
+   ``lock_timeout_s``, then fails naming the day and the run that holds it. Holding the lock
+   proves every other run of the day dead or done, so whatever they left in the day's staging
+   is debris: the publisher first undoes what an interrupted publish left there
+   (``Publisher.recover``), then the debris is deleted. Other days are never touched.
 2. ``write``: check each batch against the table's schema, buffer it until ``row_group_rows``
    rows are pending, and write full row groups to the table's staged file as they come, so the
    day is never held in memory.
-3. ``commit``: close every file (a table without rows gets a valid empty file, so a re-run that
-   now finds nothing replaces the old rows), then publish:
-
-   - on a local filesystem, ``fsync`` the files and folders, then swap each table's staged
-     folder with its published ``dt=`` folder. On Linux this is ``renameat2(RENAME_EXCHANGE)``:
-     one atomic step, readers see the old folder or the new one, never a mix nor nothing.
-     Where the kernel or filesystem lacks it, the old folder is renamed away to
-     ``<table>.old`` in the run's staging and the new one renamed in; between those two renames
-     the table's day is briefly absent, and if the process dies right there the next writer of
-     the day renames ``<table>.old`` back before cleaning up. A failed swap is undone, and the
-     tables already swapped are swapped back, before the error is raised.
-   - on object storage (no rename), copy each staged object into the ``dt=`` prefix under its
-     new unique name, then delete every other object of that prefix (the previous run's).
-     Between the copy and the delete both runs' files are visible: a reader that globs the
-     day in that moment (DuckDB, a BI refresh) double counts it. A copy that fails deletes the
-     copies already made, leaving the previous run's objects alone. The copy is server-side
-     (S3 ``CopyObject``: at most 5 GiB per file).
-
-   Tables are swapped one after another, each atomically; a kill between two swaps leaves some
-   tables at the new version and some at the old, each whole, until the day is run again.
-4. Leaving the ``with`` block without ``commit`` (an exception, or no call) aborts: the
-   staged files are removed and the published data is untouched.
+3. ``commit``: close and ``fsync`` every file (a table without rows gets a valid empty file, so
+   a re-run that now finds nothing replaces the old rows), then hand the staged day to the
+   publisher, one per storage kind (``pipelines/publish.py``: a rename swap on a local disk, a
+   copy then delete on object storage), which publishes every table or leaves the day as it
+   was. Then the run's staging is removed and the lock released.
+4. Leaving the ``with`` block without ``commit`` (an exception, ``KeyboardInterrupt`` and
+   ``SystemExit`` included, or no call) aborts: the staged files are removed, the published
+   data is untouched, and the lock is released. A killed process releases its lock with it;
+   its staging stays until the next run of the day deletes it (step 1).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
-import errno
 import logging
 import os
 import re
 import secrets
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -59,37 +48,32 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S, LOCK_FILE, DayLock, object_store_lock_path
 from pipelines.flatten import TABLES
+from pipelines.publish import (
+    STAGING,
+    Publisher,
+    StagedDay,
+    fsync_dir,
+    fsync_file,
+    local_path,
+    publisher_for,
+)
+from pipelines.write_errors import DayLockedError, SchemaMismatchError, WriteError
 
-__all__ = ["DayWriter", "SchemaMismatchError", "TableStats", "WriteError"]
+__all__ = [
+    "DayLockedError",
+    "DayWriter",
+    "SchemaMismatchError",
+    "TableStats",
+    "WriteError",
+]
 
 log = logging.getLogger(__name__)
 
-STAGING = "_staging"
 ROW_GROUP_ROWS = 64_000
 COMPRESSION = "zstd"
 _RUN_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
-
-
-class WriteError(Exception):
-    """Writing or publishing a day failed; names the table, the day and the file."""
-
-    def __init__(
-        self, message: str, *, table: str | None = None, day: dt.date, path: str | None = None
-    ) -> None:
-        self.message, self.table, self.day, self.path = message, table, day, path
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        where = [f"table={self.table}"] if self.table else []
-        where.append(f"day={self.day.isoformat()}")
-        if self.path:
-            where.append(f"path={self.path}")
-        return f"{self.message} [{' '.join(where)}]"
-
-
-class SchemaMismatchError(WriteError, ValueError):
-    """A batch whose columns, types or nulls do not fit its table's schema."""
 
 
 @dataclass(frozen=True)
@@ -121,47 +105,57 @@ class _StagedFile:
 class DayWriter:
     """Stream one day of every table into staging, then publish all of it with ``commit``.
 
-    ``root`` is a local folder or a URI such as ``s3://bucket/prefix``; with ``filesystem``
-    given, ``root`` is a path inside it. ``object_store`` forces the copy-then-delete publish
-    (``True``) or requires the rename swap (``False``); by default it follows the filesystem.
-    Use it as a context manager, or call ``abort`` when not committing.
+    Where to: ``root``, a local folder or a URI such as ``s3://bucket/prefix`` (with
+    ``filesystem`` given, a path inside it), whose publisher ``publish.publisher_for`` picks;
+    or ``publisher``, one built by the caller (tests inject failing ones). Use it as a context
+    manager, or call ``abort`` when not committing: the day's lock is held from entering
+    (or the first ``write``) until ``commit`` or ``abort``.
+
+    ``lock_timeout_s`` is how long to wait for another run of the same day (0: fail at
+    once); ``lock_dir`` is where object-storage warehouses keep their local day locks.
     """
 
     def __init__(
         self,
         *,
-        root: str,
         day: dt.date,
+        root: str | None = None,
+        filesystem: pafs.FileSystem | None = None,
+        publisher: Publisher | None = None,
         tables: Mapping[str, pa.Schema] = TABLES,
         row_group_rows: int = ROW_GROUP_ROWS,
         compression: str = COMPRESSION,
-        filesystem: pafs.FileSystem | None = None,
-        object_store: bool | None = None,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        lock_dir: str | None = None,
     ) -> None:
         if row_group_rows < 1:
             raise ValueError(f"row_group_rows must be positive, got {row_group_rows}")
         for name in tables:
             if not name or "/" in name or name.startswith(("_", ".")):
                 raise ValueError(f"table name {name!r} cannot be a folder of the warehouse")
-        if filesystem is None:
-            if "://" in root:
-                filesystem, root = pafs.FileSystem.from_uri(root)
-            else:
-                filesystem, root = pafs.LocalFileSystem(), os.path.abspath(root)
+        if publisher is None:
+            if root is None:
+                raise ValueError("DayWriter needs a root or a publisher")
+            publisher = publisher_for(root, filesystem=filesystem)
+        elif root is not None or filesystem is not None:
+            raise ValueError("give DayWriter a root (and filesystem) or a publisher, not both")
         self.day, self.run_id = day, new_run_id()
-        self._fs, self._root = filesystem, root.rstrip("/")
+        self._publisher, self._fs = publisher, publisher.fs
+        self._staged = StagedDay(
+            root=publisher.root.rstrip("/"), day=day, run_id=self.run_id, tables=tuple(tables)
+        )
         self._tables = dict(tables)
         self._row_group_rows, self._compression = row_group_rows, compression
-        self._local_root = _local_path(filesystem, self._root)
-        if object_store is False and self._local_root is None:
-            raise ValueError(f"{type(filesystem).__name__} has no rename: use object_store")
-        self._object_store = self._local_root is None if object_store is None else object_store
-        self._dt = f"dt={day.isoformat()}"
-        self._run_dir = self._path(STAGING, self._dt, self.run_id)
         self._files = {
-            t: _StagedFile(f"{self._run_dir}/{t}/{self._file_name()}", s)
+            t: _StagedFile(f"{self._staged.staged(t)}/{self._staged.file_name}", s)
             for t, s in self._tables.items()
         }
+        if publisher.local_root is not None:
+            lock_path = os.path.join(publisher.local_root, STAGING, self._staged.partition)
+            lock_path = os.path.join(lock_path, LOCK_FILE)
+        else:
+            lock_path = object_store_lock_path(publisher.location, day, lock_dir)
+        self.lock = DayLock(lock_path, day=day, run_id=self.run_id, timeout_s=lock_timeout_s)
         self._state = "new"  # new -> open -> committed | aborted
 
     # -- public API ------------------------------------------------------------------------
@@ -202,20 +196,19 @@ class DayWriter:
             raise self._error(f"writing failed: {exc}", table=table, path=f.path) from exc
 
     def commit(self) -> dict[str, TableStats]:
-        """Close every table's file and swap the whole day in; returns what was written."""
+        """Close every table's file and publish the whole day; returns what was written."""
         self._start()
         if self._state != "open":
             raise self._error(f"cannot commit after the run was {self._state}")
         stats = {t: self._close(t, f) for t, f in self._files.items()}
-        if self._object_store:
-            self._publish_by_copy()
-        else:
-            self._publish_by_swap()
+        self._publisher.publish(self._staged)
         self._state = "committed"
         try:
             self._remove_run_dir()
         except OSError as exc:  # published already; the next writer of the day cleans up
-            log.warning("could not remove %s: %s", self._run_dir, exc)
+            log.warning("could not remove %s: %s", self._staged.run_dir, exc)
+        finally:
+            self._release()
         return stats
 
     def abort(self) -> None:
@@ -223,19 +216,21 @@ class DayWriter:
         if self._state in ("committed", "aborted"):
             return
         self._state = "aborted"
-        for f in self._files.values():
-            if f.writer is not None:
-                try:
-                    f.writer.close()
-                except Exception:  # the file is deleted next; its close error does not matter
-                    log.debug("closing %s while aborting failed", f.path, exc_info=True)
-        if not self._object_store:
-            try:  # a failed swap may have left a published folder renamed away: put it back
-                self._restore_moved_away(self.run_id)
+        try:
+            for f in self._files.values():
+                if f.writer is not None:
+                    try:
+                        f.writer.close()
+                    except Exception:  # the file is deleted next; its close error does not matter
+                        log.debug("closing %s while aborting failed", f.path, exc_info=True)
+            try:  # a failed publish may have left a published folder moved away: put it back
+                self._publisher.recover(self._staged)
             except OSError:
-                log.exception("keeping %s: it holds a previous day folder", self._run_dir)
+                log.exception("keeping %s: it holds a previous day folder", self._staged.run_dir)
                 return
-        self._remove_run_dir()
+            self._remove_run_dir()
+        finally:
+            self._release()
 
     # -- staging ---------------------------------------------------------------------------
 
@@ -249,49 +244,43 @@ class DayWriter:
     ) -> WriteError:
         return kind(message, table=table, day=self.day, path=path)
 
-    def _path(self, *parts: str) -> str:
-        return "/".join(p for p in (self._root, *parts) if p)
-
-    def _os(self, *parts: str) -> str:
-        assert self._local_root is not None
-        return os.path.join(self._local_root, *parts)
-
-    def _file_name(self, index: int = 0) -> str:
-        return f"part-{self.run_id}-{index:05d}.parquet"
-
     def _start(self) -> None:
-        """Open the run: remove what older runs of the same day left in staging."""
+        """Open the run: take the day's lock, then remove what dead runs of the day left."""
         if self._state != "new":
             return
+        self._state = "aborted"  # until the lock is ours and the debris gone
+        try:
+            try:
+                self.lock.acquire()
+            except OSError as exc:
+                msg = f"cannot take the day's lock: {exc}"
+                raise self._error(msg, path=self.lock.path) from exc
+            self._remove_debris()
+        except BaseException:
+            self._release()
+            raise
         self._state = "open"
-        listing = pafs.FileSelector(self._path(STAGING, self._dt), allow_not_found=True)
+
+    def _remove_debris(self) -> None:
+        """Delete the staging of every other run of the day: holding the lock, they are dead."""
+        listing = pafs.FileSelector(self._staged.day_staging, allow_not_found=True)
         for info in self._fs.get_file_info(listing):
             run = info.base_name
             if info.type != pafs.FileType.Directory or not _RUN_ID.match(run):
                 continue
-            if run >= self.run_id:
-                continue  # a newer run of the same day, still going: not ours to clean
             log.info("removing staging left by run %s of %s", run, self.day)
             try:
-                if not self._object_store:
-                    self._restore_moved_away(run)
+                dead = StagedDay(
+                    root=self._staged.root, day=self.day, run_id=run, tables=self._staged.tables
+                )
+                self._publisher.recover(dead)
                 self._fs.delete_dir(info.path)
             except OSError as exc:
-                raise self._error(f"cannot clean an older run up: {exc}", path=info.path) from exc
-
-    def _restore_moved_away(self, run: str) -> None:
-        """Put back a published folder that a failed or killed fallback swap renamed away."""
-        run_dir = self._os(STAGING, self._dt, run)
-        for entry in os.scandir(run_dir) if os.path.isdir(run_dir) else ():
-            published = self._os(entry.name.removesuffix(".old"), self._dt)
-            if entry.name.endswith(".old") and not os.path.lexists(published):
-                log.warning("restoring %s from the interrupted run %s", published, run)
-                os.rename(entry.path, published)
-                _fsync_dir(os.path.dirname(published))
+                raise self._error(f"cannot clean a dead run up: {exc}", path=info.path) from exc
 
     def _open(self, f: _StagedFile) -> None:
         if f.writer is None:
-            if self._local_root is not None:  # object stores need no folders
+            if self._publisher.local_root is not None:  # object stores need no folders
                 self._fs.create_dir(f.path.rsplit("/", 1)[0], recursive=True)
             f.writer = pq.ParquetWriter(
                 f.path, f.schema, filesystem=self._fs, compression=self._compression
@@ -316,108 +305,26 @@ class DayWriter:
             if f.pending_rows:
                 self._flush(f, whole_groups_only=False)
             f.writer.close()
-            local = _local_path(self._fs, f.path)
+            local = local_path(self._fs, f.path)
             if local is not None:
-                _fsync_file(local)
-                _fsync_dir(os.path.dirname(local))
+                fsync_file(local)
+                fsync_dir(os.path.dirname(local))
             size = self._fs.get_file_info(f.path).size or 0
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"closing failed: {exc}", table=table, path=f.path) from exc
         return TableStats(rows=f.rows, files=1, bytes=size)
 
     def _remove_run_dir(self) -> None:
-        if self._fs.get_file_info(self._run_dir).type != pafs.FileType.NotFound:
-            self._fs.delete_dir(self._run_dir)
-        if self._local_root is not None:  # object stores have no empty folders to remove
-            with contextlib.suppress(OSError):  # only once no other run of the day uses it
-                os.rmdir(self._os(STAGING, self._dt))
+        if self._fs.get_file_info(self._staged.run_dir).type != pafs.FileType.NotFound:
+            self._fs.delete_dir(self._staged.run_dir)
 
-    # -- publishing ------------------------------------------------------------------------
-
-    def _publish_by_swap(self) -> None:
-        done: list[tuple[str, str]] = []
-        table = ""
-        try:
-            for table in self._tables:
-                done.append((table, self._swap(table)))
-        except BaseException as exc:  # ``table`` is the one that failed
-            try:
-                for t, how in reversed(done):
-                    self._unswap(t, how)
-            except OSError as undo:
-                raise self._error(
-                    f"publishing failed ({exc}) and so did undoing it ({undo}): the tables "
-                    "before this one may show the new day",
-                    table=table,
-                ) from exc
-            if isinstance(exc, OSError):
-                raise self._error(
-                    f"swapping the day in failed, nothing published: {exc}",
-                    table=table,
-                    path=self._os(table, self._dt),
-                ) from exc
-            raise
-
-    def _folders(self, table: str) -> tuple[str, str]:
-        """Where ``table``'s day is staged by this run, and where it is published."""
-        return self._os(STAGING, self._dt, self.run_id, table), self._os(table, self._dt)
-
-    def _swap(self, table: str) -> str:
-        """Put the staged folder at the published place; returns how, for ``_unswap``."""
-        staged, published = self._folders(table)
-        os.makedirs(os.path.dirname(published), exist_ok=True)
-        if not os.path.lexists(published):
-            os.rename(staged, published)
-            how = "new"
-        elif _exchange(staged, published):
-            how = "exchanged"  # the old folder now sits at ``staged``
-        else:
-            os.rename(published, staged + ".old")
-            try:
-                os.rename(staged, published)
-            except OSError:
-                os.rename(staged + ".old", published)  # if this fails too, abort retries it
-                raise
-            how = "moved"
-        _fsync_dir(os.path.dirname(published))
-        _fsync_dir(os.path.dirname(staged))
-        return how
-
-    def _unswap(self, table: str, how: str) -> None:
-        staged, published = self._folders(table)
-        if how == "exchanged":
-            if not _exchange(staged, published):
-                raise OSError(errno.ENOTSUP, "RENAME_EXCHANGE stopped working", published)
-        else:
-            os.rename(published, staged)
-            if how == "moved":
-                os.rename(staged + ".old", published)
-        _fsync_dir(os.path.dirname(published))
-
-    def _publish_by_copy(self) -> None:
-        copied: list[str] = []
-        for table, f in self._files.items():
-            folder = self._path(table, self._dt)
-            try:
-                if self._local_root is not None:  # object stores need no folders
-                    self._fs.create_dir(folder, recursive=True)
-                self._fs.copy_file(f.path, f"{folder}/{self._file_name()}")
-                copied.append(f"{folder}/{self._file_name()}")
-            except (OSError, pa.ArrowException) as exc:
-                for target in copied:
-                    with contextlib.suppress(OSError):  # else the next run deletes it
-                        self._fs.delete_file(target)
-                msg = f"copying the day in failed, nothing published: {exc}"
-                raise self._error(msg, table=table, path=folder) from exc
-        for table in self._tables:
-            folder = self._path(table, self._dt)
-            try:
-                for info in self._fs.get_file_info(pafs.FileSelector(folder)):
-                    if info.type == pafs.FileType.File and info.base_name != self._file_name():
-                        self._fs.delete_file(info.path)
-            except OSError as exc:
-                msg = f"the previous files are not all deleted, the day double counts: {exc}"
-                raise self._error(msg, table=table, path=folder) from exc
+    def _release(self) -> None:
+        """Let the day go; then remove the lock's folder if no other run uses it."""
+        held = self.lock.held
+        self.lock.release()
+        if held:
+            with contextlib.suppress(OSError):  # another run of the day is in it: theirs now
+                os.rmdir(os.path.dirname(self.lock.path))
 
 
 def _mismatch(schema: pa.Schema, batch: object) -> str | None:
@@ -437,65 +344,3 @@ def _mismatch(schema: pa.Schema, batch: object) -> str | None:
         if not field.nullable and column.null_count:
             return f"column {field.name!r} has {column.null_count} nulls but may have none"
     return None
-
-
-# -- local filesystem helpers ------------------------------------------------------------------
-
-
-def _local_path(fs: pafs.FileSystem, path: str) -> str | None:
-    """The operating-system path behind ``path``, or None when ``fs`` is not a local disk."""
-    if isinstance(fs, pafs.LocalFileSystem):
-        return path
-    if isinstance(fs, pafs.SubTreeFileSystem):
-        return _local_path(fs.base_fs, fs.base_path.rstrip("/") + "/" + path.lstrip("/"))
-    return None
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    if os.name != "posix":  # folders cannot be opened elsewhere; renames are durable enough
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-_UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
-
-
-def _load_renameat2() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.4
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_renameat2 = _load_renameat2()
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two existing paths; False where the kernel or filesystem cannot."""
-    if _renameat2 is None:
-        return False
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in _UNSUPPORTED:
-        return False
-    raise OSError(err, os.strerror(err), a, None, b)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines import parquet
+from pipelines import parquet, publish
 from pipelines.flatten import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 
 V1_INSTANCES = 300
@@ -76,24 +76,21 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
                 time.sleep(0.001)
         sys.exit("was not killed")
 
-    exchange, rename = parquet._exchange, os.rename
-
     def exchange_then_stall(a: str, b: str) -> bool:
-        assert exchange(a, b), "RENAME_EXCHANGE is not available here"
+        assert publish.rename_exchange(a, b), "RENAME_EXCHANGE is not available here"
         stall(markers)
         return True
 
     def rename_then_stall(src: str, dst: str) -> None:
-        rename(src, dst)
+        os.rename(src, dst)
         if dst.endswith(".old"):
             stall(markers)
 
     if mode == "mid-exchange":
-        parquet._exchange = exchange_then_stall
+        publisher = publish.LocalSwap(root, exchange=exchange_then_stall)
     else:
-        parquet._exchange = lambda a, b: False
-        os.rename = rename_then_stall
-    with parquet.DayWriter(root=root, day=day) as w:
+        publisher = publish.LocalSwap(root, exchange=lambda a, b: False, rename=rename_then_stall)
+    with parquet.DayWriter(day=day, publisher=publisher) as w:
         write_day(w, "v2", 120)
         w.commit()
     sys.exit("was not killed")

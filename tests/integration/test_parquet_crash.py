@@ -2,7 +2,8 @@
 
 The writer runs in a real subprocess (``parquet_crash_writer.py``) that publishes version 1,
 then starts version 2 and is killed with SIGKILL at a chosen moment: while streaming row
-groups, between two tables' swaps, and between the fallback swap's two renames.
+groups, between two tables' swaps, and between the fallback swap's two renames. The killed
+run's lock goes with it: the next writer takes the day at once and removes the debris.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import parquet
+from pipelines import publish
 from pipelines.flatten import TABLES
 from pipelines.parquet import DayWriter
 
@@ -33,12 +34,12 @@ def published(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != parquet.STAGING
+        if p.is_file() and p.relative_to(root).parts[0] != publish.STAGING
     }
 
 
 def staged_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / parquet.STAGING).rglob("*") if p.is_file())
+    return sorted(p for p in (root / publish.STAGING).rglob("*") if p.is_file())
 
 
 def rows_via_pyarrow(root: Path, table: str) -> list[tuple]:
@@ -102,15 +103,17 @@ def assert_version_1(root: Path, version1: dict[str, bytes]) -> None:
 
 def assert_next_writer_cleans_up(root: Path) -> None:
     before = published(root)
-    with DayWriter(root=str(root), day=DAY):
-        assert staged_files(root) == []  # debris gone as soon as the next writer starts
+    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # the dead run's lock is free
+        assert [p.name for p in staged_files(root)] == [".lock"]  # ours; the debris is gone
     assert published(root) == before
+    assert not (root / publish.STAGING / f"dt={DAY}").exists()
 
 
 def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
     started = time.monotonic()
     root, version1 = killed_writer(tmp_path, "mid-write")
-    (staged,) = staged_files(root)  # the half-written file of version 2
+    lock, staged = staged_files(root)  # the dead run's lock file, its half-written file
+    assert lock.name == ".lock" and lock.read_text().startswith('{"run_id": ')
     assert staged.name.endswith(".parquet") and staged.stat().st_size > 0
     assert_version_1(root, version1)
     assert_next_writer_cleans_up(root)
@@ -118,7 +121,7 @@ def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.skipif(parquet._renameat2 is None, reason="renameat2 is not available")
+@pytest.mark.skipif(not publish.HAS_EXCHANGE, reason="renameat2 is not available")
 def test_killed_between_two_tables_swaps(tmp_path: Path) -> None:
     root, version1 = killed_writer(tmp_path, "mid-exchange")
     first, *rest = TABLES
@@ -129,13 +132,13 @@ def test_killed_between_two_tables_swaps(tmp_path: Path) -> None:
         assert {k: v for k, v in published(root).items() if k.startswith(table)} == {
             k: v for k, v in version1.items() if k.startswith(table)
         }
-    assert staged_files(root)  # the old first table and the staged others
+    assert len(staged_files(root)) > 1  # the lock, the old first table and the staged others
     assert_next_writer_cleans_up(root)
 
 
 def test_killed_between_the_fallback_renames(tmp_path: Path) -> None:
     root, version1 = killed_writer(tmp_path, "mid-fallback")
     assert not (root / "execution_instances" / f"dt={DAY}").exists()  # the fallback's window
-    with DayWriter(root=str(root), day=DAY):  # puts version 1 back, then cleans up
-        assert staged_files(root) == []
+    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # puts version 1 back, cleans up
+        assert [p.name for p in staged_files(root)] == [".lock"]
     assert_version_1(root, version1)
