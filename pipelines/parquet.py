@@ -15,8 +15,9 @@ The protocol of a :class:`DayWriter`:
    day): pick a ``run_id`` that sorts by time and take the day's lock
    (``pipelines/daylock.py``): a second run of the same day waits for the first, up to
    ``lock_timeout_s``, then fails naming the day and the run that holds it. Holding the lock
-   proves every other run of the day dead or done, so whatever they left in the day's staging
-   is debris: the publisher first undoes what an interrupted publish left there
+   proves every other run of the day dead or done (on object storage: every other run of this
+   machine; see ``pipelines/daylock.py``), so whatever they left in the day's staging is
+   debris: the publisher first undoes what an interrupted publish left there
    (``Publisher.recover``), then the debris is deleted. Other days are never touched.
 2. ``write``: check each batch against the table's schema, buffer it until ``row_group_rows``
    rows are pending, and write full row groups to the table's staged file as they come, so the

@@ -417,6 +417,18 @@ def test_any_exception_removes_the_staging_and_releases_the_day(
         again.commit()
 
 
+def test_a_warehouse_that_cannot_hold_a_lock_fails_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    writer = DayWriter(root=str(tmp_path / "file" / "wh"), day=DAY)
+    with pytest.raises(WriteError) as info, writer:
+        pytest.fail("the writer started")
+    assert "cannot take the day's lock" in str(info.value)
+    assert f"path={tmp_path}/file/wh/{publish.STAGING}/dt={DAY}/.lock" in str(info.value)
+    assert not writer.lock.held
+
+
 def test_a_day_renamed_away_by_a_killed_fallback_swap_is_put_back(root: Path) -> None:
     with DayWriter(root=str(root), day=DAY) as w:
         w.write("execution_instances", instances(7))
