@@ -23,10 +23,10 @@ from typing import Any
 import duckdb
 import pytest
 
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.parquet import DayLockedError, DayWriter
 from pipelines.publish import STAGING
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
 from pipelines.walk import day_window
 
 AK = "DAYLOCKTESTAK"
