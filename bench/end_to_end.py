@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, scratch_dir
 from bench.day import DAY, BenchDay, simulator_process, sized_day
 from bench.raw_fetch import day_requests, fetch_pages
+from pipelines.coc.settings import DEFAULT_CONCURRENCY, ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.settings import DEFAULT_CONCURRENCY, ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 
 #: what measurement 4 reuses: the instance pages of the day, fetched once
 BatchPages = list[tuple[str, int, bytes]]

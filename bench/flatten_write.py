@@ -35,10 +35,10 @@ from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, s
 from bench.day import DAY, simulator_process, sized_day
 from bench.raw_fetch import day_requests, fetch_pages
 from pipelines.coc.models import BatchPageIds, RawPage, envelope_type
+from pipelines.coc.settings import DEFAULT_CONCURRENCY
 from pipelines.flatten import EXECUTION_INSTANCES
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import COMPRESSION, DayWriter
-from pipelines.settings import DEFAULT_CONCURRENCY
 
 BatchPages = list[tuple[str, int, bytes]]
 

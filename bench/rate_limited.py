@@ -18,8 +18,9 @@ from typing import Any
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, scratch_dir
 from bench.day import DAY, instances_for_minimal, sized_day
 from coc_simulator.server import SimulatorServer
+from pipelines.coc.settings import DEFAULT_CONCURRENCY, ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.settings import DEFAULT_CONCURRENCY, ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 
 #: mode -> whether the client is told the server's rate (``COC_MAX_RPS``)
 MODES: dict[str, bool] = {"COC_MAX_RPS=50": True, "adaptive, no cap": False}

@@ -18,9 +18,9 @@ import httpx
 
 from bench.day import BenchDay
 from pipelines.coc.client import ORDERS_PATH, path_segment
+from pipelines.coc.settings import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_LIMIT
 from pipelines.coc.transport import AiohttpTransport
 from pipelines.ingest import gc_frozen
-from pipelines.settings import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_LIMIT
 
 Params = list[tuple[str, str]]
 

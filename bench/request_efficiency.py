@@ -19,8 +19,9 @@ from bench.core import Row, Scale, Section, Spread, Target, scratch_dir
 from bench.day import DAY, NOW, BenchDay
 from coc_simulator.data import Dataset, SimConfig
 from coc_simulator.server import SimulatorServer
+from pipelines.coc.settings import DEFAULT_CONCURRENCY, ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.settings import DEFAULT_CONCURRENCY, ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 
 PAGE_CLAMP = 20
 

@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int)
     args = parser.parse_args(argv)
 
+    from pipelines.coc.settings import DEFAULT_CONCURRENCY, ClientSettings
     from pipelines.ingest import ingest_days
-    from pipelines.settings import DEFAULT_CONCURRENCY, ClientSettings, WarehouseSettings
+    from pipelines.settings import WarehouseSettings
 
     floor, floor_peak = rss_bytes(), peak_rss_bytes()
     settings = ClientSettings(

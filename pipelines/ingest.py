@@ -28,10 +28,11 @@ import httpx
 
 from pipelines.coc.client import CocClient
 from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
+from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import DayWriter, TableStats
-from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 from pipelines.walk import TicketRead, WalkStats, walk_day
 
 log = logging.getLogger(__name__)

@@ -48,8 +48,8 @@ from pipelines.coc.retry import (
     is_retriable,
     parse_retry_after,
 )
+from pipelines.coc.settings import ClientSettings
 from pipelines.coc.transport import AiohttpTransport
-from pipelines.settings import ClientSettings
 
 log = logging.getLogger(__name__)
 

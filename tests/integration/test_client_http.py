@@ -21,7 +21,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
 from pipelines.coc.client import CocClient
 from pipelines.coc.models import Instance
-from pipelines.settings import ClientSettings
+from pipelines.coc.settings import ClientSettings
 from pipelines.walk import TicketRead, walk_day
 
 AK = "HTTPTESTAK"

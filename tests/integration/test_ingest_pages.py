@@ -16,9 +16,10 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
+from pipelines.coc.settings import ClientSettings
 from pipelines.coc.transport import AiohttpTransport
 from pipelines.ingest import ingest_days
-from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 from pipelines.walk import day_window
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

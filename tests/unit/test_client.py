@@ -25,7 +25,7 @@ from pipelines.coc import errors
 from pipelines.coc import gate as gate_module
 from pipelines.coc.client import ORDERS_PATH, CocClient, path_segment
 from pipelines.coc.retry import RESPONSE_ERROR_ATTEMPTS, RetryPolicy
-from pipelines.settings import ClientSettings
+from pipelines.coc.settings import ClientSettings
 
 ENDPOINT = "http://127.0.0.1:9"
 AK = "HPUAEXAMPLEAK0000001"
