@@ -1,4 +1,4 @@
-"""Arrow schemas of the three tables, and the code that fills them from API records.
+"""The code that fills the three tables (schemas: ``pipelines/schemas.py``) from API records.
 
 Each contract column is mapped explicitly. Rows are gathered column by column into plain
 lists (the cheapest thing Python can do per value) and turned into one Arrow record batch per
@@ -26,76 +26,14 @@ from pipelines.coc.models import (
     OrderDetail,
     TargetInstance,
 )
-
-TIMESTAMP = pa.timestamp("ms", tz="UTC")
-ATTRIBUTES = pa.map_(pa.string(), pa.string())
-
-EXECUTION_INSTANCES = pa.schema(
-    [
-        pa.field("execute_uuid", pa.string(), nullable=False),
-        pa.field("batch_index", pa.int32(), nullable=False),
-        pa.field("instance_id", pa.int64(), nullable=False),
-        pa.field("status", pa.string()),
-        pa.field("message", pa.string()),
-        pa.field("created_at", TIMESTAMP),
-        pa.field("finished_at", TIMESTAMP),
-        pa.field("execute_costs", pa.int64()),
-        pa.field("duration_ms", pa.int64()),
-        pa.field("resource_id", pa.string()),
-        pa.field("provider", pa.string()),
-        pa.field("resource_type", pa.string()),
-        pa.field("agent_sn", pa.string()),
-        pa.field("agent_status", pa.string()),
-        pa.field("host_name", pa.string()),
-        pa.field("fixed_ip", pa.string()),
-        pa.field("floating_ip", pa.string()),
-        pa.field("zone_id", pa.string()),
-        pa.field("application", pa.string()),
-        pa.field("group_name", pa.string()),
-        pa.field("region_id", pa.string()),
-        pa.field("project_id", pa.string()),
-        pa.field("custom_attributes", ATTRIBUTES),
-    ]
+from pipelines.schemas import (
+    ATTRIBUTES,
+    EXECUTION_INSTANCES,
+    ORDER_BATCHES,
+    PROPERTY_COLUMNS,
+    SCRIPT_ORDERS,
+    TARGET_COLUMNS,
 )
-
-SCRIPT_ORDERS = pa.schema(
-    [
-        pa.field("execute_uuid", pa.string(), nullable=False),
-        pa.field("order_id", pa.int64()),
-        pa.field("order_name", pa.string()),
-        pa.field("creator", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("created_at", TIMESTAMP),
-        pa.field("finished_at", TIMESTAMP),
-        pa.field("execute_costs", pa.int64()),
-        pa.field("duration_ms", pa.int64()),
-        pa.field("region_ids", pa.string()),
-        pa.field("script_uuid", pa.string()),
-        pa.field("script_name", pa.string()),
-        pa.field("script_version_name", pa.string()),
-        pa.field("execute_user", pa.string()),
-        pa.field("timeout_s", pa.int64()),
-        pa.field("success_rate", pa.float64()),
-        pa.field("batch_count", pa.int32()),
-        pa.field("total_instances", pa.int64()),
-    ]
-)
-
-ORDER_BATCHES = pa.schema(
-    [
-        pa.field("execute_uuid", pa.string(), nullable=False),
-        pa.field("batch_index", pa.int32(), nullable=False),
-        pa.field("total_instances", pa.int64()),
-        pa.field("rotation_strategy", pa.string()),
-        pa.field("instances_ingested", pa.int64()),
-    ]
-)
-
-TABLES: dict[str, pa.Schema] = {
-    "execution_instances": EXECUTION_INSTANCES,
-    "script_orders": SCRIPT_ORDERS,
-    "order_batches": ORDER_BATCHES,
-}
 
 
 def _duration(created: pa.Array, finished: pa.Array) -> pa.Array:
@@ -207,23 +145,6 @@ class InstanceColumns:
         return batch
 
 
-#: contract column <- field of ``target_instance`` / of its ``properties`` (both flattening
-#: paths read these: ``InstanceColumns`` here, the Arrow path in ``pages.py``)
-TARGET_COLUMNS = (
-    ("resource_id", "resource_id"),
-    ("provider", "provider"),
-    ("resource_type", "type"),
-    ("agent_sn", "agent_sn"),
-    ("agent_status", "agent_status"),
-)
-PROPERTY_COLUMNS = (
-    ("host_name", "host_name"),
-    ("fixed_ip", "fixed_ip"),
-    ("floating_ip", "floating_ip"),
-    ("zone_id", "zone_id"),
-    ("application", "application"),
-    ("group_name", "group"),
-)
 _TARGET_GETTERS = tuple((name, attrgetter(attr)) for name, attr in TARGET_COLUMNS)
 _PROPERTY_GETTERS = tuple((name, attrgetter(attr)) for name, attr in PROPERTY_COLUMNS)
 _NO_TARGET = TargetInstance()

@@ -38,13 +38,13 @@ from pipelines.coc.models import (
     describe_bad_body,
     envelope_type,
 )
-from pipelines.flatten import (
+from pipelines.flatten import InstanceColumns
+from pipelines.schemas import (
     ATTRIBUTES,
     EXECUTION_INSTANCES,
     PROPERTY_COLUMNS,
     TARGET_COLUMNS,
     TIMESTAMP,
-    InstanceColumns,
 )
 
 _STRING = pa.string()
@@ -74,7 +74,7 @@ _BODY = pa.schema([pa.field("data", pa.struct([("execute_instances", pa.list_(_I
 _PARSE = pj.ParseOptions(explicit_schema=_BODY, unexpected_field_behavior="ignore")
 
 #: contract column <- field of the instance (those of its target and the target's
-#: properties: ``flatten.TARGET_COLUMNS``, ``flatten.PROPERTY_COLUMNS``)
+#: properties: ``schemas.TARGET_COLUMNS``, ``schemas.PROPERTY_COLUMNS``)
 _INSTANCE_COLUMNS = (
     ("instance_id", "id"),
     ("status", "status"),

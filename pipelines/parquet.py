@@ -50,7 +50,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S, LOCK_FILE, DayLock, object_store_lock_path
-from pipelines.flatten import TABLES
 from pipelines.publish import (
     STAGING,
     Publisher,
@@ -60,6 +59,7 @@ from pipelines.publish import (
     local_path,
     publisher_for,
 )
+from pipelines.schemas import TABLES
 from pipelines.write_errors import DayLockedError, SchemaMismatchError, WriteError
 
 __all__ = [

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines import parquet, publish
-from pipelines.flatten import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 
 V1_INSTANCES = 300
 

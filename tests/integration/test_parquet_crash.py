@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import publish
-from pipelines.flatten import TABLES
 from pipelines.parquet import DayWriter
+from pipelines.schemas import TABLES
 
 HELPER = Path(__file__).with_name("parquet_crash_writer.py")
 REPO = HELPER.parents[2]

@@ -205,7 +205,7 @@ def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, tmp_path
 def test_types_follow_the_contract(sim: SimulatorServer, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from pipelines.flatten import TABLES
+    from pipelines.schemas import TABLES
 
     assert _run(sim, tmp_path, DAY).success
     for table, schema in TABLES.items():

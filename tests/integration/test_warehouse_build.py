@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.flatten import TABLES
+from pipelines.schemas import TABLES
 from warehouse import build_warehouse, connect
 
 D1 = date(2026, 11, 24)

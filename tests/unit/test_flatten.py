@@ -6,14 +6,8 @@ import msgspec
 import pyarrow as pa
 
 from pipelines.coc.models import BatchPage, BatchSummary, Order, OrderDetail, envelope_type
-from pipelines.flatten import (
-    EXECUTION_INSTANCES,
-    ORDER_BATCHES,
-    SCRIPT_ORDERS,
-    InstanceColumns,
-    batches_batch,
-    orders_batch,
-)
+from pipelines.flatten import InstanceColumns, batches_batch, orders_batch
+from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 
 # the published example, verbatim, plus instances that stress the mapping
 PAGE = b"""{"data": {"batch_index": 1, "total_instances": 4, "execute_instances": [

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.flatten import TABLES
+from pipelines.schemas import TABLES
 from warehouse import build_warehouse, connect, failure_report, format_report
 from warehouse.report import ReportRow
 

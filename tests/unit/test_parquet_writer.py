@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import parquet, publish
-from pipelines.flatten import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
 from pipelines.parquet import DayLockedError, DayWriter, SchemaMismatchError, TableStats, WriteError
 from pipelines.publish import LocalSwap, ObjectStoreCopy, Publisher, StagedDay
+from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
 
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = dt.date(2026, 11, 24)

@@ -1,0 +1,101 @@
+"""The Arrow schemas of the three tables, and the types they share: their one home.
+
+The writer (``pipelines/parquet.py``) checks every batch against ``TABLES``; the two
+flattening paths (``pipelines/flatten.py``, ``pipelines/pages.py``) build batches of these
+schemas; the warehouse build (``warehouse/build.py``) declares its views from them. The
+column lists are the contract's (``execution_instances``, ``script_orders``,
+``order_batches``); the mappings below say which API field fills which contract column.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+ATTRIBUTES = pa.map_(pa.string(), pa.string())
+
+EXECUTION_INSTANCES = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("batch_index", pa.int32(), nullable=False),
+        pa.field("instance_id", pa.int64(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("finished_at", TIMESTAMP),
+        pa.field("execute_costs", pa.int64()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("resource_id", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("resource_type", pa.string()),
+        pa.field("agent_sn", pa.string()),
+        pa.field("agent_status", pa.string()),
+        pa.field("host_name", pa.string()),
+        pa.field("fixed_ip", pa.string()),
+        pa.field("floating_ip", pa.string()),
+        pa.field("zone_id", pa.string()),
+        pa.field("application", pa.string()),
+        pa.field("group_name", pa.string()),
+        pa.field("region_id", pa.string()),
+        pa.field("project_id", pa.string()),
+        pa.field("custom_attributes", ATTRIBUTES),
+    ]
+)
+
+SCRIPT_ORDERS = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("order_id", pa.int64()),
+        pa.field("order_name", pa.string()),
+        pa.field("creator", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("finished_at", TIMESTAMP),
+        pa.field("execute_costs", pa.int64()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("region_ids", pa.string()),
+        pa.field("script_uuid", pa.string()),
+        pa.field("script_name", pa.string()),
+        pa.field("script_version_name", pa.string()),
+        pa.field("execute_user", pa.string()),
+        pa.field("timeout_s", pa.int64()),
+        pa.field("success_rate", pa.float64()),
+        pa.field("batch_count", pa.int32()),
+        pa.field("total_instances", pa.int64()),
+    ]
+)
+
+ORDER_BATCHES = pa.schema(
+    [
+        pa.field("execute_uuid", pa.string(), nullable=False),
+        pa.field("batch_index", pa.int32(), nullable=False),
+        pa.field("total_instances", pa.int64()),
+        pa.field("rotation_strategy", pa.string()),
+        pa.field("instances_ingested", pa.int64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "execution_instances": EXECUTION_INSTANCES,
+    "script_orders": SCRIPT_ORDERS,
+    "order_batches": ORDER_BATCHES,
+}
+
+
+#: contract column <- field of ``target_instance`` / of its ``properties`` (both flattening
+#: paths read these: ``flatten.InstanceColumns`` and the Arrow path in ``pages.py``)
+TARGET_COLUMNS = (
+    ("resource_id", "resource_id"),
+    ("provider", "provider"),
+    ("resource_type", "type"),
+    ("agent_sn", "agent_sn"),
+    ("agent_status", "agent_status"),
+)
+PROPERTY_COLUMNS = (
+    ("host_name", "host_name"),
+    ("fixed_ip", "fixed_ip"),
+    ("floating_ip", "floating_ip"),
+    ("zone_id", "zone_id"),
+    ("application", "application"),
+    ("group_name", "group"),
+)
