@@ -6,7 +6,7 @@ flush, so building a batch costs a handful of C calls per column rather than per
 Derived values (``duration_ms``) are computed in Arrow, where nulls propagate by themselves.
 
 For ``execution_instances`` this is the reference path: instance pages normally go from
-their bodies straight to Arrow (``pipelines/pages.py``, about twice as fast), which falls
+their bodies straight to Arrow (``pipelines/pages.py``, the faster path), which falls
 back to ``InstanceColumns`` for anything it does not take as it is and is tested equal to it.
 """
 

@@ -6,9 +6,9 @@ gathered until they hold ``flush_rows`` rows; then one thread flattens them in A
 all of that, so the thread runs beside the fetching event loop. At most
 ``MAX_PENDING_WRITES`` chunk is in the thread's hands, so memory stays bounded whatever the size
 of the day. When the thread is that far behind, ``add`` blocks the event loop until it
-catches up, on purpose: an awaitable wait was measured no faster (the loop has the thread's
-CPU to share either way) and let every concurrent batch walk park one more page meanwhile
-(10-20 MiB more at peak).
+catches up, on purpose: an awaitable wait is no faster (the loop has the thread's CPU to
+share either way) and lets every concurrent batch walk park one more page meanwhile, so the
+peak grows (the README's Performance section has the figures).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from pipelines.parquet import DayWriter
 
 log = logging.getLogger(__name__)
 
-#: rows per flattened chunk and per Parquet row group. Measured at 100k and 1M instances:
-#: 10k keeps the ingesting process at 217-223 MiB at any size of day (20k: 261-274 MiB) at
-#: the same speed; 5k and fewer are slower (more row groups, more calls per row)
+#: rows per flattened chunk and per Parquet row group: the peak memory stays flat whatever
+#: the size of the day; larger chunks hold more, smaller ones cost more calls per row
 FLUSH_ROWS = 10_000
-#: chunks handed to the thread before the fetching loop waits for it. Measured at 16 in
-#: flight: 2 was no faster than 1 (0.783x against 0.778x the raw fetch) and held 8 MiB more
+#: chunks handed to the thread before the fetching loop waits for it: a second one is no
+#: faster and holds more memory
 MAX_PENDING_WRITES = 1
 
 

@@ -4,8 +4,8 @@ The fetching side decodes only the ids of a batch page (it needs them for paging
 the body. A chunk of bodies (about one row group's worth) is then parsed here by Arrow's JSON
 reader into nested columns and flattened with Arrow kernels: no Python object per instance
 or per value, and the GIL released for almost all of it, so a thread of the fetching process
-does it beside the event loop. Measured on 250k real instances (``bench/``): about three
-times the speed of decoding into structs and gathering column lists.
+does it beside the event loop, several times faster than decoding into structs and
+gathering column lists (the README's Performance section has the figure).
 
 Arrow's reader is less strict than the documented contract in a few places (it does not
 check UTF-8, it takes a ``null`` where a record belongs) and stricter in others (it refuses
