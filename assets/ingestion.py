@@ -18,6 +18,7 @@ from dagster import (
 
 from assets.partitions import BACKFILL
 from assets.resources import CocApiResource, WarehouseResource
+from pipelines.coc.metrics import RequestMetrics
 from pipelines.ingest import DayResult, ingest_days
 from pipelines.quality import CHECKS, day_checks, read_day
 
@@ -58,7 +59,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
             context.log.info(
                 f"{result.day}: published {result.rows} instances of {result.walk.tickets} "
                 f"tickets, {result.walk.batches} batches in {result.seconds:.1f}s "
-                f"({result.requests['requests']} requests, {result.requests['retries']} retries)"
+                f"({result.http.requests} requests, {result.http.retries} retries)"
             )
 
         results = ingest_days(client_settings, wh, days, report=context.log.info, on_day=on_day)
@@ -72,6 +73,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
 
 def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> dict[str, Any]:
     rows = sum(r.tables[table].rows for r in results)
+    http = sum((r.http for r in results), RequestMetrics())
     meta: dict[str, Any] = {
         "dagster/row_count": rows,
         "days": MetadataValue.text(", ".join(r.day.isoformat() for r in results)),
@@ -80,9 +82,9 @@ def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> d
         "tickets": sum(r.walk.tickets for r in results),
         "batches": sum(r.walk.batches for r in results),
         "instances": sum(r.walk.instances for r in results),
-        "http_requests": sum(r.requests["requests"] for r in results),
-        "http_retries": sum(r.requests["retries"] for r in results),
-        "http_429": sum(r.requests["throttled_429"] for r in results),
+        "http_requests": http.requests,
+        "http_retries": http.retries,
+        "http_429": http.throttled,
         "seconds": round(sum(r.seconds for r in results), 3),
         "endpoint": MetadataValue.url(endpoint),
         "location": MetadataValue.path(f"{wh.warehouse.rstrip('/')}/{table}/"),

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, scratch_dir
 from bench.day import DAY, BenchDay, simulator_process, sized_day
 from bench.raw_fetch import day_requests, fetch_pages
+from pipelines.coc.metrics import RequestMetrics
 from pipelines.coc.settings import DEFAULT_CONCURRENCY, ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
@@ -39,12 +40,12 @@ def landed_rows(warehouse: Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet"))
 
 
-def run_plain(endpoint: str, warehouse: Path, **options: Any) -> tuple[float, int, dict[str, Any]]:
+def run_plain(endpoint: str, warehouse: Path, **options: Any) -> tuple[float, int, RequestMetrics]:
     settings = ClientSettings(endpoint=endpoint, max_rps=None, concurrency=DEFAULT_CONCURRENCY)
     wh = WarehouseSettings(warehouse=str(warehouse), duckdb_path=str(warehouse / "coc.duckdb"))
     with Stopwatch() as watch:
         result = ingest_days(settings, wh, [DAY], **options)[0]
-    return watch.seconds, result.rows, result.requests
+    return watch.seconds, result.rows, result.http
 
 
 def run_dagster(endpoint: str, warehouse: Path) -> tuple[float, int]:
@@ -166,7 +167,7 @@ def measure(scale: Scale, keep_pages: dict[str, BatchPages]) -> Section:
         def plain(name: str, **options: Any) -> Callable[[], dict[str, Any]]:
             def run() -> dict[str, Any]:
                 wall, rows, counted = run_plain(endpoint, root / name, **options)
-                return {"seconds": wall, "rows": rows, "requests": counted["requests"]}
+                return {"seconds": wall, "rows": rows, "requests": counted.requests}
 
             return run
 

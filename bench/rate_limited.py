@@ -63,8 +63,8 @@ def measure(scale: Scale) -> Section:
                         "seconds": round(watch.seconds, 3),
                         "served": sim.stats.total,
                         "throttled_429": by_status.get(429, 0),
-                        "client_429": result.requests["throttled_429"],
-                        "retries": result.requests["retries"],
+                        "client_429": result.http.throttled,
+                        "retries": result.http.retries,
                         "rows": result.rows,
                     }
                 )

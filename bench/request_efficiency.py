@@ -70,7 +70,7 @@ def _run_case(case: Case, scale: Scale, root: Path) -> dict[str, object]:
                 [DAY],
             )[0]
             served.append(sim.stats.total)
-            made.append(result.requests["requests"])
+            made.append(result.http.requests)
             rows.append(result.rows)
     return {
         "minimal": minimal,

@@ -46,8 +46,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     def on_day(result: DayResult) -> None:
         print(
             f"{result.day}: {result.walk.tickets} tickets, {result.walk.batches} batches, "
-            f"{result.rows} instances, {result.requests['requests']} requests "
-            f"({result.requests['retries']} retries) in {result.seconds:.1f}s",
+            f"{result.rows} instances, {result.http.requests} requests "
+            f"({result.http.retries} retries) in {result.seconds:.1f}s",
             flush=True,
         )
 

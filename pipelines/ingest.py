@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from pipelines.coc.client import CocClient
+from pipelines.coc.metrics import RequestMetrics
 from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
@@ -48,7 +49,8 @@ class DayResult:
     day: date
     walk: WalkStats
     tables: dict[str, TableStats]
-    requests: dict[str, Any]
+    #: what the day's requests cost
+    http: RequestMetrics
     seconds: float
     tickets: TicketLedger = field(default_factory=dict)
 
@@ -110,7 +112,7 @@ async def ingest_day(
 ) -> DayResult:
     """Walk ``day`` and publish its three tables; on any error the old partition stays."""
     started = time.monotonic()
-    before = client.metrics.as_dict()
+    before = client.metrics.snapshot()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
         DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
@@ -137,21 +139,10 @@ async def ingest_day(
         day=day,
         walk=walk,
         tables=tables,
-        requests=_delta(before, client.metrics.as_dict()),
+        http=client.metrics - before,
         seconds=time.monotonic() - started,
         tickets=sink.ledger,
     )
-
-
-def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in after.items():
-        if isinstance(value, dict):
-            prev = before.get(key, {})
-            out[key] = {k: v - prev.get(k, 0) for k, v in value.items()}
-        else:
-            out[key] = value - before.get(key, 0)
-    return out
 
 
 async def ingest_days_async(
@@ -185,8 +176,8 @@ def gc_frozen() -> Iterator[None]:
     In a Dagster run process they are hundreds of thousands (Dagster's own), and every full
     collection the run's allocations trigger would walk them all again (the README's
     Performance section says what freezing them saves). What the run itself allocates is
-    collected as usual. Thawed afterwards, unless someone froze objects before us (``gc.freeze`` does
-    not nest, and thawing would undo theirs).
+    collected as usual. Thawed afterwards, unless someone froze objects before us
+    (``gc.freeze`` does not nest, and thawing would undo theirs).
     """
     already = gc.get_freeze_count()
     gc.freeze()

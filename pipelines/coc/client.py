@@ -15,7 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -26,6 +26,7 @@ import orjson
 from pipelines.coc import errors
 from pipelines.coc.auth import AkSkAuth, TokenAuth
 from pipelines.coc.gate import RequestGate
+from pipelines.coc.metrics import RequestMetrics
 from pipelines.coc.models import (
     BATCH_STATUS_FILTERS,
     DECODE_ERRORS,
@@ -63,32 +64,6 @@ _DECODERS: dict[Any, msgspec.json.Decoder] = {
     t: msgspec.json.Decoder(envelope_type(t))
     for t in (OrderPage, OrderDetail, list[BatchSummary], BatchPage, BatchPageIds, Statistics)
 }
-
-
-@dataclass
-class RequestMetrics:
-    """What a run cost: shared by every call of one client."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    server_errors: int = 0
-    transport_errors: int = 0
-    bad_bodies: int = 0
-    bytes_received: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "retries": self.retries,
-            "throttled_429": self.throttled,
-            "server_errors_5xx": self.server_errors,
-            "transport_errors": self.transport_errors,
-            "bad_bodies": self.bad_bodies,
-            "bytes_received": self.bytes_received,
-            "by_endpoint": dict(self.by_endpoint),
-        }
 
 
 def path_segment(value: str) -> str:
@@ -466,8 +441,7 @@ class CocClient:
         assert self._http is not None and self.gate is not None
         m = self.metrics
         async with self.gate.slot():
-            m.requests += 1
-            m.by_endpoint[endpoint] = m.by_endpoint.get(endpoint, 0) + 1
+            m.sent(endpoint)
             try:
                 response = await self._http.get(self._url(path, params))
             except httpx.TransportError as exc:
