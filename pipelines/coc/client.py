@@ -14,7 +14,7 @@ import inspect
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -124,7 +124,11 @@ class BatchWalk:
 
 
 class CocClient:
-    """Use as ``async with CocClient(settings) as client:``, inside one event loop."""
+    """Use as ``async with CocClient(settings) as client:``, inside one event loop.
+
+    ``clock`` (seconds, monotonic) and ``sleep`` are the client's sense of time, shared by the
+    rate gate and the retry waits and deadline; tests pass a fake pair.
+    """
 
     def __init__(
         self,
@@ -132,7 +136,8 @@ class CocClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy(
@@ -140,6 +145,7 @@ class CocClient:
         )
         self.metrics = RequestMetrics()
         self._transport = transport
+        self._clock = clock
         self._sleep = sleep
         self._http: httpx.AsyncClient | None = None
         self.gate: RequestGate | None = None
@@ -168,7 +174,13 @@ class CocClient:
             transport=transport,
             headers={"accept": "application/json", "user-agent": "coc-warehouse/0.1"},
         )
-        self.gate = RequestGate(max_rps=s.max_rps, concurrency=s.concurrency, adaptive=s.adaptive)
+        self.gate = RequestGate(
+            max_rps=s.max_rps,
+            concurrency=s.concurrency,
+            adaptive=s.adaptive,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
         return self
 
     def _url(self, path: str, params: Sequence[tuple[str, str]]) -> httpx.URL:
@@ -386,7 +398,7 @@ class CocClient:
             raise RuntimeError("CocClient used outside `async with`")
         decoder = _DECODERS[payload]
         policy = self.retry
-        deadline = time.monotonic() + policy.budget_s
+        deadline = self._clock() + policy.budget_s
         attempt = 0
         bad_bodies = 0
         while True:
@@ -401,7 +413,7 @@ class CocClient:
             delay = self._delay(failure, attempt)
             out_of_budget = (
                 attempt >= policy.max_attempts
-                or time.monotonic() + delay > deadline
+                or self._clock() + delay > deadline
                 or bad_bodies >= RESPONSE_ERROR_ATTEMPTS
             )
             if not is_retriable(failure) or out_of_budget:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 #: the lowest pacing rate adaptive mode goes to, requests/s
@@ -41,15 +41,29 @@ _ACCEPTED_MIN_COUNT = 10
 
 
 class RequestGate:
-    """Shared by all calls of one run; create it inside the running event loop."""
+    """Shared by all calls of one run; create it inside the running event loop.
 
-    def __init__(self, *, max_rps: float | None, concurrency: int, adaptive: bool = True):
+    ``clock`` (seconds, monotonic) and ``sleep`` are the gate's only sense of time: tests pass
+    a fake pair and see the pacing and the pauses without waiting for them.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rps: float | None,
+        concurrency: int,
+        adaptive: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ):
         self.max_rps = max_rps
         self.adaptive = adaptive
+        self._clock = clock
+        self._sleep = sleep
         self._rate: float | None = max_rps
         self._semaphore = asyncio.Semaphore(concurrency)
         self._next_slot = 0.0
-        self._last_raise = time.monotonic()
+        self._last_raise = clock()
         self.throttled = 0
         self._paused_until = 0.0
         self._last_cut = -_CUT_INTERVAL_S
@@ -62,6 +76,11 @@ class RequestGate:
         """The pacing rate now, requests/s; ``None`` when unpaced."""
         return self._rate
 
+    @property
+    def paused_until(self) -> float:
+        """When the shared pause after the last 429 ends, on the gate's clock."""
+        return self._paused_until
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with self._semaphore:
@@ -70,13 +89,13 @@ class RequestGate:
 
     def accepted(self) -> None:
         """An answer other than 429 came back: evidence of the rate the server accepts."""
-        self._accepted.append(time.monotonic())
+        self._accepted.append(self._clock())
 
     def accepted_rps(self, now: float | None = None) -> float | None:
         """Answers accepted per second over the last ``_ACCEPTED_WINDOW_S``, counted over at
         least one second (a burst in the first moments is not a rate); None on fewer than
         ``_ACCEPTED_MIN_COUNT`` answers."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         recent = [t for t in self._accepted if now - t <= _ACCEPTED_WINDOW_S]
         if len(recent) < _ACCEPTED_MIN_COUNT:
             return None
@@ -84,7 +103,7 @@ class RequestGate:
 
     async def _wait_turn(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self._clock()
             if self._rate is None:
                 wait = self._paused_until - now
             else:
@@ -94,8 +113,8 @@ class RequestGate:
                 wait = slot - now
             if wait <= 0:
                 break
-            await asyncio.sleep(wait)
-            if time.monotonic() >= self._paused_until:
+            await self._sleep(wait)
+            if self._clock() >= self._paused_until:
                 break
             # a 429 arrived while this task waited: queue again behind the shared pause
 
@@ -126,7 +145,7 @@ class RequestGate:
         when the server began throttling all come back 429 together, and they are one signal.
         """
         self.throttled += 1
-        now = time.monotonic()
+        now = self._clock()
         pause = retry_after_s if retry_after_s is not None else 0.0
         if self.adaptive and now - self._last_cut >= _CUT_INTERVAL_S:
             self._last_cut = now

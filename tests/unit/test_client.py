@@ -1,8 +1,9 @@
 """CocClient against ``httpx.MockTransport`` handlers: requests, paging, retries, errors.
 
-No sockets: the endpoint is loopback but every request is answered in-process. The client's
-retry waits go to a fake ``sleep``; the gate's own pauses are swapped for a recorder too,
-so nothing here waits in real time.
+No sockets: the endpoint is loopback but every request is answered in-process. The client
+gets a fake clock and sleep (``conftest.FakeTime``), so nothing here waits in real time and
+every wait is recorded. The harness's settings are unpaced (pacing is ``test_retry_gate``'s),
+so each recorded sleep is a retry wait.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import httpx
 import pytest
 
 from pipelines.coc import errors
-from pipelines.coc import gate as gate_module
 from pipelines.coc.client import ORDERS_PATH, CocClient, path_segment
 from pipelines.coc.retry import RESPONSE_ERROR_ATTEMPTS, RetryPolicy
 from pipelines.coc.settings import ClientSettings
+from tests.unit.fake_time import FakeTime
 
 ENDPOINT = "http://127.0.0.1:9"
 AK = "HPUAEXAMPLEAK0000001"
@@ -37,44 +38,9 @@ PREFIX = ORDERS_PATH.encode() + b"/"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-class _InstantAsyncio:
-    """``asyncio`` as the gate sees it: ``sleep`` is recorded and moves a fake clock."""
-
-    def __init__(self, sleeps: list[float], clock: _SkippingClock) -> None:
-        self._sleeps = sleeps
-        self._clock = clock
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-    async def sleep(self, delay: float) -> None:
-        self._sleeps.append(delay)
-        self._clock.offset += max(delay, 0.0)
-
-
-class _SkippingClock:
-    """``time`` as the gate sees it: real time plus every sleep it skipped."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-
-@pytest.fixture(autouse=True)
-def gate_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Pacing and shared pauses of the gate are tested in test_retry_gate; here they are
-    recorded so that a Retry-After of minutes costs no real time."""
-    sleeps: list[float] = []
-    clock = _SkippingClock()
-    monkeypatch.setattr(gate_module, "asyncio", _InstantAsyncio(sleeps, clock))
-    monkeypatch.setattr(gate_module, "time", clock)
-    return sleeps
-
-
 class Harness:
-    """A MockTransport around ``handler`` that records every request it sees."""
+    """A MockTransport around ``handler`` that records every request it sees, and a client
+    on a fake clock that records every wait."""
 
     def __init__(
         self,
@@ -83,10 +49,11 @@ class Harness:
         settings: ClientSettings | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.settings = settings or ClientSettings(endpoint=ENDPOINT)
+        self.settings = settings or ClientSettings(endpoint=ENDPOINT, max_rps=None)
         self.retry = retry
         self.requests: list[httpx.Request] = []
-        self.delays: list[float] = []
+        self.time = FakeTime()
+        self.delays = self.time.sleeps
         self.client: CocClient | None = None
 
         def record(request: httpx.Request) -> httpx.Response:
@@ -95,13 +62,14 @@ class Harness:
 
         self._transport = httpx.MockTransport(record)
 
-    async def _fake_sleep(self, delay: float) -> None:
-        self.delays.append(delay)
-
     def run(self, call: Callable[[CocClient], Awaitable[Any]]) -> Any:
         async def main() -> Any:
             client = CocClient(
-                self.settings, transport=self._transport, retry=self.retry, sleep=self._fake_sleep
+                self.settings,
+                transport=self._transport,
+                retry=self.retry,
+                clock=self.time.clock,
+                sleep=self.time.sleep,
             )
             self.client = client
             async with client:
@@ -410,15 +378,16 @@ def test_client_outside_async_with_raises() -> None:
 # -- retries --------------------------------------------------------------------------------------
 
 
-def test_429_retry_after_seconds_is_honoured(gate_sleeps: list[float]) -> None:
+def test_429_retry_after_seconds_is_honoured() -> None:
     h = Harness(sequence(huawei_error(429, {"Retry-After": "7"})))
     page = h.run(one_page())
     assert [i.id for i in page.execute_instances] == [1, 2]
     assert h.delays == [7.0]
     assert h.metrics.retries == 1 and h.metrics.throttled == 1 and len(h.requests) == 2
-    # the gate paused everyone for about as long
+    # the gate paused everyone for as long, from the moment of the 429
+    assert h.client is not None and h.client.gate is not None
     assert h.client.gate.throttled == 1
-    assert gate_sleeps and 6.0 < max(gate_sleeps) <= 7.0
+    assert h.client.gate.paused_until == FakeTime.START + 7.0
 
 
 def test_429_retry_after_http_date_is_honoured() -> None:
@@ -428,13 +397,14 @@ def test_429_retry_after_http_date_is_honoured() -> None:
     assert len(h.delays) == 1 and 28.0 <= h.delays[0] <= 30.5
 
 
-def test_retry_after_is_capped_for_the_client_and_the_gate(gate_sleeps: list[float]) -> None:
+def test_retry_after_is_capped_for_the_client_and_the_gate() -> None:
     policy = RetryPolicy(max_retry_after_s=15.0)
     h = Harness(sequence(huawei_error(429, {"Retry-After": "3600"})), retry=policy)
     h.run(one_page())
     assert h.delays == [15.0]
     # the shared pause is capped too: one header must not stall every task for an hour
-    assert gate_sleeps and max(gate_sleeps) <= 15.0
+    assert h.client is not None and h.client.gate is not None
+    assert h.client.gate.paused_until == FakeTime.START + 15.0
 
 
 def test_retry_after_beyond_the_time_budget_gives_up_at_once() -> None:
@@ -743,10 +713,22 @@ def test_clean_walk_logs_no_secret_at_debug(caplog: pytest.LogCaptureFixture) ->
     assert SK not in caplog.text and TOKEN not in caplog.text
 
 
-def test_time_budget_counts_real_time() -> None:
-    # the retry loop's deadline is monotonic time, not the fake sleep's sum
+def test_retry_waits_go_to_the_injected_sleep_not_real_time() -> None:
     start = time.monotonic()
     policy = RetryPolicy(max_attempts=50, budget_s=3600.0, base_s=1.0, cap_s=60.0)
     h = Harness(sequence(*[huawei_error(502) for _ in range(20)]), retry=policy)
     h.run(one_page())
-    assert len(h.requests) == 21 and time.monotonic() - start < 5.0
+    assert len(h.requests) == 21 and len(h.delays) == 20
+    assert h.time.now == pytest.approx(FakeTime.START + sum(h.delays))
+    assert time.monotonic() - start < 5.0
+
+
+def test_time_budget_counts_the_injected_clock() -> None:
+    # 6 s waited of a 10 s budget: another 6 s wait would end past the deadline
+    policy = RetryPolicy(max_attempts=50, budget_s=10.0)
+    h = Harness(
+        sequence(*[huawei_error(503, {"Retry-After": "6"}) for _ in range(5)]), retry=policy
+    )
+    with pytest.raises(errors.ServerError, match="gave up after 2 attempts"):
+        h.run(one_page())
+    assert len(h.requests) == 2 and h.delays == [6.0]

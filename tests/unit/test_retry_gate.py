@@ -1,7 +1,9 @@
-"""Retry decisions and delays (pure), and the RequestGate with real, short asyncio sleeps.
+"""Retry decisions and delays (pure), and the RequestGate.
 
-The gate tests use fast rates and loose bounds: they show the behaviour, not the scheduler's
-precision, so a loaded machine cannot make them flaky.
+The gate's arithmetic (pacing intervals, cuts, recovery) runs on a fake clock and sleep
+(``FakeTime``), so it is exact. What needs real concurrency (tasks sharing a pause, the
+concurrency cap) runs with real, short asyncio sleeps, fast rates and loose bounds: they show
+the behaviour, not the scheduler's precision, so a loaded machine cannot make them flaky.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from pipelines.coc import errors
 from pipelines.coc.gate import RequestGate
 from pipelines.coc.retry import RetryPolicy, backoff_s, is_retriable, parse_retry_after
+from tests.unit.fake_time import FakeTime
 
 # -- parse_retry_after ------------------------------------------------------------------------
 
@@ -236,29 +240,53 @@ def test_non_adaptive_throttle_keeps_the_rate() -> None:
     asyncio.run(main())
 
 
+def _fake_gate(fake: FakeTime, **options: Any) -> RequestGate:
+    return RequestGate(clock=fake.clock, sleep=fake.sleep, **options)
+
+
+async def _take_slot(gate: RequestGate) -> None:
+    """One request's turn: where a paced gate also recovers its rate."""
+    async with gate.slot():
+        pass
+
+
+def test_paced_slots_sleep_one_interval_each() -> None:
+    async def main() -> list[float]:
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=200, concurrency=4, adaptive=False)
+        for _ in range(10):
+            await _take_slot(gate)
+        return fake.sleeps
+
+    # the first slot at once, then every 5 ms: the pacing is in the sleeps, not measured
+    assert asyncio.run(main()) == pytest.approx([0.005] * 9)
+
+
 def test_adaptive_throttle_lowers_the_rate_and_recovers_toward_max_rps() -> None:
     async def main() -> None:
-        gate = RequestGate(max_rps=100, concurrency=4, adaptive=True)
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=100, concurrency=4, adaptive=True)
         gate.throttle(None)
         first = gate.rate
         assert first is not None and first < 100
         gate.throttle(None)  # the same congestion event: one cut only
         assert gate.rate == first
-        gate._last_cut -= 2.0  # a later 429 is a new signal
+        fake.advance(2.0)  # a later 429 is a new signal
         gate.throttle(None)
         assert gate.rate is not None and gate.rate < first
         assert gate.throttled == 3
 
         # additive increase with time since the last throttle, never above max_rps
         low = gate.rate
-        now = time.monotonic()
-        gate._recover(now + 10)
+        fake.advance(10)
+        await _take_slot(gate)
         assert low < gate.rate < 100
-        gate._recover(now + 10_000)
+        fake.advance(10_000)
+        await _take_slot(gate)
         assert gate.rate == 100
 
         for _ in range(100):
-            gate._last_cut -= 2.0
+            fake.advance(2.0)
             gate.throttle(None)
         assert gate.rate == pytest.approx(1.0)  # the floor: never paced to a stop
 
@@ -267,12 +295,16 @@ def test_adaptive_throttle_lowers_the_rate_and_recovers_toward_max_rps() -> None
 
 def test_adaptive_recovery_waits_for_the_pause_to_end() -> None:
     async def main() -> None:
-        gate = RequestGate(max_rps=100, concurrency=4, adaptive=True)
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=100, concurrency=4, adaptive=True)
         gate.throttle(30.0)
         cut = gate.rate
-        gate._recover(time.monotonic() + 20)  # still inside the Retry-After pause
+        fake.advance(20)  # still inside the Retry-After pause: the slot waits it out
+        await _take_slot(gate)
         assert gate.rate == cut
-        gate._recover(time.monotonic() + 40)
+        assert fake.sleeps == [pytest.approx(10.0)] and fake.now == gate.paused_until
+        fake.advance(10)
+        await _take_slot(gate)
         assert gate.rate is not None and gate.rate > cut
 
     asyncio.run(main())
@@ -280,14 +312,17 @@ def test_adaptive_recovery_waits_for_the_pause_to_end() -> None:
 
 def test_adaptive_throttle_without_a_cap_starts_pacing() -> None:
     async def main() -> None:
-        gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=None, concurrency=4, adaptive=True)
         assert gate.rate is None
-        now = time.monotonic()
-        gate._accepted.extend(now - 1.0 + i * 0.01 for i in range(100))  # ~100 accepted/s
+        for _ in range(100):  # ~100 accepted/s for a second
+            fake.advance(0.01)
+            gate.accepted()
         gate.throttle(None)
         assert gate.rate is not None and 50 <= gate.rate <= 100  # just under what was accepted
         before = gate.rate
-        gate._recover(time.monotonic() + 60)
+        fake.advance(60)
+        await _take_slot(gate)
         assert gate.rate > before  # no ceiling: keeps creeping up
 
     asyncio.run(main())
@@ -322,26 +357,33 @@ def test_adaptive_throttle_pauses_at_least_one_interval() -> None:
 
 def test_a_first_429_in_a_burst_paces_at_the_accepted_rate_per_second() -> None:
     async def main() -> None:
-        gate = RequestGate(max_rps=None, concurrency=16, adaptive=True)
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=None, concurrency=16, adaptive=True)
         for _ in range(50):  # a gateway's full bucket, drained in a few milliseconds
+            fake.advance(0.0001)
             gate.accepted()
         gate.throttle(1.0)
         # 50 answers are 50 in a second, not 50 in 5 ms: pacing starts just under 50/s
-        assert gate.rate == pytest.approx(45.0, rel=0.05)
+        assert gate.rate == pytest.approx(45.0)
 
     asyncio.run(main())
 
 
 def test_after_a_cut_the_rate_climbs_back_fast_then_probes_slowly() -> None:
     async def main() -> None:
-        gate = RequestGate(max_rps=None, concurrency=4, adaptive=True)
-        gate._rate = 100.0
+        fake = FakeTime()
+        gate = _fake_gate(fake, max_rps=None, concurrency=4, adaptive=True)
+        for _ in range(100):  # the server accepted 100 requests/s
+            fake.advance(0.01)
+            gate.accepted()
         gate.throttle(None)
         assert gate.rate == pytest.approx(90.0)
-        start = gate._last_raise
-        gate._recover(start + 2)  # fast: 5% a second, but no further than 95% of 100
+        start = fake.now
+        fake.advance(2)  # fast: 5% a second, but no further than 95% of 100
+        await _take_slot(gate)
         assert gate.rate == pytest.approx(95.0)
-        gate._recover(start + 12)  # then 1% a second
+        fake.now = start + 12  # then 1% a second
+        await _take_slot(gate)
         assert gate.rate == pytest.approx(95.0 * 1.1, rel=0.01)
 
     asyncio.run(main())
