@@ -28,7 +28,7 @@ import httpx
 
 from pipelines.coc.client import CocClient
 from pipelines.coc.metrics import RequestMetrics
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
+from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
@@ -88,16 +88,11 @@ class _Tickets:
 class _PageSink(_Tickets):
     """Kept batch pages, as received, to the loader that flattens and writes them."""
 
-    raw_pages = True
-
     def __init__(self, loader: InstanceLoader) -> None:
         super().__init__()
         self.loader = loader
 
-    def instances(
-        self, execute_uuid: str, batch_index: int, page: list[Instance] | RawPage
-    ) -> None:
-        assert isinstance(page, RawPage), "raw_pages is set: the walk hands over raw pages"
+    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
         self.loader.add(execute_uuid, batch_index, page)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 import msgspec.inspect
@@ -29,15 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipelines.coc import errors
-from pipelines.coc.models import (
-    DECODE_ERRORS,
-    BatchPage,
-    Instance,
-    RawPage,
-    describe_bad_body,
-    envelope_type,
-)
+from pipelines.coc.models import Instance, RawPage
+from pipelines.coc.pagination import decode_instances
 from pipelines.flatten import InstanceColumns
 from pipelines.schemas import (
     ATTRIBUTES,
@@ -81,8 +74,6 @@ _INSTANCE_COLUMNS = (
     ("message", "message"),
     ("execute_costs", "execute_costs"),
 )
-
-_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(envelope_type(BatchPage))
 
 
 class PendingPage(NamedTuple):
@@ -229,16 +220,6 @@ def _attributes(lists: pa.ListArray) -> pa.MapArray:
 def _reference_path(pages: Sequence[PendingPage]) -> pa.RecordBatch:
     columns = InstanceColumns()
     for execute_uuid, batch_index, page in pages:
-        try:
-            instances = _DECODER.decode(page.body).data.execute_instances or []
-        except DECODE_ERRORS as exc:
-            raise errors.ResponseError(
-                f"get_batch: {describe_bad_body(page.body, exc)}",
-                ticket=execute_uuid,
-                batch=batch_index,
-                marker=page.marker,
-            ) from None
-        if page.keep is not None:
-            instances = [instances[i] for i in page.keep]
+        instances = decode_instances(page, ticket=execute_uuid, batch=batch_index)
         columns.append(execute_uuid, batch_index, instances)
     return columns.take()

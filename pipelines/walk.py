@@ -22,8 +22,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from pipelines.coc import errors
-from pipelines.coc.client import BatchWalk, CocClient
-from pipelines.coc.models import BatchSummary, Instance, Order, OrderDetail, RawPage
+from pipelines.coc.client import CocClient
+from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
+from pipelines.coc.pagination import BatchWalk
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,11 @@ class TicketRead:
 class DaySink(Protocol):
     """Where a walk puts what it reads.
 
-    With ``raw_pages`` true, ``instances`` receives each batch page as a ``RawPage`` (the body
-    as received, only ids and total decoded here) instead of decoded instances.
+    ``instances`` receives each kept batch page as a ``RawPage``: the body as received, only
+    its ids and total decoded here (``pagination.decode_instances`` decodes the rest).
     """
 
-    raw_pages: bool
-
-    def instances(
-        self, execute_uuid: str, batch_index: int, page: list[Instance] | RawPage
-    ) -> None: ...
+    def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None: ...
 
     def ticket(self, read: TicketRead) -> None: ...
 
@@ -129,7 +126,8 @@ async def walk_day(
     seen: set[str] = set()
 
     async def lister() -> None:
-        async def on_page(orders: list[Order]) -> None:
+        listing = client.iter_orders(start_ms=start_ms, end_ms=end_ms)
+        async for orders in listing:  # the next page is asked for once the queue takes these
             for order in orders:
                 stats.listed += 1
                 uuid = order.execute_uuid
@@ -144,9 +142,7 @@ async def walk_day(
                 if uuid not in seen:
                     seen.add(uuid)
                     await queue.put(order)
-
-        pager = await client.walk_orders(start_ms=start_ms, end_ms=end_ms, on_page=on_page)
-        stats.list_total = pager.total
+        stats.list_total = listing.total
         for _ in range(workers):
             await queue.put(_DONE)
 
@@ -173,20 +169,17 @@ async def walk_day(
 
 async def _read_ticket(client: CocClient, order: Order, sink: DaySink, stats: WalkStats) -> None:
     uuid = order.execute_uuid or ""
-    raw = sink.raw_pages
     detail, batches = await asyncio.gather(client.get_order(uuid), client.list_batches(uuid))
     _check_batches(uuid, batches)
     walks: dict[int, BatchWalk] = {}
 
     async def read_batch(batch: BatchSummary) -> None:
         index = batch.batch_index
-
-        def on_page(page: list[Instance] | RawPage) -> None:
-            stats.instances += page.count if isinstance(page, RawPage) else len(page)
+        pages = client.iter_batch(uuid, index)
+        async for page in pages:
+            stats.instances += page.count
             sink.instances(uuid, index, page)
-
-        walk = await client.walk_batch(uuid, index, on_page=on_page, raw=raw)
-        walks[index] = walk
+        walk = walks[index] = pages.outcome
         stats.pages += walk.pages
         stats.duplicates += walk.duplicates
         if walk.shortfall:

@@ -5,17 +5,18 @@ Every call goes through one path (``_get``): validate the parameters, pass the s
 and on a retriable failure wait (``Retry-After`` or full-jitter backoff) and try again
 within the attempt and time budget. Errors carry the ticket, batch, marker and request path,
 never a header or a credential.
+
+The paged endpoints are walked as async iterators (``iter_batch``, ``iter_orders``; see
+``pagination.py``): the caller pulls page after page, one paging loop behind both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -33,15 +34,13 @@ from pipelines.coc.models import (
     BatchPage,
     BatchPageIds,
     BatchSummary,
-    Order,
     OrderDetail,
     OrderPage,
-    RawPage,
     Statistics,
     describe_bad_body,
     envelope_type,
 )
-from pipelines.coc.paging import MarkerPager
+from pipelines.coc.pagination import BatchPages, OrderPages
 from pipelines.coc.retry import (
     RESPONSE_ERROR_ATTEMPTS,
     RetryPolicy,
@@ -108,19 +107,6 @@ def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
                 f"COC_CA_BUNDLE {settings.ca_bundle!r} cannot be loaded: {exc}"
             ) from None
     return True
-
-
-@dataclass
-class BatchWalk:
-    """The outcome of paging through one batch."""
-
-    execute_uuid: str
-    batch_index: int
-    total_instances: int | None
-    kept: int
-    duplicates: int
-    shortfall: int
-    pages: int
 
 
 class CocClient:
@@ -288,98 +274,40 @@ class CocClient:
 
     # -- paging walks ----------------------------------------------------------------------
 
-    async def walk_orders(
+    def iter_orders(
         self,
         *,
         start_ms: int,
         end_ms: int,
-        on_page: Callable[[list[Order]], Any],
         creator: str | None = None,
         status: str | None = None,
-    ) -> MarkerPager:
-        """Every ticket in the window, page by page by ``order_id`` marker.
+    ) -> OrderPages:
+        """``async for orders in client.iter_orders(...)``: every ticket in the window."""
 
-        ``on_page`` may be a coroutine function: the next page is asked for once it returns,
-        which lets a bounded consumer apply back-pressure to the listing.
-        """
-        pager = MarkerPager(ascending=None, what="ticket list")
-        while (marker := pager.next_marker()) is not None:
-            page = await self.list_orders_page(
-                start_ms=start_ms,
-                end_ms=end_ms,
-                marker=marker if pager.pages else None,  # the first page asks without one
-                creator=creator,
-                status=status,
+        def fetch(marker: int | None) -> Awaitable[OrderPage]:
+            return self.list_orders_page(
+                start_ms=start_ms, end_ms=end_ms, marker=marker, creator=creator, status=status
             )
-            orders = page.data or []
-            ids = []
-            for o in orders:
-                if o.order_id is None:
-                    raise errors.ResponseError(
-                        "a ticket in the list has no order_id (the list's marker)",
-                        ticket=o.execute_uuid,
-                        marker=marker,
-                        path=ORDERS_PATH,
-                    )
-                ids.append(o.order_id)
-            keep = pager.accept(ids, page.total)
-            result = on_page([orders[i] for i in keep] if len(keep) != len(orders) else orders)
-            if inspect.isawaitable(result):
-                await result
-        return pager
 
-    async def walk_batch(
-        self,
-        execute_uuid: str,
-        batch_index: int,
-        *,
-        on_page: Callable[[Any], Any],
-        status: str | None = None,
-        raw: bool = False,
-    ) -> BatchWalk:
-        """Every instance of one batch, page by page by instance ``id`` marker.
+        return OrderPages(fetch, path=ORDERS_PATH)
 
-        ``on_page`` gets each page's kept instances, decoded; with ``raw=True`` it gets a
-        ``RawPage`` instead, and only the ids and the total are decoded here.
-        """
-        pager = MarkerPager(ticket=execute_uuid, batch=batch_index)
-        payload = BatchPageIds if raw else BatchPage
-        while (marker := pager.next_marker()) is not None:
-            page, body = await self._batch_page(
-                execute_uuid, batch_index, marker=marker, limit=None, status=status, payload=payload
-            )
-            instances = page.execute_instances or []
-            keep = pager.accept([i.id for i in instances], page.total_instances)
-            if not keep:
-                continue
-            if raw:
-                whole = len(keep) == len(instances)
-                on_page(
-                    RawPage(body=body, marker=marker, keep=None if whole else keep, count=len(keep))
-                )
-            elif len(keep) != len(instances):
-                on_page([instances[i] for i in keep])
-            else:
-                on_page(instances)
-        if pager.shortfall:
-            log.warning(
-                "incomplete batch: ticket=%s batch=%s got %d of %d instances (an empty page "
-                "came back before the total was reached, marker=%s)",
+    def iter_batch(
+        self, execute_uuid: str, batch_index: int, *, status: str | None = None
+    ) -> BatchPages:
+        """``async for page in client.iter_batch(...)``: every kept page of one batch, as
+        received (``RawPage``); ``.decoded()`` gives the same pages' instances, decoded."""
+
+        async def fetch(marker: int) -> tuple[BatchPageIds, bytes]:
+            return await self._batch_page(
                 execute_uuid,
                 batch_index,
-                pager.kept,
-                pager.total,
-                pager.marker,
+                marker=marker,
+                limit=None,
+                status=status,
+                payload=BatchPageIds,
             )
-        return BatchWalk(
-            execute_uuid=execute_uuid,
-            batch_index=batch_index,
-            total_instances=pager.total,
-            kept=pager.kept,
-            duplicates=pager.duplicates,
-            shortfall=pager.shortfall,
-            pages=pager.pages,
-        )
+
+        return BatchPages(execute_uuid, batch_index, fetch)
 
     # -- the one request path --------------------------------------------------------------
 

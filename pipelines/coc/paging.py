@@ -1,4 +1,4 @@
-"""Marker paging as a small pure state machine, driven by a short loop in the client.
+"""Marker paging as a small pure state machine, driven by one short loop (``pagination.py``).
 
 The API pages by ``marker``: the id of the last record of the previous page; the next page
 starts after it. The rules, in order:

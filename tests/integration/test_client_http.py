@@ -20,7 +20,8 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
 from pipelines.coc.client import CocClient
-from pipelines.coc.models import Instance
+from pipelines.coc.models import RawPage
+from pipelines.coc.pagination import decode_instances
 from pipelines.coc.settings import ClientSettings
 from pipelines.walk import TicketRead, walk_day
 
@@ -50,14 +51,15 @@ def _settings(url: str, **kw: Any) -> ClientSettings:
 
 
 class Recorder:
-    raw_pages = False
+    """A sink that decodes every page it gets and keeps the fields compared with the truth."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, int, int, str | None, str | None]] = []
         self.tickets: list[str] = []
 
-    def instances(self, uuid: str, batch: int, page: list[Instance]) -> None:
-        self.rows.extend((uuid, batch, i.id, i.status, i.message) for i in page)
+    def instances(self, uuid: str, batch: int, page: RawPage) -> None:
+        instances = decode_instances(page, ticket=uuid, batch=batch)
+        self.rows.extend((uuid, batch, i.id, i.status, i.message) for i in instances)
 
     def ticket(self, read: TicketRead) -> None:
         self.tickets.append(read.execute_uuid)
@@ -186,7 +188,8 @@ def test_a_stuck_marker_names_ticket_batch_and_marker(sim: SimulatorServer) -> N
     async def main() -> None:
         async with CocClient(_settings(sim.url)) as client:
             with pytest.raises(errors.PagingError) as caught:
-                await client.walk_batch(ticket.execute_uuid, batch.index, on_page=lambda p: None)
+                async for _ in client.iter_batch(ticket.execute_uuid, batch.index):
+                    pass
             text = str(caught.value)
             assert f"ticket={ticket.execute_uuid}" in text
             assert f"batch={batch.index}" in text and "marker=" in text

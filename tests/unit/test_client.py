@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -24,6 +24,8 @@ import pytest
 
 from pipelines.coc import errors
 from pipelines.coc.client import ORDERS_PATH, CocClient, path_segment
+from pipelines.coc.models import RawPage
+from pipelines.coc.pagination import BatchWalk, OrderPages
 from pipelines.coc.retry import RESPONSE_ERROR_ATTEMPTS, RetryPolicy
 from pipelines.coc.settings import ClientSettings
 from tests.unit.fake_time import FakeTime
@@ -133,16 +135,26 @@ def gapped_ids(n: int, seed: int = 7) -> list[int]:
 
 
 def walk(uuid: str = UUID, batch_index: int = 1, **kwargs: Any) -> Callable[..., Awaitable]:
-    """A call collecting every instance of a batch: returns (BatchWalk, ids)."""
+    """A call collecting every instance of a batch, decoded: returns (BatchWalk, ids)."""
 
-    async def call(client: CocClient) -> tuple[Any, list[int]]:
+    async def call(client: CocClient) -> tuple[BatchWalk, list[int]]:
         got: list[int] = []
-        result = await client.walk_batch(
-            uuid, batch_index, on_page=lambda page: got.extend(i.id for i in page), **kwargs
-        )
-        return result, got
+        pages = client.iter_batch(uuid, batch_index, **kwargs)
+        async for instances in pages.decoded():
+            got.extend(i.id for i in instances)
+        return pages.outcome, got
 
     return call
+
+
+async def drain(pages: AsyncIterable[Any]) -> None:
+    async for _ in pages:
+        pass
+
+
+def drain_batch(uuid: str = UUID, batch_index: int = 1) -> Callable[..., Awaitable]:
+    """A call walking a batch's raw pages, as the ingestion does."""
+    return lambda client: drain(client.iter_batch(uuid, batch_index))
 
 
 def one_page(uuid: str = UUID, batch_index: int = 1) -> Callable[..., Awaitable]:
@@ -180,7 +192,7 @@ def huawei_error(status: int, headers: dict[str, str] | None = None) -> httpx.Re
 
 
 @pytest.mark.parametrize("n", [0, 1, 49, 50, 51, 100, 137, 500])
-def test_clean_walk_batch_makes_the_minimal_requests(n: int) -> None:
+def test_clean_iter_batch_makes_the_minimal_requests(n: int) -> None:
     ids = gapped_ids(n)
     h = Harness(batch_server(ids))
 
@@ -204,14 +216,14 @@ def test_clean_walk_batch_makes_the_minimal_requests(n: int) -> None:
     assert result.pages == expected
 
 
-def test_walk_batch_through_a_clamping_server_keeps_going_on_short_pages() -> None:
+def test_iter_batch_through_a_clamping_server_keeps_going_on_short_pages() -> None:
     ids = gapped_ids(95)
     h = Harness(batch_server(ids, clamp=20))
     result, got = h.run(walk())
     assert got == ids and len(h.requests) == 5 and result.shortfall == 0
 
 
-def test_walk_batch_drops_repeated_ids_of_an_inclusive_server() -> None:
+def test_iter_batch_drops_repeated_ids_of_an_inclusive_server() -> None:
     ids = gapped_ids(120)
     h = Harness(batch_server(ids, inclusive=True))
     result, got = h.run(walk())
@@ -219,13 +231,13 @@ def test_walk_batch_drops_repeated_ids_of_an_inclusive_server() -> None:
     assert result.duplicates == len(h.requests) - 1 == 2
 
 
-def test_walk_batch_passes_the_status_filter() -> None:
+def test_iter_batch_passes_the_status_filter() -> None:
     h = Harness(batch_server([3, 4]))
     h.run(walk(status="ABNORMAL"))
     assert h.requests[0].url.params["status"] == "ABNORMAL"
 
 
-def test_walk_batch_reports_a_shortfall(caplog: pytest.LogCaptureFixture) -> None:
+def test_iter_batch_reports_a_shortfall(caplog: pytest.LogCaptureFixture) -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         first = request.url.params["marker"] == "0"
         return httpx.Response(200, json=batch_body([1, 2, 3] if first else [], 10))
@@ -237,7 +249,7 @@ def test_walk_batch_reports_a_shortfall(caplog: pytest.LogCaptureFixture) -> Non
     assert "incomplete batch" in caplog.text and "got 3 of 10" in caplog.text
 
 
-def test_walk_batch_stuck_marker_names_ticket_batch_and_marker() -> None:
+def test_iter_batch_stuck_marker_names_ticket_batch_and_marker() -> None:
     h = Harness(lambda request: httpx.Response(200, json=batch_body([5, 6, 7], 100)))
     with pytest.raises(errors.PagingError) as info:
         h.run(walk("tick-stuck", 4))
@@ -246,7 +258,55 @@ def test_walk_batch_stuck_marker_names_ticket_batch_and_marker() -> None:
     assert len(h.requests) == 2
 
 
-def test_walk_orders_pages_by_order_id_without_a_first_marker() -> None:
+def test_raw_and_decoded_pages_come_from_the_same_walk() -> None:
+    ids = gapped_ids(120)
+
+    async def both(client: CocClient) -> tuple[list[RawPage], list[list[int]], BatchWalk]:
+        raw = [page async for page in client.iter_batch(UUID, 1)]
+        pages = client.iter_batch(UUID, 1)
+        decoded = [[i.id for i in instances] async for instances in pages.decoded()]
+        return raw, decoded, pages.outcome
+
+    h = Harness(batch_server(ids, inclusive=True))
+    raw, decoded, outcome = h.run(both)
+    # the same requests each time; each later page repeats the last id of the one before,
+    # which the raw page leaves out through ``keep`` and the decoded page drops
+    assert len(h.requests) == 2 * outcome.pages == 6
+    assert [p.marker for p in raw] == [0, ids[49], ids[98]]
+    assert [p.keep for p in raw] == [None, list(range(1, 50)), list(range(1, 22))]
+    assert [p.count for p in raw] == [len(d) for d in decoded] == [50, 49, 21]
+    assert [i for d in decoded for i in d] == ids and outcome.duplicates == 2
+
+
+def test_the_walk_asks_for_the_next_page_only_when_the_consumer_pulls() -> None:
+    ids = gapped_ids(120)
+    sent_before_each_page: list[int] = []
+
+    async def slow_consumer(client: CocClient) -> None:
+        async for _ in client.iter_batch(UUID, 1):
+            sent_before_each_page.append(len(h.requests))
+            await asyncio.sleep(0)  # other tasks run: the walk must not fetch ahead
+
+    h = Harness(batch_server(ids))
+    h.run(slow_consumer)
+    assert sent_before_each_page == [1, 2, 3]
+
+
+def test_a_decoded_page_off_the_schema_names_ticket_batch_and_marker() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = batch_body([1, 2], 2)
+        body["data"]["execute_instances"][1]["status"] = 7  # ids fine, a status is a number
+        return httpx.Response(200, json=body)
+
+    h = Harness(handle)
+    with pytest.raises(errors.ResponseError) as info:
+        h.run(walk("tick-odd", 3))
+    text = str(info.value)
+    assert "does not match the documented schema" in text
+    assert "ticket=tick-odd" in text and "batch=3" in text and "marker=0" in text
+
+
+def test_iter_orders_pages_by_order_id_without_a_first_marker() -> None:
     order_ids = list(range(300, 180, -1))  # 120 tickets, newest first
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -261,17 +321,18 @@ def test_walk_orders_pages_by_order_id_without_a_first_marker() -> None:
 
     pages: list[list[int]] = []
 
-    async def call(client: CocClient) -> Any:
-        async def on_page(orders: list[Any]) -> None:
+    async def call(client: CocClient) -> OrderPages:
+        listing = client.iter_orders(start_ms=1000, end_ms=2000)
+        async for orders in listing:
             pages.append([o.order_id for o in orders])
-
-        return await client.walk_orders(start_ms=1000, end_ms=2000, on_page=on_page)
+        return listing
 
     h = Harness(handle)
-    pager = h.run(call)
+    listing = h.run(call)
 
     assert [i for page in pages for i in page] == order_ids
-    assert len(h.requests) == 3 and pager.ascending is False
+    assert len(h.requests) == 3 and listing.pager.ascending is False
+    assert listing.total == len(order_ids)
     first = h.requests[0].url.params
     assert "marker" not in first
     assert (first["start_time"], first["end_time"], first["limit"]) == ("1000", "2000", "50")
@@ -348,8 +409,8 @@ BAD_CALLS = {
     "statistics uuid empty": lambda c: c.get_statistics(""),
     "list limit 0": lambda c: c.list_orders_page(limit=0),
     "list marker -1": lambda c: c.list_orders_page(marker=-1),
-    "walk batch 21": lambda c: c.walk_batch(UUID, 21, on_page=print),
-    "walk status": lambda c: c.walk_batch(UUID, 1, on_page=print, status="x"),
+    "walk batch 21": lambda c: drain(c.iter_batch(UUID, 21)),
+    "walk status": lambda c: drain(c.iter_batch(UUID, 1, status="x")),
 }
 
 
@@ -524,35 +585,52 @@ def test_error_without_a_huawei_body_still_raises_typed() -> None:
 # -- response validation ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "fragment"),
-    [
-        (b"<html>gateway</html>", "(the body is not JSON)"),
-        (b"", "(the body is not JSON)"),
-        (b"[]", "(a value does not match the documented schema)"),
-        (b'{"total_instances": 1}', "(a value does not match the documented schema)"),
-        (b'{"data": {"execute_instances": [{"id": "x"}]}}', "does not match the documented"),
-        (b'{"data": {"total_instances": "many"}}', "does not match the documented schema"),
-        (
-            b'{"data": {"execute_instances": [{"id": 1, "target_instance": {"properties": '
-            b'{"host_name": 7}}}]}}',
-            "(a value does not match the documented schema)",
-        ),
-        (b'{"data": {"execute_instances": [{"id": 1, "status": "\xff"}]}}', "not valid UTF-8"),
-    ],
-    ids=["html", "empty", "list", "no-wrapper", "id-str", "total-str", "nested", "not-utf8"],
-)
-def test_bad_2xx_body_is_a_response_error_after_limited_retries(body: bytes, fragment: str) -> None:
-    h = Harness(lambda request: httpx.Response(200, content=body))
-    with pytest.raises(errors.ResponseError) as info:
-        h.run(walk("tick-body", 9))
-    text = str(info.value)
+BAD_BODIES = {
+    "html": (b"<html>gateway</html>", "(the body is not JSON)"),
+    "empty": (b"", "(the body is not JSON)"),
+    "list": (b"[]", "(a value does not match the documented schema)"),
+    "no-wrapper": (b'{"total_instances": 1}', "(a value does not match the documented schema)"),
+    "id-str": (b'{"data": {"execute_instances": [{"id": "x"}]}}', "does not match the documented"),
+    "total-str": (b'{"data": {"total_instances": "many"}}', "does not match the documented schema"),
+    "nested": (
+        b'{"data": {"execute_instances": [{"id": 1, "target_instance": {"properties": '
+        b'{"host_name": 7}}}]}}',
+        "(a value does not match the documented schema)",
+    ),
+    "not-utf8": (
+        b'{"data": {"execute_instances": [{"id": 1, "status": "\xff"}]}}',
+        "not valid UTF-8",
+    ),
+}
+#: what the walk itself decodes (ids and total, for paging) is wrong in these
+BAD_FOR_PAGING = ["html", "empty", "list", "no-wrapper", "id-str", "total-str"]
+
+
+def _assert_bad_body_error(h: Harness, exc: errors.ResponseError, fragment: str) -> None:
+    text = str(exc)
     assert text.startswith("get_batch: the response is not the documented JSON")
     assert fragment in text
     assert "ticket=tick-body" in text and "batch=9" in text and "marker=0" in text
     assert "gave up" in text
     assert len(h.requests) == RESPONSE_ERROR_ATTEMPTS
     assert h.metrics.bad_bodies == RESPONSE_ERROR_ATTEMPTS
+
+
+@pytest.mark.parametrize(("body", "fragment"), BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_bad_2xx_body_is_a_response_error_after_limited_retries(body: bytes, fragment: str) -> None:
+    h = Harness(lambda request: httpx.Response(200, content=body))
+    with pytest.raises(errors.ResponseError) as info:
+        h.run(one_page("tick-body", 9))
+    _assert_bad_body_error(h, info.value, fragment)
+
+
+@pytest.mark.parametrize("case", BAD_FOR_PAGING)
+def test_a_walk_retries_a_body_it_cannot_page_by(case: str) -> None:
+    body, fragment = BAD_BODIES[case]
+    h = Harness(lambda request: httpx.Response(200, content=body))
+    with pytest.raises(errors.ResponseError) as info:
+        h.run(drain_batch("tick-body", 9))
+    _assert_bad_body_error(h, info.value, fragment)
 
 
 def test_a_bad_body_once_is_retried_to_success() -> None:
