@@ -17,8 +17,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipelines", "assets", "warehouse", "coc_simulator")
 #: The only modules of the ingestion packages that may import the simulator (lazily).
@@ -163,12 +161,6 @@ def test_no_import_cycles_among_the_products_modules() -> None:
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(
-    not (ROOT / "pipelines" / "coc" / "settings.py").exists(),
-    reason="pipelines.coc.client imports pipelines.settings until ClientSettings moves to "
-    "pipelines/coc/settings.py (another branch); delete this marker once merged",
-    strict=True,
-)
 def test_the_coc_client_imports_nothing_else_of_the_product() -> None:
     outside = [
         f"{e.source}:{e.line} imports {e.target}"
