@@ -6,7 +6,9 @@ the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/mart
 on top (each file opens with a comment whose first paragraph describes the mart).
 Rebuilding it is therefore cheap, and the build is idempotent: the file is written next to
 its final place and swapped in with ``os.replace``, so a BI tool opening it sees either the
-old database or the new one.
+old database or the new one. It is
+written in the storage format of DuckDB 1.1 (``STORAGE_COMPATIBILITY``), so that the older
+engines inside BI tools open it too; its views use absolute paths, so it opens from anywhere.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
@@ -41,6 +43,10 @@ MACROS_SQL = SQL_DIR / "macros.sql"
 
 #: where the marts' computed rows live; the mart views read from here
 MART_SCHEMA = "mart_data"
+
+#: The oldest DuckDB storage format the file is written in: DuckDB 1.1 and every later release
+#: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
+STORAGE_COMPATIBILITY = "v1.1.0"
 
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
@@ -87,7 +93,9 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     _remove_database(tmp)
     try:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(
+            str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+        )
         try:
             empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
             con.execute(MACROS_SQL.read_text())

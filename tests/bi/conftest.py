@@ -1,0 +1,55 @@
+"""A demo-like warehouse for the BI tests: days ingested from the loopback simulator."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingest import ingest_days
+from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.simulator import SimConfig, SimulatorServer
+from warehouse.build import build_warehouse
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+DAYS = 9
+
+
+@dataclass(frozen=True)
+class BiWarehouse:
+    root: Path
+    duckdb_path: Path
+    days: tuple[date, ...]
+    views: tuple[str, ...]
+
+
+def ingest(root: Path, *, seed: int = 7, days: int = DAYS) -> BiWarehouse:
+    """Ingest the simulator's last ``days`` days into ``root`` and build ``coc.duckdb``."""
+    last = NOW.date() - timedelta(days=1)
+    span = tuple(last - timedelta(days=n) for n in reversed(range(days)))
+    duckdb_path = root / "coc.duckdb"
+    with SimulatorServer(SimConfig(seed=seed, days=days + 1, now=NOW)) as sim:
+        client = ClientSettings(endpoint=sim.url, max_rps=None)
+        wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(duckdb_path))
+        ingest_days(client, wh, span)
+    built = build_warehouse(warehouse=str(root), duckdb_path=str(duckdb_path))
+    return BiWarehouse(root=root, duckdb_path=duckdb_path, days=span, views=built.views)
+
+
+@pytest.fixture(scope="session")
+def bi_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BiWarehouse]:
+    """Read-only for the tests that use it: copy it (``copy_warehouse``) to change it."""
+    root = tmp_path_factory.mktemp("bi") / "warehouse"
+    yield ingest(root)
+
+
+def copy_warehouse(source: BiWarehouse, target: Path) -> BiWarehouse:
+    """A copy whose views point at the copy's own Parquet (rebuilt there)."""
+    shutil.copytree(source.root, target, ignore=shutil.ignore_patterns("coc.duckdb*"))
+    duckdb_path = target / "coc.duckdb"
+    built = build_warehouse(warehouse=str(target), duckdb_path=str(duckdb_path))
+    return BiWarehouse(root=target, duckdb_path=duckdb_path, days=source.days, views=built.views)
