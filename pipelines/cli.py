@@ -94,6 +94,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: the demo's DuckDB file (``make demo`` runs ``coc-etl demo --dir .demo``), relative to the
+#: working directory: what ``coc-etl dashboard`` opens when nothing else is set
+DEMO_DUCKDB = os.path.join(".demo", "warehouse", "coc.duckdb")
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from warehouse.dashboard.queries import DashboardError
+    from warehouse.dashboard.serve import serve
+
+    if args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
+        path = _duckdb_path(args)
+    else:
+        path = DEMO_DUCKDB
+    try:
+        serve(duckdb_path=path, host=args.host, port=args.port)
+    except DashboardError as exc:
+        print(f"coc-etl dashboard: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
@@ -134,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("region", "zone", "application", "script"), default="region")
     p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
     p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")
+    p.add_argument("--port", type=int, default=8501, help="default 8501")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument(
+        "--duckdb",
+        help="the DuckDB file (default: COC_DUCKDB, the warehouse's, "
+        f"else the demo's {DEMO_DUCKDB})",
+    )
+    p.set_defaults(handler=_cmd_dashboard)
 
     p = sub.add_parser("demo", help="simulator + Dagster + DuckDB on this machine")
     p.add_argument("--dir", default=".demo", help="where the demo's data goes (default .demo)")

@@ -1,0 +1,231 @@
+"""The Streamlit page of ``coc-etl dashboard``: widgets and charts over ``queries``.
+
+Streamlit runs this file on every refresh (any widget change, the Refresh button, a reload).
+Each run opens ``coc.duckdb`` read-only, reads what it shows and closes it, so a rebuilt
+file is seen at the next refresh. The only argument is ``--duckdb PATH`` (given by
+``warehouse.dashboard.serve``); nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+import altair as alt
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from warehouse.dashboard import queries as q
+
+
+def _percent(rate: float | None) -> str:
+    return "none" if rate is None or pd.isna(rate) else f"{rate:.2%}"
+
+
+def _filters(options: q.Options) -> q.Filters | None:
+    default = options.default_filters()
+    if default is None or options.first_day is None or options.last_day is None:
+        return None
+    with st.sidebar:
+        st.header("Filters")
+        picked = st.date_input(
+            "Days (ticket creation)",
+            value=(max(default.start, options.first_day), default.end),
+            min_value=options.first_day,
+            max_value=options.last_day,
+            key="dates",
+        )
+        regions = st.multiselect("Region", options.regions, key="regions")
+        applications = st.multiselect("Application", options.applications, key="applications")
+        scripts = st.multiselect("Script", options.scripts, key="scripts")
+        st.button("Refresh", key="refresh", help="read coc.duckdb again")
+    days = [d for d in picked if isinstance(d, date)] if isinstance(picked, tuple) else [picked]
+    start = days[0] if days else default.start
+    end = days[-1] if days else default.end
+    return q.Filters(
+        start=start,
+        end=end,
+        regions=tuple(regions),
+        applications=tuple(applications),
+        scripts=tuple(scripts),
+    )
+
+
+def _alerts(frame: pd.DataFrame | None) -> None:
+    st.subheader("Alerts")
+    if frame is None:
+        st.caption("Nothing computed yet: this warehouse has no failure_shifts mart.")
+        return
+    if frame.empty:
+        st.caption("No alert on the newest day of failure_shifts.")
+        return
+    st.warning(f"{len(frame)} alert(s) on {frame['dt'].iloc[0]}")
+    shown = frame.assign(
+        failure_rate=frame["failure_rate"].map(_percent),
+        baseline_rate=frame["baseline_rate"].map(_percent),
+        score=frame["score"].round(2),
+    )
+    st.table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
+
+
+def _headline(h: q.Headline, f: q.Filters) -> None:
+    st.caption(
+        f"{f.start} to {f.end} ({f.days} days), against the {f.days} days before: "
+        f"{h.previous_instances:,} instances, {h.previous_failed:,} failed"
+    )
+    a, b, c = st.columns(3)
+    a.metric("Instances", f"{h.instances:,}", delta=f"{h.instances - h.previous_instances:+,}")
+    b.metric(
+        "Failed",
+        f"{h.failed:,}",
+        delta=f"{h.failed - h.previous_failed:+,}",
+        delta_color="inverse",
+    )
+    change = h.rate_change
+    c.metric(
+        "Failure rate",
+        _percent(h.failure_rate),
+        delta=None if change is None else f"{change * 100:+.2f} points",
+        delta_color="inverse",
+    )
+
+
+def _bars(frame: pd.DataFrame, title: str) -> None:
+    st.markdown(f"**{title}**")
+    if frame.empty:
+        st.caption("no instances")
+        return
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("failed:Q", title="failed instances"),
+            y=alt.Y("key:N", sort="-x", title=None),
+            color=alt.Color("failure_rate:Q", title="failure rate", scale=alt.Scale(scheme="reds")),
+            tooltip=["key", "instances", "failed", alt.Tooltip("failure_rate:Q", format=".2%")],
+        )
+    )
+    st.altair_chart(chart, use_container_width=True)
+
+
+def _drill_down(con: duckdb.DuckDBPyConnection, tickets: pd.DataFrame) -> None:
+    st.subheader("Ticket drill-down")
+    if tickets.empty:
+        st.caption("no ticket in this range")
+        return
+    labels = [
+        f"{pd.Timestamp(r.dt).date()} · {r.execute_uuid} · {r.script_name} · "
+        f"{r.failed} failed of {r.instances}"
+        for r in tickets.itertuples()
+    ]
+    index = st.selectbox("Ticket", range(len(labels)), format_func=labels.__getitem__, key="ticket")
+    ticket = tickets.iloc[int(index or 0)]
+    day, uuid = ticket["dt"], str(ticket["execute_uuid"])
+    day = day.date() if hasattr(day, "date") else day
+    try:
+        batches = q.ticket_batches(con, day, uuid)
+        st.markdown(f"**Batches** ({len(batches)})")
+        st.dataframe(batches, hide_index=True, height=min(300, 38 + 35 * len(batches)))
+        choices: list[int | None] = [None, *(int(b) for b in batches["batch_index"])]
+        batch = st.selectbox(
+            "Batch",
+            choices,
+            format_func=lambda b: "all batches" if b is None else f"batch {b}",
+            key="batch",
+        )
+        failed = q.failed_instances(con, day, uuid, batch)
+    except q.DashboardError as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**Failed instances** ({len(failed)})")
+    if failed.empty:
+        st.caption("no failed instance")
+    else:
+        shown = ["batch_index", "instance_id", "host_name", "zone_id", "agent_status"]
+        st.table(failed.head(100)[[*shown, "finished_at", "message"]])
+
+
+def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
+    options = q.options(con)
+    f = _filters(options)
+    if f is None:
+        st.info(
+            f"The warehouse at {duckdb_path} has no instances yet: materialize a day "
+            f"({q.BUILD_COMMAND}), then refresh."
+        )
+        return
+    data = q.refresh(con, f)
+    _alerts(data.alerts)
+    st.subheader("Headline")
+    _headline(data.headline, f)
+
+    st.subheader("Failure rate over time by region")
+    if data.rate_by_region.empty:
+        st.caption("no instances")
+    else:
+        lines = (
+            alt.Chart(data.rate_by_region)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("yearmonthdate(dt):T", title="day", axis=alt.Axis(format="%b %d")),
+                y=alt.Y("failure_rate:Q", title="failure rate", axis=alt.Axis(format="%")),
+                color=alt.Color("region_id:N", title="region"),
+                tooltip=["dt:T", "region_id", "instances", "failed"],
+            )
+        )
+        st.altair_chart(lines, use_container_width=True)
+
+    st.subheader("Ranked")
+    zones, scripts, statuses = st.columns(3)
+    with zones:
+        _bars(data.zones, "Zones")
+    with scripts:
+        _bars(data.scripts, "Scripts")
+    with statuses:
+        _bars(data.agent_statuses, "Agent statuses")
+
+    st.subheader("Top hosts")
+    hosts = data.hosts.assign(failure_rate=data.hosts["failure_rate"].map(_percent))
+    st.table(
+        hosts[
+            [
+                "host_name",
+                "resource_id",
+                "zone_id",
+                "failed",
+                "failure_rate",
+                "last_failed_at",
+                "example_message",
+            ]
+        ]
+    )
+    st.subheader("Top message patterns")
+    st.table(data.messages[["message_pattern", "failed", "last_seen", "example_message"]])
+
+    _drill_down(con, data.tickets)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="warehouse.dashboard.app")
+    parser.add_argument("--duckdb", required=True)
+    args = parser.parse_args(argv)
+    st.set_page_config(page_title="COC script orders", layout="wide")
+    st.title("COC script orders: failures")
+    st.caption(f"{args.duckdb}, read-only, read again at every refresh")
+    try:
+        con = q.open_warehouse(args.duckdb)
+    except q.DashboardError as exc:
+        st.error(str(exc))
+        return
+    try:
+        render(con, args.duckdb)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        st.error(f"reading {args.duckdb} failed: {first}; refresh, or rebuild it")
+    finally:
+        con.close()
+
+
+main(sys.argv[1:])

@@ -1,0 +1,50 @@
+-- instances_daily: the dashboard's counts, per day, region, availability zone, application,
+-- script and agent status. One row per dt × region_id × zone_id × application × script_name ×
+-- agent_status: failure_rates_daily split once more by the host agent's status, so that every
+-- headline figure, line and ranking of `coc-etl dashboard` reads this small table under any
+-- filter instead of every instance.
+--
+-- How failure is counted: as in every mart (see failure_rates_daily.sql). instances are those
+-- that reached an outcome (FINISHED, ABNORMAL or ROLLBACKED), failed are ABNORMAL;
+-- failure_rate = failed / instances, NULL when instances = 0. script_name is the ticket's,
+-- from script_orders joined on (execute_uuid, dt). NULL keys stay NULL.
+CREATE OR REPLACE VIEW instances_daily AS
+WITH per_ticket AS (
+    SELECT
+        dt,
+        execute_uuid,
+        region_id,
+        zone_id,
+        application,
+        agent_status,
+        count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
+        count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+    FROM execution_instances
+    GROUP BY dt, execute_uuid, region_id, zone_id, application, agent_status
+),
+counted AS (
+    SELECT
+        p.dt,
+        p.region_id,
+        p.zone_id,
+        p.application,
+        o.script_name,
+        p.agent_status,
+        CAST(sum(p.instances) AS BIGINT) AS instances,
+        CAST(sum(p.failed) AS BIGINT) AS failed
+    FROM per_ticket AS p
+    LEFT JOIN script_orders AS o
+        ON o.execute_uuid = p.execute_uuid AND o.dt = p.dt
+    GROUP BY p.dt, p.region_id, p.zone_id, p.application, o.script_name, p.agent_status
+)
+SELECT
+    dt,
+    region_id,
+    zone_id,
+    application,
+    script_name,
+    agent_status,
+    instances,
+    failed,
+    CAST(failed AS DOUBLE) / nullif(instances, 0) AS failure_rate
+FROM counted;
