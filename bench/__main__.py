@@ -21,6 +21,7 @@ NAMES = (
     "flatten_write",
     "memory",
     "marts",
+    "dashboard",
 )
 
 
@@ -32,6 +33,7 @@ def run(names: list[str], scale: Scale) -> list[Section]:
     # Imported here, not at the top: `--help` and a bad argument should not wait for
     # pandas, duckdb and Dagster to import.
     from bench import (
+        dashboard,
         end_to_end,
         flatten_write,
         marts,
@@ -48,6 +50,7 @@ def run(names: list[str], scale: Scale) -> list[Section]:
         "flatten_write": lambda: flatten_write.measure(scale, pages.pop("pages", None)),
         "memory": lambda: memory.measure(scale),
         "marts": lambda: marts.measure(scale),
+        "dashboard": lambda: dashboard.measure(scale),
     }
     sections = []
     for name in names:

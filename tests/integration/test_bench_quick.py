@@ -25,6 +25,7 @@ MEASUREMENTS = (
     "flatten_write",
     "memory",
     "marts",
+    "dashboard",
 )
 
 

@@ -1,0 +1,208 @@
+"""The real ``coc-etl dashboard`` in headless Chromium (Debian's, through Playwright) over a
+warehouse ingested from the simulator. Screenshots go to ``tests/artifacts/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.bi.conftest import BiWarehouse, copy_warehouse
+from tests.bi.server import ARTIFACTS, CHROMIUM_ARGS, dashboard, ensure_chromium
+from tests.bi.test_dashboard_queries import raw_counts
+from warehouse.build import build_warehouse
+from warehouse.dashboard import queries as q
+
+pytestmark = pytest.mark.slow
+
+PANELS = (
+    "Alerts",
+    "Headline",
+    "Failure rate over time by region",
+    "Ranked",
+    "Top hosts",
+    "Top message patterns",
+    "Ticket drill-down",
+)
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 4200})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def served(bi_warehouse: BiWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One dashboard process over the shared warehouse, for the tests that only read it."""
+    with dashboard(bi_warehouse.duckdb_path, cwd=tmp_path_factory.mktemp("served")) as url:
+        yield url
+
+
+def metrics(page: Page) -> list[str]:
+    return [m.inner_text() for m in page.get_by_test_id("stMetricValue").all()]
+
+
+def expected_metrics(duckdb_path: Path, f: q.Filters | None = None) -> tuple[q.Filters, list[str]]:
+    """The headline as the page must show it, computed from the raw views."""
+    con = q.open_warehouse(duckdb_path)
+    try:
+        f = f or q.options(con).default_filters()
+        assert f is not None
+        instances, failed = raw_counts(con, f)
+    finally:
+        con.close()
+    return f, [f"{instances:,}", f"{failed:,}", f"{failed / instances:.2%}"]
+
+
+def wait_for_metrics(page: Page, expected: list[str]) -> None:
+    page.wait_for_function(
+        """expected => {
+            const shown = [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+                .map(e => e.innerText.trim());
+            return JSON.stringify(shown) === JSON.stringify(expected);
+        }""",
+        arg=expected,
+        timeout=WAIT_MS,
+    )
+
+
+def load(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_text("Failed instances").wait_for(timeout=WAIT_MS)
+    page.wait_for_load_state("networkidle")
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_panel_renders_with_the_headline_of_duckdb(
+    bi_warehouse: BiWarehouse, page: Page, served: str
+) -> None:
+    written = bi_warehouse.duckdb_path.read_bytes()
+    url = served
+    load(page, url)
+    _, expected = expected_metrics(bi_warehouse.duckdb_path)
+    wait_for_metrics(page, expected)
+    headings = [h.inner_text() for h in page.locator("h1, h2, h3").all()]
+    for panel in PANELS:
+        assert any(panel in h for h in headings), (panel, headings)
+    # lines by region; zones, scripts and agent statuses: each drawn by Vega
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+            .filter(c => c.querySelector('canvas, svg')).length === 4""",
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("stTable").count() >= 3
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_test_id("stAlert").count() == 0
+    assert "Nothing computed yet" in page.inner_text("body")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "dashboard.png")
+    assert bi_warehouse.duckdb_path.read_bytes() == written  # read-only: nothing written
+    assert not Path(f"{bi_warehouse.duckdb_path}.wal").exists()
+
+
+def test_a_region_filter_changes_the_headline(
+    bi_warehouse: BiWarehouse, page: Page, served: str
+) -> None:
+    url = served
+    load(page, url)
+    f, everything = expected_metrics(bi_warehouse.duckdb_path)
+    wait_for_metrics(page, everything)
+    con = q.open_warehouse(bi_warehouse.duckdb_path)
+    region = q.options(con).regions[0]
+    con.close()
+    page.get_by_test_id("stMultiSelect").first.click()
+    page.get_by_role("option", name=region, exact=True).click()
+    page.keyboard.press("Escape")
+    narrowed = q.Filters(start=f.start, end=f.end, regions=(region,))
+    _, expected = expected_metrics(bi_warehouse.duckdb_path, narrowed)
+    assert expected != everything
+    wait_for_metrics(page, expected)
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=ARTIFACTS / "dashboard-region.png")
+
+
+def test_the_drill_down_reaches_a_failed_instance_message(
+    bi_warehouse: BiWarehouse, page: Page, served: str
+) -> None:
+    con = q.open_warehouse(bi_warehouse.duckdb_path)
+    f = q.options(con).default_filters()
+    assert f is not None
+    second = q.tickets(con, f).iloc[1]
+    row = con.execute(
+        "SELECT message, host_name FROM execution_instances "
+        "WHERE dt = ? AND execute_uuid = ? AND status = 'ABNORMAL' "
+        "ORDER BY batch_index, instance_id LIMIT 1",
+        [second["dt"].date(), second["execute_uuid"]],
+    ).fetchone()
+    con.close()
+    assert row is not None
+    message, host = row
+    url = served
+    load(page, url)
+    ticket = page.get_by_test_id("stSelectbox").filter(has_text="Ticket")
+    ticket.click()
+    page.get_by_role("option").filter(has_text=str(second["execute_uuid"])).click()
+    failed = page.get_by_test_id("stTable").last
+    page.wait_for_function(
+        "([needle]) => [...document.querySelectorAll('[data-testid=\"stTable\"]')]"
+        ".some(t => t.innerText.includes(needle))",
+        arg=[host],
+        timeout=WAIT_MS,
+    )
+    assert squash(message) in squash(failed.inner_text())
+    failed.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "dashboard-drill-down.png")
+
+
+def test_a_rebuild_shows_at_the_next_refresh_and_a_removed_file_is_explained(
+    bi_warehouse: BiWarehouse, page: Page, tmp_path: Path
+) -> None:
+    copy = copy_warehouse(bi_warehouse, tmp_path / "wh")
+    with dashboard(copy.duckdb_path, cwd=tmp_path) as url:
+        load(page, url)
+        f, before = expected_metrics(copy.duckdb_path)
+        wait_for_metrics(page, before)
+        day = copy.days[-3]
+        for table in ("execution_instances", "script_orders", "order_batches"):
+            for path in (copy.root / table / f"dt={day}").glob("*.parquet"):
+                path.unlink()
+        build_warehouse(warehouse=str(copy.root), duckdb_path=str(copy.duckdb_path))
+        _, after = expected_metrics(copy.duckdb_path, f)
+        assert after != before
+        page.get_by_role("button", name="Refresh").click()
+        wait_for_metrics(page, after)
+
+        copy.duckdb_path.unlink()
+        page.get_by_role("button", name="Refresh").click()
+        error = page.get_by_test_id("stAlert")
+        error.wait_for(timeout=WAIT_MS)
+        assert f"no DuckDB file at {copy.duckdb_path}" in error.inner_text()
+        assert "make demo" in error.inner_text()
+        assert not copy.duckdb_path.exists()
+
+
+def test_an_empty_warehouse_says_so(page: Page, tmp_path: Path) -> None:
+    built = build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
+    with dashboard(Path(built.duckdb_path), cwd=tmp_path) as url:
+        page.goto(url)
+        info = page.get_by_test_id("stAlert")
+        info.wait_for(timeout=WAIT_MS)
+        assert "has no instances yet" in info.inner_text()
+        assert page.get_by_test_id("stException").count() == 0
