@@ -99,6 +99,11 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     print("          .venv/bin/dagster dev -w workspace.yaml")
     print("          (to materialize from the UI, start `.venv/bin/coc-etl simulator --port 8765`")
     print("          and add COC_ENDPOINT=http://127.0.0.1:8765 to that command)")
+    dashboard = ".venv/bin/coc-etl dashboard"
+    if duckdb_path != Path(".demo", "warehouse", "coc.duckdb").resolve():
+        dashboard += f" --duckdb {duckdb_path}"  # not where it looks without variables
+    print("Dashboard (read-only, loopback), then open http://127.0.0.1:8501 in a browser:")
+    print(f"          {dashboard}")
     return 0
 
 

@@ -72,14 +72,21 @@ def dump_duckdb(path: str) -> dict[str, Any]:
 
 
 def dump_engine(path: str) -> dict[str, Any]:
-    """The same through SQLAlchemy and duckdb-engine, as Superset connects."""
+    """The same through SQLAlchemy and duckdb-engine, with the URI the README gives Superset."""
     import duckdb
     from sqlalchemy import create_engine, inspect, text
 
-    engine = create_engine(f"duckdb:///{path}", connect_args={"read_only": True})
+    engine = create_engine(f"duckdb:///{path}?access_mode=read_only")
     out = {}
     with engine.connect() as con:
         con.execute(text("SET TimeZone = 'UTC'"))
+        try:
+            con.execute(text("CREATE TABLE written AS SELECT 1"))
+        except Exception:
+            pass
+        else:
+            raise SystemExit("the SQLAlchemy connection could write: not read-only")
+        con.rollback()
         names = sorted(inspect(con).get_view_names())
         listed = [r[0] for r in con.execute(text(VIEWS_SQL)).fetchall()]
         if names != listed:
