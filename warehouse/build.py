@@ -6,9 +6,9 @@ the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/mart
 on top (each file opens with a comment whose first paragraph describes the mart).
 Rebuilding it is therefore cheap, and the build is idempotent: the file is written next to
 its final place and swapped in with ``os.replace``, so a BI tool opening it sees either the
-old database or the new one. It is
-written in the storage format of DuckDB 1.1 (``STORAGE_COMPATIBILITY``), so that the older
-engines inside BI tools open it too; its views use absolute paths, so it opens from anywhere.
+old database or the new one. It is written in the storage format of DuckDB 1.1
+(``STORAGE_COMPATIBILITY``), so that the older engines inside BI tools open it too; its
+views use absolute paths, so it opens from anywhere.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the

@@ -12,7 +12,6 @@ import pytest
 
 from pipelines.ingest import ingest_days
 from pipelines.settings import ClientSettings, WarehouseSettings
-from pipelines.simulator import SimConfig, SimulatorServer
 from warehouse.build import build_warehouse
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -31,6 +30,8 @@ def ingest(root: Path, *, seed: int = 7, days: int = DAYS) -> BiWarehouse:
     """Ingest the simulator's last ``days`` days into ``root`` and build ``coc.duckdb``."""
     last = NOW.date() - timedelta(days=1)
     span = tuple(last - timedelta(days=n) for n in reversed(range(days)))
+    from coc_simulator import SimConfig, SimulatorServer
+
     duckdb_path = root / "coc.duckdb"
     with SimulatorServer(SimConfig(seed=seed, days=days + 1, now=NOW)) as sim:
         client = ClientSettings(endpoint=sim.url, max_rps=None)

@@ -7,8 +7,9 @@ build time, except the ticket drill-down, which reads one day's partition of
 file for one refresh; the page closes it at the end of the refresh, so a rebuilt file is seen
 at the next one (DuckDB keeps a database per path while any connection to it is open).
 
-The same counting rule as the marts: ``instances`` reached an outcome, ``failed`` are
-ABNORMAL, ``failure_rate = failed / instances`` (NULL, shown as none, when there are none).
+The same counting rule as the marts, through the file's macros (``sql/macros.sql``):
+``counted(status)``, ``failed(status)``; a failure rate is NULL (shown as none) without
+instances.
 """
 
 from __future__ import annotations
@@ -291,9 +292,8 @@ def ticket_batches(con: duckdb.DuckDBPyConnection, day: date, execute_uuid: str)
         """
         WITH counted AS (
             SELECT batch_index,
-                count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED'))
-                    AS instances,
-                count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+                count(*) FILTER (WHERE counted(status)) AS instances,
+                count(*) FILTER (WHERE failed(status)) AS failed
             FROM execution_instances WHERE dt = ? AND execute_uuid = ?
             GROUP BY batch_index
         )
@@ -322,7 +322,7 @@ def failed_instances(
         SELECT batch_index, instance_id, host_name, resource_id, zone_id, fixed_ip,
             agent_status, finished_at, message
         FROM execution_instances
-        WHERE dt = ? AND execute_uuid = ? AND status = 'ABNORMAL'{batch}
+        WHERE dt = ? AND execute_uuid = ? AND failed(status){batch}
         ORDER BY batch_index, instance_id
         """,
         params,

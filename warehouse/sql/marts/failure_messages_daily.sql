@@ -1,6 +1,6 @@
 -- failure_messages_daily: which errors do failing runs report, per day, region, application
 -- and script? One row per dt × region_id × application × script_name × message_pattern over
--- FAILED (ABNORMAL) instances only: failure_messages split by day and the dashboard's filters.
+-- failed instances only (macros.sql: failed): failure_messages split by day and the dashboard's filters.
 --
 -- message_pattern is failure_messages' normalization, written the same way (UUIDs, URLs, IP
 -- addresses, paths, hex tokens and numbers masked; whitespace collapsed; 300 characters); a
@@ -45,7 +45,7 @@ WITH failures AS (
     FROM execution_instances AS i
     LEFT JOIN script_orders AS o
         ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
-    WHERE i.status = 'ABNORMAL'
+    WHERE failed(i.status)
 )
 SELECT
     dt,

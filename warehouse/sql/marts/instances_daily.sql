@@ -4,10 +4,9 @@
 -- headline figure, line and ranking of `coc-etl dashboard` reads this small table under any
 -- filter instead of every instance.
 --
--- How failure is counted: as in every mart (see failure_rates_daily.sql). instances are those
--- that reached an outcome (FINISHED, ABNORMAL or ROLLBACKED), failed are ABNORMAL;
--- failure_rate = failed / instances, NULL when instances = 0. script_name is the ticket's,
--- from script_orders joined on (execute_uuid, dt). NULL keys stay NULL.
+-- instances, failed and failure_rate as every mart counts them (macros.sql: counted,
+-- failed, failure_rate). script_name is the ticket's, from script_orders joined on
+-- (execute_uuid, dt). NULL keys stay NULL.
 CREATE OR REPLACE VIEW instances_daily AS
 WITH per_ticket AS (
     SELECT
@@ -17,8 +16,8 @@ WITH per_ticket AS (
         zone_id,
         application,
         agent_status,
-        count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
-        count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+        count(*) FILTER (WHERE counted(status)) AS instances,
+        count(*) FILTER (WHERE failed(status)) AS failed
     FROM execution_instances
     GROUP BY dt, execute_uuid, region_id, zone_id, application, agent_status
 ),
@@ -46,5 +45,5 @@ SELECT
     agent_status,
     instances,
     failed,
-    CAST(failed AS DOUBLE) / nullif(instances, 0) AS failure_rate
+    failure_rate(failed, instances) AS failure_rate
 FROM counted;
