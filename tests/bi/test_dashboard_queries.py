@@ -223,3 +223,10 @@ def test_freshness_held_connection_keeps_its_snapshot_until_all_close(
     after = fresh.execute(sql).fetchone()
     fresh.close()
     assert before is not None and after is not None and after[0] < before[0]
+
+
+def test_a_duckdb_file_that_is_not_a_warehouse_is_named(tmp_path: Path) -> None:
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    with pytest.raises(q.DashboardError, match=r"other.duckdb lacks the views instances_daily"):
+        q.open_warehouse(other)

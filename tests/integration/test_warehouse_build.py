@@ -18,8 +18,11 @@ D1 = date(2026, 11, 24)
 D2 = date(2026, 11, 25)
 MARTS = (
     "failure_messages",
+    "failure_messages_daily",
     "failure_rates_daily",
     "host_failures",
+    "host_failures_daily",
+    "instances_daily",
     "script_durations_daily",
     "ticket_outcomes",
 )

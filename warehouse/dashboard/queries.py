@@ -27,6 +27,15 @@ import pandas as pd
 BUILD_COMMAND = "make demo (or coc-etl build-warehouse with COC_WAREHOUSE set)"
 DEFAULT_DAYS = 7
 TOP = 10
+#: what the page reads; a file without them was built by an older release of the project
+REQUIRED_VIEWS = (
+    "instances_daily",
+    "host_failures_daily",
+    "failure_messages_daily",
+    "ticket_outcomes",
+    "order_batches",
+    "execution_instances",
+)
 
 
 class DashboardError(Exception):
@@ -126,16 +135,6 @@ def open_warehouse(duckdb_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnec
             f"{path} lacks the views {', '.join(missing)}; rebuild it with {BUILD_COMMAND}"
         )
     return con
-
-
-REQUIRED_VIEWS = (
-    "instances_daily",
-    "host_failures_daily",
-    "failure_messages_daily",
-    "ticket_outcomes",
-    "order_batches",
-    "execution_instances",
-)
 
 
 def _missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
