@@ -71,19 +71,24 @@ def _alerts(frame: pd.DataFrame | None) -> None:
 
 
 def _headline(h: q.Headline, f: q.Filters) -> None:
+    compared = h.previous_instances > 0  # no change to show against a period without data
     st.caption(
         f"{f.start} to {f.end} ({f.days} days), against the {f.days} days before: "
         f"{h.previous_instances:,} instances, {h.previous_failed:,} failed"
     )
+    change = h.rate_change
     a, b, c = st.columns(3)
-    a.metric("Instances", f"{h.instances:,}", delta=f"{h.instances - h.previous_instances:+,}")
+    a.metric(
+        "Instances",
+        f"{h.instances:,}",
+        delta=f"{h.instances - h.previous_instances:+,}" if compared else None,
+    )
     b.metric(
         "Failed",
         f"{h.failed:,}",
-        delta=f"{h.failed - h.previous_failed:+,}",
+        delta=f"{h.failed - h.previous_failed:+,}" if compared else None,
         delta_color="inverse",
     )
-    change = h.rate_change
     c.metric(
         "Failure rate",
         _percent(h.failure_rate),
