@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 from warehouse.build import build_warehouse
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
