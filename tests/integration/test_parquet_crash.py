@@ -110,7 +110,6 @@ def assert_next_writer_cleans_up(root: Path) -> None:
 
 
 def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
-    started = time.monotonic()
     root, version1 = killed_writer(tmp_path, "mid-write")
     lock, staged = staged_files(root)  # the dead run's lock file, its half-written file
     assert lock.name == ".lock" and lock.read_text().startswith('{"run_id": ')
@@ -118,7 +117,6 @@ def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
     assert_version_1(root, version1)
     assert_next_writer_cleans_up(root)
     assert_version_1(root, version1)
-    assert time.monotonic() - started < 5
 
 
 @pytest.mark.skipif(not publish.HAS_EXCHANGE, reason="renameat2 is not available")
