@@ -28,6 +28,8 @@ class CocApiResource(ConfigurableResource):
     ca_bundle: str | None = Field(default=None, description="COC_CA_BUNDLE")
     max_rps: str | None = Field(default=None, description="COC_MAX_RPS (0 = no cap)")
     concurrency: str | None = Field(default=None, description="COC_CONCURRENCY")
+    max_attempts: str | None = Field(default=None, description="COC_MAX_ATTEMPTS")
+    retry_budget_s: str | None = Field(default=None, description="COC_RETRY_BUDGET_S")
 
     def client_settings(self) -> ClientSettings:
         values = {
@@ -39,6 +41,8 @@ class CocApiResource(ConfigurableResource):
             "COC_CA_BUNDLE": self.ca_bundle,
             "COC_MAX_RPS": self.max_rps,
             "COC_CONCURRENCY": self.concurrency,
+            "COC_MAX_ATTEMPTS": self.max_attempts,
+            "COC_RETRY_BUDGET_S": self.retry_budget_s,
         }
         return client_settings_from_env({k: v for k, v in values.items() if v is not None})
 
@@ -51,11 +55,13 @@ class WarehouseResource(ConfigurableResource):
     )
     duckdb: str | None = Field(default=None, description="COC_DUCKDB")
     timezone: str = Field(default="UTC", description="COC_TIMEZONE")
+    day_lock_timeout_s: str | None = Field(default=None, description="COC_DAY_LOCK_TIMEOUT_S")
 
     def settings(self) -> WarehouseSettings:
         values = {
             "COC_WAREHOUSE": self.warehouse,
             "COC_DUCKDB": self.duckdb,
             "COC_TIMEZONE": self.timezone,
+            "COC_DAY_LOCK_TIMEOUT_S": self.day_lock_timeout_s,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from assets.partitions import START_DATE
+from pipelines.settings import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS
 
 #: The run tags that make one run cover a range of partitions (Dagster's documented
 #: ``dagster/asset_partition_range_*`` tags; Dagster exports no public name for them, and
@@ -20,12 +21,12 @@ from assets.partitions import START_DATE
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-#: tickets still PROCESSING at midnight finish later: re-read this many days before yesterday
-DEFAULT_LOOKBACK_DAYS = 3
+__all__ = ["DEFAULT_LOOKBACK_DAYS", "build_nightly_schedule", "nightly_range"]
 
 
 def nightly_range(scheduled: datetime, lookback_days: int) -> tuple[str, str]:
     """The partition keys ``(first, last)`` a run scheduled at ``scheduled`` should cover."""
+    _check_lookback(lookback_days)
     yesterday = (scheduled - timedelta(days=1)).date()
     first = max(
         yesterday - timedelta(days=lookback_days), datetime.fromisoformat(START_DATE).date()
@@ -33,7 +34,16 @@ def nightly_range(scheduled: datetime, lookback_days: int) -> tuple[str, str]:
     return first.isoformat(), yesterday.isoformat()
 
 
+def _check_lookback(lookback_days: int) -> None:
+    """A negative lookback would ask for a range that ends before it starts."""
+    if not 0 <= lookback_days <= MAX_LOOKBACK_DAYS:
+        raise ValueError(
+            f"COC_LOOKBACK_DAYS must be within 0..{MAX_LOOKBACK_DAYS}, got {lookback_days}"
+        )
+
+
 def build_nightly_schedule(timezone: str, lookback_days: int) -> ScheduleDefinition:
+    _check_lookback(lookback_days)
     job = define_asset_job("coc_nightly", selection=AssetSelection.all())
 
     @schedule(

@@ -14,8 +14,9 @@ from dagster import Definitions, EnvVar
 from assets.ingestion import build_ingestion_asset
 from assets.partitions import daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
-from assets.schedules import DEFAULT_LOOKBACK_DAYS, build_nightly_schedule
+from assets.schedules import build_nightly_schedule
 from assets.warehouse import build_warehouse_asset
+from pipelines.settings import lookback_days_from_env, timezone_from_env
 
 
 def _env(name: str) -> EnvVar | None:
@@ -24,8 +25,9 @@ def _env(name: str) -> EnvVar | None:
 
 
 def _build() -> Definitions:
-    timezone = os.environ.get("COC_TIMEZONE", "").strip() or "UTC"
-    lookback = int(os.environ.get("COC_LOOKBACK_DAYS", "").strip() or DEFAULT_LOOKBACK_DAYS)
+    # checked here, so a bad value is a code-location load error that names the variable
+    timezone = timezone_from_env(os.environ)
+    lookback = lookback_days_from_env(os.environ)
     partitions = daily_partitions(timezone)
     coc = CocApiResource(
         endpoint=_env("COC_ENDPOINT"),
@@ -36,11 +38,14 @@ def _build() -> Definitions:
         ca_bundle=_env("COC_CA_BUNDLE"),
         max_rps=_env("COC_MAX_RPS"),
         concurrency=_env("COC_CONCURRENCY"),
+        max_attempts=_env("COC_MAX_ATTEMPTS"),
+        retry_budget_s=_env("COC_RETRY_BUDGET_S"),
     )
     warehouse = WarehouseResource(
         warehouse=_env("COC_WAREHOUSE"),
         duckdb=_env("COC_DUCKDB"),
         timezone=timezone,
+        day_lock_timeout_s=_env("COC_DAY_LOCK_TIMEOUT_S"),
     )
     return Definitions(
         assets=[build_ingestion_asset(partitions), build_warehouse_asset(partitions)],

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetKey, PartitionKeyRange, build_schedule_context
 
-from assets.schedules import nightly_range
+from assets.schedules import build_nightly_schedule, nightly_range
+from pipelines.coc.errors import ConfigError
 from pipelines.quality import CHECKS
 from warehouse.build import MARTS_DIR
 
@@ -88,3 +89,30 @@ def test_checks_and_mart_descriptions_come_from_their_one_home(defs) -> None:
     rates = graph.get(AssetKey("failure_rates_daily")).description
     assert rates is not None and rates.startswith("How often do script runs fail, per day")
     assert rates.endswith("One row per dt × region_id × zone_id × application × script_name.")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("COC_TIMEZONE", "Mars/Olympus", "COC_TIMEZONE='Mars/Olympus' is not a known IANA"),
+        ("COC_LOOKBACK_DAYS", "abc", "COC_LOOKBACK_DAYS must be an integer"),
+        ("COC_LOOKBACK_DAYS", "-1", "COC_LOOKBACK_DAYS must be within 0..90"),
+    ],
+)
+def test_a_bad_load_time_variable_fails_the_load_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    import pipelines.definitions as module
+
+    with pytest.raises(ConfigError, match=message):
+        importlib.reload(module)
+    monkeypatch.delenv(name)
+    importlib.reload(module)  # leave a loadable module behind for other tests
+
+
+def test_a_negative_lookback_is_refused_by_the_schedule_too() -> None:
+    with pytest.raises(ValueError, match="COC_LOOKBACK_DAYS"):
+        nightly_range(datetime(2026, 3, 1, 2, 0), -1)
+    with pytest.raises(ValueError, match="COC_LOOKBACK_DAYS"):
+        build_nightly_schedule("UTC", -1)
