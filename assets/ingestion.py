@@ -20,7 +20,9 @@ from assets.partitions import BACKFILL
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
 from pipelines.ingest import DayResult, ingest_days
+from pipelines.preflight import check_warehouse
 from pipelines.quality import CHECKS, day_checks, read_day
+from warehouse.build import check_build_target
 
 TABLE_DESCRIPTIONS = {
     "script_orders": "One row per ticket (script order) created that day.",
@@ -49,6 +51,8 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
         """Walk every ticket of the day(s), every batch, every page; publish each day whole."""
         client_settings = coc.client_settings()
         wh = warehouse.settings()
+        check_build_target(wh.duckdb_path)  # before any request: see pipelines/preflight.py
+        check_warehouse(wh)
         days = [date.fromisoformat(k) for k in context.partition_keys]
         context.log.info(
             f"ingesting {len(days)} day(s) {days[0]}..{days[-1]} from {client_settings.endpoint} "

@@ -57,8 +57,14 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         type=_instant,
         help="fix the simulated clock (ISO 8601, UTC if no offset); default: the real time",
     )
-    data.add_argument("--tickets-per-day", type=_range, default=(20, 40), metavar="LOW-HIGH")
-    data.add_argument("--max-batch-size", type=int, default=300)
+    data.add_argument(
+        "--tickets-per-day",
+        type=_range,
+        default=(20, 40),
+        metavar="LOW-HIGH",
+        help="tickets created a day (default 20-40)",
+    )
+    data.add_argument("--max-batch-size", type=int, default=300, help="instances a batch at most")
     data.add_argument("--instances-per-day", type=int, help="exactly N instances a day")
     data.add_argument("--hostile-uuids", action="store_true", help="ids with / ? # %% ..")
     data.add_argument(
@@ -79,10 +85,14 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     faults.add_argument("--no-retry-after", action="store_true", help="429 without Retry-After")
     faults.add_argument("--error-rate", type=_fraction, default=0.0, help="share of 5xx")
     faults.add_argument("--drop-rate", type=_fraction, default=0.0, help="share of cut answers")
-    faults.add_argument("--latency-ms", type=float, default=0.0)
+    faults.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay before every answer (default 0)"
+    )
     faults.add_argument("--page-clamp", type=int, metavar="N", help="at most N records a page")
-    faults.add_argument("--invalid-body-rate", type=_fraction, default=0.0)
-    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument(
+        "--invalid-body-rate", type=_fraction, default=0.0, help="share of 200s with a broken body"
+    )
+    faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
     return parser
 
 

@@ -1,8 +1,10 @@
 """``coc-etl``: the command line. Parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success, 1 unexpected failure, 2 bad configuration or arguments, 3 the COC API
-failed permanently (the message names ticket, batch and marker), 4 writing the warehouse
-failed. Existing data is left as it was whenever the exit code is not 0.
+Exit codes: 0 success, 1 unexpected failure, 2 bad configuration or arguments (found before
+any request), 3 the COC API failed permanently (the message names ticket, batch and marker),
+4 writing the warehouse failed, 130 interrupted (SIGINT), 143 terminated (SIGTERM). A day is
+published whole or not at all; when a range stops early, the message names the days that
+were published, and ``coc.duckdb`` is rebuilt for them.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from pipelines.coc.errors import CocError, ConfigError
@@ -22,6 +26,33 @@ if TYPE_CHECKING:
     from pipelines.ingest import DayResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+INGEST_HELP = """\
+environment:
+  COC_ENDPOINT          base URL of the COC API (required; https, or http to loopback only)
+  COC_AK, COC_SK        sign requests with SDK-HMAC-SHA256, or
+  COC_TOKEN             send an IAM token (not both)
+  COC_PROJECT_ID        sent as x-project-id
+  COC_CA_BUNDLE         CA bundle for a private certificate authority
+  COC_WAREHOUSE         warehouse root: a local folder or an s3:// URI (required)
+  COC_DUCKDB            the DuckDB file (default: coc.duckdb in a local COC_WAREHOUSE)
+  COC_TIMEZONE          zone of the day boundaries (default UTC; fixed per warehouse)
+  COC_MAX_RPS           request rate cap, 1..10000 per second, 0 = no cap (default 50)
+  COC_CONCURRENCY       requests in flight, 1..256 (default 16)
+  COC_MAX_ATTEMPTS      attempts per request, 1..100 (default 8)
+  COC_RETRY_BUDGET_S    seconds one request may spend retrying, 1..86400 (default 600)
+  COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400
+
+exit codes:
+  0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),
+  3 COC API failure (names ticket, batch, marker), 4 write failure (published days named),
+  130 interrupted (SIGINT), 143 terminated (SIGTERM)
+"""
+
+
+class MartsStaleError(Exception):
+    """Days were published but ``coc.duckdb`` could not be rebuilt over them."""
 
 
 def _day(value: str) -> date:
@@ -33,17 +64,29 @@ def _day(value: str) -> date:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from pipelines.ingest import ingest_days
-    from pipelines.settings import client_settings_from_env, warehouse_settings_from_env
-    from warehouse.build import build_warehouse
+    from pipelines.preflight import check_warehouse
+    from pipelines.settings import (
+        check_day_range,
+        client_settings_from_env,
+        warehouse_settings_from_env,
+    )
+    from warehouse.build import BuildError, check_build_target
 
     client = client_settings_from_env(os.environ)
+    args.client = client
     wh = warehouse_settings_from_env(os.environ)
     last = args.to or args.day
-    if last < args.day:
-        raise ConfigError(f"--to {last} is before the first day {args.day}")
+    check_day_range(args.day, last, tz=wh.tz)
+    try:
+        check_build_target(wh.duckdb_path)
+    except BuildError as exc:
+        raise ConfigError(str(exc)) from None
+    check_warehouse(wh)
     days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
+    published: list[date] = args.published
 
     def on_day(result: DayResult) -> None:
+        published.append(result.day)
         print(
             f"{result.day}: {result.walk.tickets} tickets, {result.walk.batches} batches, "
             f"{result.rows} instances, {result.http.requests} requests "
@@ -51,16 +94,73 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    ingest_days(
-        client,
-        wh,
-        days,
-        on_day=on_day,
-        report=lambda m: print(m, flush=True),
-    )
-    built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
-    print(f"warehouse: {built.duckdb_path}")
+    try:
+        ingest_days(
+            client,
+            wh,
+            days,
+            on_day=on_day,
+            report=lambda m: print(m, flush=True),
+        )
+    except BaseException:
+        if published:  # the days before the failing one are published: build over them
+            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path)
+        raise
+    _rebuild(wh.warehouse, wh.duckdb_path, published)
     return EXIT_OK
+
+
+def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> None:
+    """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
+    import duckdb
+
+    from warehouse.build import BuildError, build_warehouse
+
+    try:
+        built = build_warehouse(warehouse=warehouse, duckdb_path=duckdb_path)
+    except (BuildError, duckdb.Error, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MartsStaleError(
+            f"published {_days(published)}, but building {duckdb_path} failed: {first_line}; "
+            "the marts are stale until `coc-etl build-warehouse` succeeds"
+        ) from exc
+    print(f"warehouse: {built.duckdb_path}")
+
+
+def _rebuild_quietly(warehouse: str, duckdb_path: str) -> bool:
+    """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
+    try:
+        _rebuild(warehouse, duckdb_path, [])
+    except Exception as exc:  # the run's own failure is the one to report
+        print(f"coc-etl: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _days(days: Sequence[date]) -> str:
+    if not days:
+        return "no day"
+    if len(days) <= 3:
+        return ", ".join(d.isoformat() for d in days)
+    return f"{len(days)} days, {days[0]} to {days[-1]}"
+
+
+def _outcome(args: argparse.Namespace) -> str:
+    """What a run that stopped early left published, for its last message."""
+    published: list[date] = getattr(args, "published", [])
+    if getattr(args, "command", None) != "ingest":
+        return ""
+    if not published:
+        return "; nothing was published, the warehouse is as it was"
+    marts = (
+        "coc.duckdb rebuilt over them"
+        if getattr(args, "rebuilt", False)
+        else "coc.duckdb NOT rebuilt (marts stale: run `coc-etl build-warehouse`)"
+    )
+    return (
+        f"; published before it stopped: {_days(published)} ({marts}); "
+        "the day it stopped in keeps its previous contents"
+    )
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -84,12 +184,25 @@ def _duckdb_path(args: argparse.Namespace) -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import duckdb
+
     from warehouse.report import failure_report, format_report
 
     path = _duckdb_path(args)
+    source = "--duckdb" if args.duckdb else "COC_DUCKDB"
     if not os.path.exists(path):
-        raise ConfigError(f"no DuckDB file at {path}: materialize a day first")
-    rows = failure_report(path, days=args.days, by=args.by)
+        raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{source} {path} is not a file")
+    try:
+        rows = failure_report(path, days=args.days, by=args.by)
+    except duckdb.CatalogException:
+        raise ConfigError(
+            f"{source} {path} has no failure_rates_daily: not a coc.duckdb built by coc-etl"
+        ) from None
+    except duckdb.Error as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
     print(format_report(rows, by=args.by))
     return EXIT_OK
 
@@ -113,6 +226,16 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"coc-etl dashboard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return EXIT_OK
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= number <= 3660:
+        raise argparse.ArgumentTypeError(f"must be within 1..3660, got {number}")
+    return number
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -142,17 +265,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_simulator)
 
-    p = sub.add_parser("ingest", help="ingest day(s) without Dagster, then rebuild coc.duckdb")
-    p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
-    p.add_argument("--to", type=_day, help="last day, inclusive (default: the first day)")
+    p = sub.add_parser(
+        "ingest",
+        help="ingest day(s) without Dagster, then rebuild coc.duckdb",
+        description="Ingest day(s) of COC script orders, publish each day whole, then "
+        "rebuild coc.duckdb. Configuration comes from the environment.",
+        epilog=INGEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE), >= 2024-01-01")
+    p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
     p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
     p.set_defaults(handler=_cmd_build)
 
     p = sub.add_parser("report", help="print failure rates from coc.duckdb")
-    p.add_argument("--days", type=int, default=7, help="how many recent days (default 7)")
-    p.add_argument("--by", choices=("region", "zone", "application", "script"), default="region")
+    p.add_argument("--days", type=_positive, default=7, help="how many recent days (default 7)")
+    p.add_argument(
+        "--by",
+        choices=("region", "zone", "application", "script"),
+        default="region",
+        help="the key of each line (default region)",
+    )
     p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
     p.set_defaults(handler=_cmd_report)
 
@@ -174,6 +309,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated:
+    """SIGTERM (what ``kill`` and schedulers send) aborts like SIGINT: the handler raises
+    SIGINT, so the same clean-up runs (asyncio cancels the run, staged files are removed);
+    ``received`` tells ``main`` which message and exit code to give."""
+
+    received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        signal.raise_signal(signal.SIGINT)
+
+
+def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
+    from pipelines.coc.retry import is_retriable
+
+    if not is_retriable(exc):
+        return ""
+    client = getattr(args, "client", None)
+    now = (
+        f" (now {client.max_attempts} and {client.retry_budget_s:g})" if client is not None else ""
+    )
+    return f"; retries ran out: raise COC_MAX_ATTEMPTS or COC_RETRY_BUDGET_S{now}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -181,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.options = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.published = []
+    terminated = _Terminated()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, terminated)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -193,16 +356,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coc-etl: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except CocError as exc:
-        print(f"coc-etl: COC API error: {exc}", file=sys.stderr)
+        hint = _retry_hint(exc, args)
+        print(f"coc-etl: COC API error: {exc}{hint}{_outcome(args)}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:
-        print("coc-etl: interrupted; published data is unchanged", file=sys.stderr)
-        return 130
+        what = "terminated (SIGTERM)" if terminated.received else "interrupted"
+        print(f"coc-etl: {what}{_outcome(args)}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
+    except MartsStaleError as exc:
+        print(f"coc-etl: write error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     except Exception as exc:
         from pipelines.parquet import WriteError
+        from warehouse.build import BuildError
 
-        if isinstance(exc, WriteError):
-            print(f"coc-etl: write error: {exc}", file=sys.stderr)
+        if isinstance(exc, WriteError | BuildError):
+            print(f"coc-etl: write error: {exc}{_outcome(args)}", file=sys.stderr)
             return EXIT_WRITE
         raise
     finally:

@@ -97,10 +97,15 @@ class _Progress:
         if self.every and s.tickets % self.every == 0:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             self.report(
-                f"{s.day}: {s.tickets}/{s.listed if s.list_total is None else s.list_total} "
-                f"tickets, {s.batches} batches, {s.instances} instances, "
+                f"{s.day}: {s.tickets} of {_listed(s)} tickets, "
+                f"{s.batches} batches, {s.instances} instances, "
                 f"{s.instances / elapsed:.0f} instances/s"
             )
+
+
+def _listed(s: WalkStats) -> str:
+    """The ticket total as known: the list's once it is read, else what is listed so far."""
+    return f"{s.listed} listed so far" if s.list_total is None else str(s.list_total)
 
 
 _DONE = object()

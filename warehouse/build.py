@@ -10,6 +10,16 @@ old database or the new one. It is written in the storage format of DuckDB 1.1
 (``STORAGE_COMPATIBILITY``), so that the older engines inside BI tools open it too; its
 views use absolute paths, so it opens from anywhere.
 
+The file belongs to the pipeline. Publishing takes a shared ``fcntl`` lock on the old file
+first, the lock DuckDB's own read-only connections take: it cannot be had while a process
+holds the file open read-write (DuckDB holds an exclusive lock then), and while it is held no
+process can open the file read-write. So the old file's write-ahead log is removed and the
+new file swapped in only when no writer can touch either; a live writer fails the build
+with a ``WarehouseBusyError`` naming its process, and the file is left as it was. Readers
+keep reading (their copy is the old file). Build files left by a killed build
+(``coc.duckdb.tmp-<pid>-<thread>`` and its ``.wal``) are removed by the next build once
+their process is gone.
+
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
 files when it is queried, so new days appear without a rebuild; a table that was empty at
@@ -22,7 +32,11 @@ needs just that function and the connection's object-storage credentials.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import re
+import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -51,6 +65,17 @@ STORAGE_COMPATIBILITY = "v1.1.0"
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
 _GLOB_CHARACTERS = frozenset("*?[]{}")
+#: folders of the kernel, not of data: a DuckDB file there cannot be written
+_NOT_DATA = ("/proc", "/sys", "/dev")
+_FLOCK = "hhqqi"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+class BuildError(Exception):
+    """The DuckDB file cannot be built or published where it was asked for."""
+
+
+class WarehouseBusyError(BuildError):
+    """Another process holds the DuckDB file open read-write."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,9 +113,9 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
 def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
     """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``."""
     root = _warehouse_root(warehouse)
-    target = Path(duckdb_path).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    remove_debris(target)
     _remove_database(tmp)
     try:
         con = duckdb.connect(
@@ -109,10 +134,7 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        # A write-ahead log left by a crashed writer of the old file would be replayed
-        # against the new one: drop it before the swap.
-        Path(f"{target}.wal").unlink(missing_ok=True)
-        os.replace(tmp, target)
+        _publish(tmp, target)
     finally:
         _remove_database(tmp)
     return BuildResult(
@@ -141,6 +163,109 @@ def mart_description(path: Path) -> str:
     return text[0].upper() + text[1:]
 
 
+def check_build_target(duckdb_path: str) -> Path:
+    """The DuckDB file's path, once it is known the build can publish there.
+
+    Checked before a run fetches anything: the path is not a folder, not under ``/proc``,
+    ``/sys`` or ``/dev``, its folder exists (it is created) and takes new files, and no
+    process holds the current file open read-write.
+    """
+    target = Path(duckdb_path).expanduser().resolve()
+    if any(target == Path(d) or Path(d) in target.parents for d in _NOT_DATA):
+        raise BuildError(f"COC_DUCKDB={duckdb_path!r} is under {target.parts[1]}: not for data")
+    if target.is_dir():
+        raise BuildError(
+            f"COC_DUCKDB={duckdb_path!r} is a folder; name a file, e.g. {target / 'coc.duckdb'}"
+        )
+    if target.exists() and not target.is_file():
+        raise BuildError(f"COC_DUCKDB={duckdb_path!r} exists and is not a regular file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.with_name(f".{target.name}.probe-{os.getpid()}")
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise BuildError(
+            f"COC_DUCKDB={duckdb_path!r}: cannot create files in {target.parent} "
+            f"({exc.strerror or exc})"
+        ) from None
+    writer = _writer_pid(target)
+    if writer is not None:
+        raise _busy(target, writer)
+    return target
+
+
+def remove_debris(target: Path) -> list[Path]:
+    """Remove the build files (``<name>.tmp-<pid>-<thread>``, ``.wal``) of dead processes."""
+    pattern = re.compile(re.escape(target.name) + r"\.tmp-(\d+)-\d+(\.wal)?$")
+    removed = []
+    for path in target.parent.glob(f"{target.name}.tmp-*"):
+        found = pattern.match(path.name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Swap ``tmp`` in at ``target`` while no process can write the old file."""
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0))
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                raise _busy(target, _writer_pid(target)) from None
+        # No writer can hold the old file now: a write-ahead log beside it is a crashed
+        # writer's, and would be replayed against the new file. Drop it, then swap.
+        Path(f"{target}.wal").unlink(missing_ok=True)
+        os.replace(tmp, target)
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _writer_pid(target: Path) -> int | None:
+    """The process holding ``target`` open read-write (an exclusive lock), or None."""
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        probe = struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0)
+        l_type, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+    finally:
+        os.close(fd)
+    return None if l_type == fcntl.F_UNLCK else pid
+
+
+def _busy(target: Path, pid: int | None) -> WarehouseBusyError:
+    who = f"process {pid}" if pid else "another process"
+    return WarehouseBusyError(
+        f"{target} is open read-write by {who}: the file belongs to the pipeline, which "
+        "replaces it at every build; close that connection (keep your own tables in your "
+        "own DuckDB file that ATTACHes this one read-only) and build again"
+    )
+
+
 def table_glob(root: str, table: str) -> str:
     """The glob of a table's Parquet files under a warehouse root."""
     return f"{root}/{table}/{PARTITION_GLOB}"
@@ -159,7 +284,7 @@ def _warehouse_root(warehouse: str) -> str:
         )
     root = Path(warehouse).expanduser().resolve().as_posix()
     if _GLOB_CHARACTERS & set(root):
-        raise ValueError(f"warehouse path must not contain glob characters: {root!r}")
+        raise BuildError(f"COC_WAREHOUSE must not contain glob characters (*?[]{{}}): {root!r}")
     return root
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.schemas import TABLES
 from warehouse import build_warehouse, connect
+from warehouse.build import BuildError
 
 D1 = date(2026, 11, 24)
 D2 = date(2026, 11, 25)
@@ -232,6 +233,6 @@ def test_failed_build_keeps_the_previous_file(tmp_path: Path) -> None:
 def test_unsupported_warehouses_are_refused(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="s3://"):
         build_warehouse(warehouse="s3://bucket/coc", duckdb_path=str(tmp_path / "coc.duckdb"))
-    with pytest.raises(ValueError, match="glob"):
+    with pytest.raises(BuildError, match="COC_WAREHOUSE must not contain glob"):
         build_warehouse(warehouse=str(tmp_path / "w[1]"), duckdb_path=str(tmp_path / "c.db"))
     assert list(tmp_path.iterdir()) == []
