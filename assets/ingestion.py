@@ -51,8 +51,8 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
         """Walk every ticket of the day(s), every batch, every page; publish each day whole."""
         client_settings = coc.client_settings()
         wh = warehouse.settings()
-        check_build_target(wh.duckdb_path)  # before any request: see pipelines/preflight.py
-        check_warehouse(wh)
+        check_warehouse(wh)  # before any request: see pipelines/preflight.py
+        check_build_target(wh.duckdb_path)
         days = [date.fromisoformat(k) for k in context.partition_keys]
         context.log.info(
             f"ingesting {len(days)} day(s) {days[0]}..{days[-1]} from {client_settings.endpoint} "

@@ -10,6 +10,7 @@ were published, and ``coc.duckdb`` is rebuilt for them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -77,11 +78,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     wh = warehouse_settings_from_env(os.environ)
     last = args.to or args.day
     check_day_range(args.day, last, tz=wh.tz)
+    check_warehouse(wh)
     try:
         check_build_target(wh.duckdb_path)
     except BuildError as exc:
         raise ConfigError(str(exc)) from None
-    check_warehouse(wh)
     days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
     published: list[date] = args.published
 
@@ -172,6 +173,38 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"{built.duckdb_path}: {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
+    return EXIT_OK
+
+
+def _cmd_repartition(args: argparse.Namespace) -> int:
+    from pipelines.repartition import repartition
+    from pipelines.settings import warehouse_settings_from_env, zone
+    from warehouse.build import BuildError, check_build_target
+
+    wh = warehouse_settings_from_env({**os.environ, "COC_TIMEZONE": "UTC"})
+    assumed = os.environ.get("COC_TIMEZONE", "").strip() or "UTC"
+    try:
+        zone(args.timezone)
+    except ConfigError:
+        raise ConfigError(f"--timezone {args.timezone!r} is not a known IANA time zone") from None
+    zone(assumed)
+    try:
+        check_build_target(wh.duckdb_path)
+    except BuildError as exc:
+        raise ConfigError(str(exc)) from None
+    done = repartition(wh.warehouse, timezone=args.timezone, assumed_timezone=assumed)
+    print(
+        f"re-cut {done.tickets} tickets of {len(done.old_days)} days in {done.old_timezone} "
+        f"into {len(done.days)} days in {done.timezone}"
+    )
+    _rebuild(wh.warehouse, wh.duckdb_path, done.days)
+    if done.partial_days:
+        print(
+            f"partial (some of their hours were in no old day): {_days(done.partial_days)}; "
+            f"with COC_TIMEZONE={done.timezone}, ingest them again: "
+            + "; ".join(f"coc-etl ingest {d}" for d in done.partial_days)
+        )
+    print(f"set COC_TIMEZONE={done.timezone} for every later run")
     return EXIT_OK
 
 
@@ -277,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
     p.set_defaults(handler=_cmd_ingest)
 
+    p = sub.add_parser(
+        "repartition",
+        help="re-cut every day of the warehouse in another time zone",
+        description="Move every ticket, with its batches and instances, to its day in ZONE; "
+        "the warehouse then belongs to ZONE (set COC_TIMEZONE to it). The days at the edges "
+        "are partial: the command names them, to be ingested again.",
+    )
+    p.add_argument("--timezone", required=True, metavar="ZONE", help="IANA zone, e.g. UTC")
+    p.set_defaults(handler=_cmd_repartition)
+
     p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
     p.set_defaults(handler=_cmd_build)
 
@@ -310,15 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminated:
-    """SIGTERM (what ``kill`` and schedulers send) aborts like SIGINT: the handler raises
-    SIGINT, so the same clean-up runs (asyncio cancels the run, staged files are removed);
-    ``received`` tells ``main`` which message and exit code to give."""
+    """SIGTERM (what ``kill`` and schedulers send) aborts like SIGINT, and the same clean-up
+    runs (the run is cancelled, staged files are removed). Where SIGINT has Python's or
+    asyncio's handler, this handler raises SIGINT. Where SIGINT is ignored (a command started
+    with ``&`` from a script), it cancels the tasks of the running event loop, as asyncio's
+    own SIGINT handler would, or raises ``KeyboardInterrupt`` outside a loop. ``received``
+    tells ``main`` which message and exit code to give."""
 
     received = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received = True
-        signal.raise_signal(signal.SIGINT)
+        if callable(signal.getsignal(signal.SIGINT)):
+            signal.raise_signal(signal.SIGINT)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
 
 
 def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
@@ -359,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = _retry_hint(exc, args)
         print(f"coc-etl: COC API error: {exc}{hint}{_outcome(args)}", file=sys.stderr)
         return EXIT_API
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         what = "terminated (SIGTERM)" if terminated.received else "interrupted"
         print(f"coc-etl: {what}{_outcome(args)}", file=sys.stderr)
         return EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
