@@ -97,7 +97,7 @@ class _Progress:
         if self.every and s.tickets % self.every == 0:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             self.report(
-                f"{s.day}: {s.tickets} of {_listed(s)} tickets, "
+                f"{s.day}: {s.tickets} tickets of {_listed(s)}, "
                 f"{s.batches} batches, {s.instances} instances, "
                 f"{s.instances / elapsed:.0f} instances/s"
             )

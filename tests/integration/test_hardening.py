@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -85,25 +85,19 @@ def _published(warehouse: Path) -> dict[Path, bytes]:
 
 # -- F4, F6, F9: configuration refused before any request ---------------------------------------
 
-TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
 
-
+# each case is a process (about 2 s); the other bounds are unit-tested in test_settings.py
 @pytest.mark.parametrize(
     ("extra", "days", "needles"),
     [
         ({"COC_CONCURRENCY": "1000000"}, [], ["COC_CONCURRENCY", "1..256"]),
         ({"COC_CONCURRENCY": str(10**12)}, [], ["COC_CONCURRENCY"]),
         ({"COC_MAX_RPS": "nan"}, [], ["COC_MAX_RPS", "'nan'"]),
-        ({"COC_MAX_RPS": "0.001"}, [], ["COC_MAX_RPS", "1..10000"]),
-        ({"COC_MAX_ATTEMPTS": "0"}, [], ["COC_MAX_ATTEMPTS"]),
-        ({"COC_RETRY_BUDGET_S": "-5"}, [], ["COC_RETRY_BUDGET_S"]),
         ({"COC_TOKEN": "tok-hardening-secret"}, [], ["COC_TOKEN", "not both"]),
         ({"COC_TIMEZONE": "Mars/Olympus"}, [], ["COC_TIMEZONE", "Mars/Olympus"]),
         ({}, ["2023-12-31"], ["2023-12-31", "before 2024-01-01"]),
         ({}, ["9999-12-31"], ["9999-12-31", "in the future"]),
-        ({}, [TOMORROW], [TOMORROW, "in the future"]),
         ({}, ["2026-11-18", "--to", "9999-12-31"], ["--to 9999-12-31", "in the future"]),
-        ({}, ["2026-11-18", "--to", "2026-11-17"], ["--to 2026-11-17 is before"]),
     ],
 )
 def test_bad_settings_and_days_exit_2_before_any_request(
