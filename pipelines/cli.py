@@ -152,7 +152,7 @@ def _outcome(args: argparse.Namespace) -> str:
     if getattr(args, "command", None) != "ingest":
         return ""
     if not published:
-        return "; nothing was published, the warehouse is as it was"
+        return "; no day was published"
     marts = (
         "coc.duckdb rebuilt over them"
         if getattr(args, "rebuilt", False)

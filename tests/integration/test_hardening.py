@@ -24,6 +24,7 @@ import pytest
 from pipelines.simulator.data import SimConfig
 from pipelines.simulator.server import SimulatorServer
 from pipelines.walk import WalkStats, _listed
+from warehouse.build import WarehouseBusyError, _publish
 
 AK = "HARDENINGAK"
 SK = "hardening-secret-key-0123456789abcdef"
@@ -173,6 +174,30 @@ def test_a_build_failure_after_publishing_exits_4_naming_the_days_and_stale_mart
     assert list((warehouse / "execution_instances" / "dt=2026-11-19").glob("*.parquet"))
 
 
+def _exec_after(prelude: str, command: list[str]) -> list[str]:
+    """``command``, exec'd by a Python that first runs ``prelude`` (limits and signal
+    dispositions survive exec; no ``preexec_fn`` in this threaded test process)."""
+    launcher = f"import os, resource, signal, sys; {prelude}; os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", launcher, *command]
+
+
+def test_a_full_disk_during_the_build_exits_4_and_leaves_no_build_file(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    measured = tmp_path / "measured"
+    assert _ingest(_env(sim, measured), "2026-11-19").returncode == 0
+    largest_parquet = max(p.stat().st_size for p in measured.glob("*/dt=*/*.parquet"))
+    limit = int(largest_parquet * 1.3)
+    assert (measured / "coc.duckdb").stat().st_size > limit, "the day is too small for this test"
+    warehouse = tmp_path / "wh"
+    # a disk that fills up once a file passes ``limit`` bytes
+    prelude = f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
+    done = _run(_exec_after(prelude, [COC_ETL, "ingest", "2026-11-19"]), _env(sim, warehouse))
+    _one_line_error(done, 4, "published 2026-11-19", "File too large", "marts are stale")
+    assert _published(warehouse), "the day's Parquet is published"
+    assert not list(warehouse.glob("coc.duckdb*")), "no half-built DuckDB file left"
+
+
 # -- F2: a DuckDB writer held across a rebuild -------------------------------------------------
 
 WRITER = """
@@ -229,6 +254,36 @@ def test_a_live_duckdb_writer_is_named_and_the_file_stays_readable(
     assert days == [(date(2026, 11, 18),), (date(2026, 11, 19),)]
 
 
+def test_the_swap_itself_refuses_a_writer_that_came_after_the_checks(tmp_path: Path) -> None:
+    """The pre-flight check and the swap are moments apart; the swap holds the lock itself."""
+    target = tmp_path / "coc.duckdb"
+    duckdb.connect(str(target)).execute("CREATE TABLE old AS SELECT 1 AS x").close()
+    built = tmp_path / "coc.duckdb.tmp-1-1"
+    duckdb.connect(str(built)).execute("CREATE TABLE new AS SELECT 2 AS x").close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseBusyError, match=f"process {writer.pid}"):
+            _publish(built, target)
+    finally:
+        writer.kill()
+        writer.wait()
+    con = duckdb.connect(str(target), read_only=True)
+    assert {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == {
+        "old",
+        "analyst_notes",
+    }
+    con.close()
+    _publish(built, target)  # the writer is gone: the swap goes ahead
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("SELECT x FROM new").fetchall() == [(2,)]
+
+
 # -- F3: the zone of the partitions --------------------------------------------------------------
 
 
@@ -277,10 +332,6 @@ def test_another_zone_is_refused_until_the_warehouse_is_repartitioned(
 # -- F7: SIGTERM and build debris ---------------------------------------------------------------
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
 def test_sigterm_aborts_as_cleanly_as_sigint(tmp_path: Path, sigint: str) -> None:
     """``sigint=ignored`` is a command started with ``&`` from a script."""
@@ -291,14 +342,16 @@ def test_sigterm_aborts_as_cleanly_as_sigint(tmp_path: Path, sigint: str) -> Non
         assert _ingest(env, "2026-11-20").returncode == 0
         before = _published(warehouse)
         slow.faults.update(latency_ms=40.0)
+        command = [COC_ETL, "ingest", "2026-11-20"]
+        if sigint == "ignored":
+            command = _exec_after("signal.signal(signal.SIGINT, signal.SIG_IGN)", command)
         run = subprocess.Popen(
-            [COC_ETL, "ingest", "2026-11-20"],
+            command,
             env={**env, "COC_CONCURRENCY": "4"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            preexec_fn=_ignore_sigint if sigint == "ignored" else None,
         )
         staging = warehouse / "_staging"
         deadline = time.monotonic() + 60
