@@ -110,7 +110,12 @@ async def ingest_day(
     before = client.metrics.snapshot()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
-        DayWriter(root=warehouse.warehouse, day=day, row_group_rows=flush_rows) as writer,
+        DayWriter(
+            root=warehouse.warehouse,
+            day=day,
+            row_group_rows=flush_rows,
+            lock_timeout_s=warehouse.day_lock_timeout_s,
+        ) as writer,
     ):
         loader = InstanceLoader(writer, pool, flush_rows)
         sink = _PageSink(loader)

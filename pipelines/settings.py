@@ -21,6 +21,7 @@ from pipelines.coc.settings import (
     DEFAULT_RETRY_BUDGET_S,
     ClientSettings,
 )
+from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,8 +31,8 @@ class WarehouseSettings:
     warehouse: str
     duckdb_path: str
     timezone: str = "UTC"
-    #: how long a run waits for another run of the same day; None: the writer's default
-    day_lock_timeout_s: float | None = None
+    #: how long a run waits for another run of the same day (``COC_DAY_LOCK_TIMEOUT_S``)
+    day_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 
     def __post_init__(self) -> None:
         zone(self.timezone)
@@ -201,7 +202,7 @@ def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
         warehouse=warehouse,
         duckdb_path=_opt(env, "COC_DUCKDB") or default_duckdb_path(warehouse),
         timezone=timezone_from_env(env),
-        day_lock_timeout_s=_number(
-            env, "COC_DAY_LOCK_TIMEOUT_S", float, 0.0, MAX_DAY_LOCK_TIMEOUT_S, " seconds"
+        day_lock_timeout_s=_seconds(
+            env, "COC_DAY_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S, 0.0, MAX_DAY_LOCK_TIMEOUT_S
         ),
     )

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from pipelines.simulator.data import SimConfig
-from pipelines.simulator.server import SimulatorServer
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
 from pipelines.walk import WalkStats, _listed
 from warehouse.build import WarehouseBusyError, _publish
 

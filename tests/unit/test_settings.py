@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipelines.coc.errors import ConfigError
+from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
 from pipelines.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
@@ -222,7 +223,7 @@ def test_timezone_from_env() -> None:
 
 def test_day_lock_timeout_setting() -> None:
     base = {"COC_WAREHOUSE": "/tmp/wh"}
-    assert warehouse_settings_from_env(base).day_lock_timeout_s is None
+    assert warehouse_settings_from_env(base).day_lock_timeout_s == DEFAULT_LOCK_TIMEOUT_S
     w = warehouse_settings_from_env({**base, "COC_DAY_LOCK_TIMEOUT_S": "2.5"})
     assert w.day_lock_timeout_s == 2.5
     for raw in ("-1", "nan", "soon", "1e9"):
