@@ -37,9 +37,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.coc.errors import ConfigError
-from pipelines.flatten import TABLES
 from pipelines.manifest import Manifest, read_manifest, write_manifest
 from pipelines.parquet import DayWriter
+from pipelines.schemas import TABLES
 from pipelines.settings import zone
 
 WORK = "_repartition"
