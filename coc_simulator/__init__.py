@@ -1,6 +1,7 @@
 """The embedded COC simulator: seeded script orders served over loopback HTTP.
 
 catalog.py    scripts, hosts, failure patterns and message templates
+onsets.py     planted onsets: a zone, host, script version or message going bad on a day
 model.py      the shared types and constants: SimConfig, Ticket, Batch, Run, status codes
 plan.py       every ticket's creation, script, batches, fate and ids
 execution.py  how one ticket runs, drawn lazily from its seed
@@ -18,15 +19,21 @@ pipeline never imports this package: the demo, ``coc-etl simulator`` and the tes
 from coc_simulator.data import Dataset
 from coc_simulator.faults import Faults
 from coc_simulator.model import SimConfig
+from coc_simulator.onsets import HostOnset, MessageOnset, Onset, VersionOnset, ZoneOnset
 from coc_simulator.server import SimulatorServer, start_subprocess, stop_subprocess
 from coc_simulator.stats import Stats
 
 __all__ = [
     "Dataset",
     "Faults",
+    "HostOnset",
+    "MessageOnset",
+    "Onset",
     "SimConfig",
     "SimulatorServer",
     "Stats",
+    "VersionOnset",
+    "ZoneOnset",
     "start_subprocess",
     "stop_subprocess",
 ]

@@ -239,6 +239,8 @@ def build_hosts(count: int, rng: random.Random) -> list[Host]:
 OK_SHORT, OK_LONG, TIMEOUT, REFUSED, NOT_FOUND, AGENT, DISK, OOM, CANCELED, SKIPPED, ROLLBACK = (
     range(1, 12)
 )
+#: the template of a ``MessageOnset``: it never occurs without one
+EXPIRED = 12
 NO_MESSAGE = 0
 ZONE_KINDS = (REFUSED, DISK)
 BASE_KINDS = (TIMEOUT, REFUSED, NOT_FOUND, DISK)
@@ -297,4 +299,9 @@ def render_message(kind: int, key: int, host: Host, script: str) -> str | None:
         return "Execution canceled by the operator"
     if kind == SKIPPED:
         return "Skipped: an earlier batch exceeded the failure threshold"
+    if kind == EXPIRED:
+        return (
+            f"TLS handshake with mirror {host.ip}:443 failed: certificate expired "
+            f"{1 + a % 90} days ago (serial {b:04x}{c:04x})"
+        )
     return f"Rolled back: rollback script exit code 0 after {a} ms"

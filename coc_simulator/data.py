@@ -20,7 +20,7 @@ import time
 from bisect import bisect_left, bisect_right
 from datetime import UTC, date, datetime
 
-from coc_simulator import catalog
+from coc_simulator import catalog, onsets
 from coc_simulator.execution import current_batch_position, execute
 from coc_simulator.model import (
     DAY_MS,
@@ -82,6 +82,7 @@ class Dataset:
             running.batches = [Batch(index=i, size=30) for i in (1, 2, 3)]
             running.fate = "run"
             tickets.append(running)
+        _roll_out(config.onsets, tickets)
         hostile_day = self.day_starts[-2] if config.days >= 2 else self.day_starts[-1]
         finish_plan(config, tickets, hostile_day, self.anchor_ms)
         self.tickets = tickets
@@ -115,7 +116,14 @@ class Dataset:
             if pool is None:
                 pool = [h for region in ticket.regions for h in self._by_region.get(region, [])]
                 self._pools[ticket.regions] = pool = pool or list(range(len(self.hosts)))
-            run = ticket.run = execute(ticket, pool, self._offline, self._bad_zone)
+            run = ticket.run = execute(
+                ticket,
+                pool,
+                self._offline,
+                self._bad_zone,
+                host_extra=onsets.host_extra(self.config.onsets, ticket.gmt_created, self.hosts),
+                message_extra=onsets.message_extra(self.config.onsets, ticket.gmt_created),
+            )
         return run
 
     def day_window(self, day: date | str) -> tuple[int, int]:
@@ -340,3 +348,15 @@ class Dataset:
     ) -> int:
         """How many instances the tickets of the window hold (every status)."""
         return sum(t.total_instances for t in self.tickets_in_window(start_ms, end_ms, now=now))
+
+
+def _roll_out(planted: tuple[onsets.Onset, ...], tickets: list[Ticket]) -> None:
+    """Each ``VersionOnset``: the script's tickets from its day on run the new version."""
+    for n, onset in enumerate(planted):
+        if not isinstance(onset, onsets.VersionOnset):
+            continue
+        version = catalog.Version(uuid=9000 + n, name=onset.version, failure=onset.failure)
+        start = onsets.onset_ms(onset)
+        for ticket in tickets:
+            if ticket.script.name == onset.script and ticket.gmt_created >= start:
+                ticket.version = version

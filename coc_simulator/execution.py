@@ -41,9 +41,13 @@ def execute(
     pool: list[int],
     offline: list[bool],
     bad_zone: list[bool],
+    *,
+    host_extra: dict[int, float] | None = None,
+    message_extra: float = 0.0,
 ) -> Run:
     """Draw every instance of ``ticket`` from its seed. ``pool`` holds the host indexes of
-    the ticket's regions; ``offline``/``bad_zone`` are per-host failure facts."""
+    the ticket's regions; ``offline``/``bad_zone`` are per-host failure facts;
+    ``host_extra`` and ``message_extra`` are what planted onsets add (``onsets.py``)."""
     rng = random.Random(ticket.seed)
     r = rng.random
     bits = rng.getrandbits
@@ -105,7 +109,10 @@ def execute(
             u = r()
             a = catalog.OFFLINE_FAILURE if offline[h] else 0.0
             z = a + p_zone if bad_zone[h] else a
+            if host_extra is not None:
+                z += host_extra.get(h, 0.0)
             v = z + p_version
+            w = v + message_extra
             if u < a:
                 code, kind, dur = ABNORMAL, catalog.AGENT, 300 + int(r() * 5000)
             elif u < z:
@@ -113,7 +120,9 @@ def execute(
             elif u < v:
                 code, kind = ABNORMAL, catalog.REGRESSION_KINDS[int(r() * 3)]
                 dur = int(mean_ms * (0.2 + r()))
-            elif u < v + p_base:
+            elif u < w:
+                code, kind, dur = ABNORMAL, catalog.EXPIRED, 1000 + int(r() * 4000)
+            elif u < w + p_base:
                 code, kind = ABNORMAL, catalog.BASE_KINDS[bits(2)]
                 dur = timeout_ms + int(r() * 1000) if kind == catalog.TIMEOUT else 200 + bits(13)
             else:

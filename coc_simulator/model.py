@@ -3,7 +3,7 @@
 ``SimConfig`` (what to generate), a ticket as planned (``Ticket``, ``Batch``: ``plan.py``
 fills them), its execution (``Run``, ``BatchRun``: ``execution.py`` draws them), the status
 codes of instances, and epoch-millisecond time. This module imports nothing of the
-simulator but ``catalog``, so ``plan``, ``execution`` and ``data`` never import one another
+simulator but ``catalog`` and ``onsets``, so ``plan``, ``execution`` and ``data`` never import one another
 in a circle.
 """
 
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coc_simulator.catalog import Script, Version
+from coc_simulator.onsets import Onset, validate_onsets
 
 DAY_MS = 86_400_000
 SHANGHAI_MIDNIGHT_MS = 16 * 3_600_000  # 00:00 in Asia/Shanghai (UTC+8) is 16:00 UTC
@@ -56,6 +57,11 @@ class SimConfig:
     #: Give a few tickets ids containing ``/``, ``?``, ``#``, ``%``, ``..`` and spaces.
     hostile_uuids: bool = False
     hosts: int = 4000
+    #: False keeps every script on its first version: no built-in mid-span regression
+    #: (``upgrade_jdk`` v2.4.0), so that nothing shifts unless an onset says so.
+    rollouts: bool = True
+    #: Failure patterns planted from a given day on (``onsets.py``).
+    onsets: tuple[Onset, ...] = ()
 
     def __post_init__(self) -> None:
         low, high = self.tickets_per_day
@@ -63,6 +69,7 @@ class SimConfig:
             raise ValueError(f"invalid simulator config: {self}")
         if self.instances_per_day is not None and self.instances_per_day < 0:
             raise ValueError("instances_per_day must be >= 0")
+        validate_onsets(self.onsets, self.hosts)
 
 
 @dataclass(slots=True)

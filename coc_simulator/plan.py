@@ -114,6 +114,8 @@ def new_ticket(rng: random.Random, created: int, role: str, span: float, largest
 
 def plan_day(config: SimConfig, day_start: int, span: float) -> list[Ticket]:
     rng = random.Random(f"{config.seed}:day:{day_start}")
+    if not config.rollouts:
+        span = 0.0  # every script keeps its first version
     shanghai = day_start + SHANGHAI_MIDNIGHT_MS
     boundary = (
         (day_start, "sizes"),

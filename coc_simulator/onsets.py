@@ -1,0 +1,96 @@
+"""Planted onsets: failure patterns that start on a given day, for ``failure_shifts`` to find.
+
+Each onset applies to the tickets created on or after ``day`` (UTC) and adds ``failure``
+to the failure probability of the instances it concerns:
+
+- ``ZoneOnset``: every host of ``zone`` (failures read like the bad zone's: connection
+  refused, full disks);
+- ``HostOnset``: the host at index ``host`` of the dataset's pool (``Dataset.hosts``);
+- ``VersionOnset``: ``script`` rolls out ``version`` that day (every later ticket of the
+  script runs it), which fails with ``failure`` more than the script's base rate;
+- ``MessageOnset``: every host, with a message template that never occurs otherwise.
+
+Without onsets the dataset is exactly what it was: the extra probabilities are added to
+the thresholds of the same random draws, so a config with onsets differs from one without
+only where an onset applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from coc_simulator.catalog import Host
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneOnset:
+    zone: str
+    day: date
+    failure: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostOnset:
+    host: int
+    day: date
+    failure: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionOnset:
+    script: str
+    version: str
+    day: date
+    failure: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageOnset:
+    day: date
+    failure: float
+
+
+Onset = ZoneOnset | HostOnset | VersionOnset | MessageOnset
+
+
+def onset_ms(onset: Onset) -> int:
+    """The onset's first instant, epoch milliseconds (00:00 UTC of its day)."""
+    start = datetime(onset.day.year, onset.day.month, onset.day.day, tzinfo=UTC)
+    return int(start.timestamp() * 1000)
+
+
+def validate_onsets(onsets: Sequence[Onset], hosts: int) -> None:
+    """Refuse onsets that cannot apply, naming the one that is wrong."""
+    for onset in onsets:
+        if not 0.0 <= onset.failure <= 1.0:
+            raise ValueError(f"onset {onset}: failure must be within 0..1")
+        if isinstance(onset, HostOnset) and not 0 <= onset.host < hosts:
+            raise ValueError(f"onset {onset}: host must be an index below {hosts}")
+
+
+def host_extra(
+    onsets: Sequence[Onset], created_ms: int, hosts: Sequence[Host]
+) -> dict[int, float] | None:
+    """Extra failure probability per host index for a ticket created at ``created_ms``
+    (None when nothing applies)."""
+    extra: dict[int, float] = {}
+    for onset in onsets:
+        if created_ms < onset_ms(onset):
+            continue
+        if isinstance(onset, ZoneOnset):
+            for n, host in enumerate(hosts):
+                if host.zone_id == onset.zone:
+                    extra[n] = extra.get(n, 0.0) + onset.failure
+        elif isinstance(onset, HostOnset):
+            extra[onset.host] = extra.get(onset.host, 0.0) + onset.failure
+    return extra or None
+
+
+def message_extra(onsets: Sequence[Onset], created_ms: int) -> float:
+    """Probability that an instance of a ticket created at ``created_ms`` fails with the new
+    message template."""
+    return sum(
+        o.failure for o in onsets if isinstance(o, MessageOnset) and created_ms >= onset_ms(o)
+    )

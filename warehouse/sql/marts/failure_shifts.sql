@@ -1,0 +1,272 @@
+-- failure_shifts: what is failing more than it used to, and since when? One row per
+-- dt × dimension × key for every key with outcomes that day. Dimensions and their keys:
+--   region          region_id
+--   zone            zone_id
+--   application     application
+--   script          script_name (the ticket's, from script_orders)
+--   script_version  script_name || ' ' || script_version_name (either alone if the other is NULL)
+--   host            resource_id
+--   message_pattern the failure message masked exactly as in failure_messages.sql
+-- NULL keys stay NULL and are keys like any other.
+--
+-- How failure is counted (the same in every mart): instances = instances that reached an
+-- outcome (FINISHED, ABNORMAL or ROLLBACKED); failed = instances whose status is ABNORMAL;
+-- failure_rate = failed / instances. CANCELED, READY and PROCESSING are not counted (see
+-- failure_rates_daily.sql for why). For message_pattern, failed = the day's ABNORMAL
+-- instances with that pattern and instances = every counted instance of the day, so its
+-- failure_rate is the share of the day's runs that failed with that message.
+--
+-- Baseline: the key's own counts over the 7 calendar days before dt (dt-7 .. dt-1):
+-- baseline_instances, baseline_failed, baseline_rate (NULL when baseline_instances = 0). For
+-- message_pattern, baseline_instances = every counted instance of those days (a pattern that
+-- never occurred there has baseline_failed = 0 of them).
+--
+-- score: the signed square root of the log-likelihood ratio statistic (G-test) of "the day's
+--   rate differs from the reference rate" for two binomial samples, the day (failed of
+--   instances) and the reference; positive when the day fails more, negative when less, 0
+--   when equal. Under "nothing changed" it is close to a standard normal variable, so it
+--   weighs the rate difference by both sample sizes: 3x on thousands of runs scores high,
+--   3x on five runs does not. The reference is the key's baseline; a key without one (no
+--   instances in the window: a new host, a new script version) is compared with its
+--   dimension's pooled counts over the same window. On the first day of data nothing has a
+--   reference: score is NULL. G is divided by the dimension's dispersion before the root
+--   (see `dispersion` below: runs of one ticket fail together, so rates vary more from day
+--   to day than independent runs would).
+-- alert: the product's decision, all of
+--   1. score beats a Bonferroni threshold over every key tested that day, all dimensions
+--      together (m = rows of the day with a score): the one-sided p-value, bounded above by
+--      the normal tail bound phi(z)/z, is below alpha/m with alpha = 0.05. So a day raises a
+--      false alarm with probability at most about 5%, however many hosts or messages it
+--      tests;
+--   2. failed >= 5: a handful of instances never alerts;
+--   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news.
+-- since: the first day of the key's current unbroken run of alert days (consecutive calendar
+--   days with alert = true, ending at dt); NULL when alert is false.
+CREATE OR REPLACE VIEW failure_shifts AS
+WITH params AS (
+    SELECT
+        0.05 AS alpha,
+        5 AS min_failed,
+        2.0 AS min_ratio
+),
+located AS (
+    SELECT
+        i.dt,
+        i.status,
+        i.region_id,
+        i.zone_id,
+        i.application,
+        i.resource_id,
+        o.script_name,
+        nullif(concat_ws(' ', o.script_name, o.script_version_name), '') AS script_version
+    FROM execution_instances AS i
+    LEFT JOIN script_orders AS o
+        ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
+),
+by_key AS (
+    SELECT
+        dt,
+        CASE
+            WHEN grouping(region_id) = 0 THEN 'region'
+            WHEN grouping(zone_id) = 0 THEN 'zone'
+            WHEN grouping(application) = 0 THEN 'application'
+            WHEN grouping(script_name) = 0 THEN 'script'
+            WHEN grouping(script_version) = 0 THEN 'script_version'
+            ELSE 'host'
+        END AS dimension,
+        coalesce(region_id, zone_id, application, script_name, script_version, resource_id)
+            AS key,
+        count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
+        count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+    FROM located
+    GROUP BY GROUPING SETS (
+        (dt, region_id), (dt, zone_id), (dt, application), (dt, script_name),
+        (dt, script_version), (dt, resource_id)
+    )
+),
+day_totals AS (
+    SELECT dt, CAST(sum(instances) AS BIGINT) AS instances
+    FROM by_key
+    WHERE dimension = 'region'
+    GROUP BY dt
+),
+patterns AS (
+    SELECT
+        dt,
+        left(
+            trim(
+                message
+                .regexp_replace(
+                    '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}',
+                    '<uuid>', 'g')
+                .regexp_replace('\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s''"]+', '<url>', 'g')
+                .regexp_replace(
+                    '\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b'
+                    || '|\b(?:[0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*\b',
+                    '<ip>', 'g')
+                .regexp_replace('\b(?:\d{1,3}\.){3}\d{1,3}\b', '<ip>', 'g')
+                .regexp_replace('(^|[\s''"(\[=,:])/[^\s''"()\[\],;:]+', '\1<path>', 'g')
+                .regexp_replace('\b[a-zA-Z]:\\[^\s''"]*', '<path>', 'g')
+                .regexp_replace('\b0[xX][0-9a-fA-F]+\b', '<hex>', 'g')
+                .regexp_replace('\b\d+\b', '<n>', 'g')
+                .regexp_replace('\b[0-9a-fA-F]{8,}\b', '<hex>', 'g')
+                .regexp_replace('\d+', '<n>', 'g')
+                .regexp_replace('\s+', ' ', 'g')
+            ),
+            300
+        ) AS key,
+        count(*) AS failed
+    FROM execution_instances
+    WHERE status = 'ABNORMAL'
+    GROUP BY ALL
+),
+daily AS (
+    SELECT dt, dimension, key, instances, failed
+    FROM by_key
+    WHERE instances > 0
+    UNION ALL
+    SELECT p.dt, 'message_pattern', p.key, t.instances, p.failed
+    FROM patterns AS p
+    JOIN day_totals AS t ON t.dt = p.dt
+),
+-- the window before each day: per key, per dimension (pooled), and every instance
+keyed AS (
+    SELECT
+        *,
+        sum(instances) OVER key_window AS own_instances,
+        sum(failed) OVER key_window AS own_failed
+    FROM daily
+    WINDOW key_window AS (
+        PARTITION BY dimension, key ORDER BY dt
+        RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
+),
+pooled AS (
+    SELECT
+        dt,
+        dimension,
+        sum(sum(instances)) OVER dim_window AS dim_instances,
+        sum(sum(failed)) OVER dim_window AS dim_failed
+    FROM daily
+    GROUP BY dt, dimension
+    WINDOW dim_window AS (
+        PARTITION BY dimension ORDER BY dt
+        RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
+),
+everything AS (
+    SELECT
+        dt,
+        sum(instances) OVER (
+            ORDER BY dt RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND INTERVAL 1 DAY PRECEDING
+        ) AS all_instances
+    FROM day_totals
+),
+baselined AS (
+    SELECT
+        k.dt,
+        k.dimension,
+        k.key,
+        k.instances,
+        k.failed,
+        CAST(
+            CASE
+                WHEN k.dimension = 'message_pattern' THEN coalesce(e.all_instances, 0)
+                ELSE coalesce(k.own_instances, 0)
+            END AS BIGINT
+        ) AS baseline_instances,
+        CAST(coalesce(k.own_failed, 0) AS BIGINT) AS baseline_failed,
+        coalesce(p.dim_instances, 0) AS dim_instances,
+        coalesce(p.dim_failed, 0) AS dim_failed
+    FROM keyed AS k
+    JOIN pooled AS p ON p.dt = k.dt AND p.dimension = k.dimension
+    LEFT JOIN everything AS e ON e.dt = k.dt
+),
+-- the reference sample: the key's own baseline, else its dimension's pooled window
+referenced AS (
+    SELECT
+        *,
+        CAST(failed AS DOUBLE) AS a,
+        CAST(instances AS DOUBLE) AS n,
+        CAST(CASE WHEN baseline_instances > 0 THEN baseline_failed ELSE dim_failed END
+            AS DOUBLE) AS b,
+        CAST(CASE WHEN baseline_instances > 0 THEN baseline_instances ELSE dim_instances END
+            AS DOUBLE) AS r
+    FROM baselined
+),
+rates AS (
+    SELECT
+        *,
+        a / n AS p1,
+        b / nullif(r, 0) AS p0,
+        (a + b) / (n + r) AS p
+    FROM referenced
+),
+-- G = 2 * sum over the four cells of observed * ln(observed / expected under one rate);
+-- a cell with nothing observed adds 0
+tested AS (
+    SELECT
+        *,
+        CASE WHEN r = 0 THEN NULL ELSE greatest(0.0,
+            (CASE WHEN a = 0 THEN 0 ELSE a * ln(p1 / p) END)
+            + (CASE WHEN n - a = 0 THEN 0 ELSE (n - a) * ln((1 - p1) / (1 - p)) END)
+            + (CASE WHEN b = 0 THEN 0 ELSE b * ln(p0 / p) END)
+            + (CASE WHEN r - b = 0 THEN 0 ELSE (r - b) * ln((1 - p0) / (1 - p)) END)
+        ) END AS llr
+    FROM rates
+),
+-- runs of one ticket fail together (same script, region, moment), so daily rates vary more
+-- than independent runs would: G is divided by the dimension's dispersion, its median over
+-- every tested day and key divided by the median of a chi-square with 1 degree of freedom
+-- (quasi-binomial scaling, robust to the few real shifts), and never by less than 1
+dispersion AS (
+    SELECT dimension, greatest(1.0, median(2 * llr) / 0.4549364231195724) AS phi
+    FROM tested
+    WHERE llr IS NOT NULL
+    GROUP BY dimension
+),
+scored AS (
+    SELECT
+        t.*,
+        sign(t.p1 - t.p0) * sqrt(2 * t.llr / d.phi) AS score,
+        count(t.llr) OVER (PARTITION BY t.dt) AS tests
+    FROM tested AS t
+    LEFT JOIN dispersion AS d ON d.dimension = t.dimension
+),
+decided AS (
+    SELECT
+        s.*,
+        coalesce(
+            s.score > 1
+            -- phi(z) / z <= alpha / m, the Bonferroni bound on the one-sided p-value
+            AND s.score * s.score / 2 + ln(greatest(s.score, 1)) + ln(2 * pi()) / 2 >= ln(s.tests / q.alpha)
+            AND s.failed >= q.min_failed
+            AND s.p1 >= q.min_ratio * s.p0,
+            false
+        ) AS alert
+    FROM scored AS s, params AS q
+),
+runs AS (
+    SELECT
+        *,
+        -- consecutive alert days share dt - (their rank among the key's alert days)
+        dt - CAST(row_number() OVER (PARTITION BY dimension, key, alert ORDER BY dt) AS INTEGER)
+            AS run
+    FROM decided
+)
+SELECT
+    dt,
+    dimension,
+    key,
+    CAST(instances AS BIGINT) AS instances,
+    CAST(failed AS BIGINT) AS failed,
+    CAST(failed AS DOUBLE) / instances AS failure_rate,
+    baseline_instances,
+    baseline_failed,
+    CAST(baseline_failed AS DOUBLE) / nullif(baseline_instances, 0) AS baseline_rate,
+    score,
+    alert,
+    CASE
+        WHEN alert THEN min(dt) OVER (PARTITION BY dimension, key, alert, run)
+    END AS since
+FROM runs;
