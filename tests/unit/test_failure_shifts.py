@@ -1,0 +1,233 @@
+"""failure_shifts on hand-built counts: the alert rule, the baseline window and ``since``.
+
+Each test writes a few days of Parquet whose counts are chosen by hand (one ticket per
+(day, zone, script version) cell, ``failed`` ABNORMAL instances and the rest FINISHED),
+builds the real ``coc.duckdb`` and reads the mart back through DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.flatten import TABLES
+from warehouse import build_warehouse, connect
+
+DAY0 = date(2026, 11, 1)
+#: the contract's columns, in order, with the DuckDB types the mart gives them
+COLUMNS = [
+    ("dt", "DATE"),
+    ("dimension", "VARCHAR"),
+    ("key", "VARCHAR"),
+    ("instances", "BIGINT"),
+    ("failed", "BIGINT"),
+    ("failure_rate", "DOUBLE"),
+    ("baseline_instances", "BIGINT"),
+    ("baseline_failed", "BIGINT"),
+    ("baseline_rate", "DOUBLE"),
+    ("score", "DOUBLE"),
+    ("alert", "BOOLEAN"),
+    ("since", "DATE"),
+]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """``instances`` runs of ``script`` ``version`` in ``zone`` on day ``day`` (0 = DAY0)."""
+
+    day: int
+    zone: str
+    instances: int
+    failed: int
+    script: str = "deploy"
+    version: str = "v1"
+    message: str = "Connection to 10.0.0.12:22 refused after 3 retries"
+    canceled: int = 0
+
+
+def write_cells(root: Path, cells: list[Cell]) -> None:
+    instances: dict[date, list[dict]] = {}
+    orders: dict[date, list[dict]] = {}
+    for n, cell in enumerate(cells):
+        day = DAY0 + timedelta(days=cell.day)
+        created = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+        ticket = f"t{n:04d}"
+        statuses = (
+            ["ABNORMAL"] * cell.failed
+            + ["FINISHED"] * (cell.instances - cell.failed)
+            + ["CANCELED"] * cell.canceled
+        )
+        instances.setdefault(day, []).extend(
+            {
+                "execute_uuid": ticket,
+                "batch_index": 1,
+                "instance_id": i,
+                "status": status,
+                "message": cell.message.replace("10.0.0.12", f"10.0.{i % 250}.{n % 250}")
+                if status == "ABNORMAL"
+                else "ok",
+                "created_at": created,
+                "finished_at": created + timedelta(seconds=5),
+                "resource_id": f"{cell.zone}-host-{i % 40}",
+                "region_id": cell.zone[:-1],
+                "zone_id": cell.zone,
+                "application": "shop",
+            }
+            for i, status in enumerate(statuses)
+        )
+        orders.setdefault(day, []).append(
+            {
+                "execute_uuid": ticket,
+                "order_id": n,
+                "status": "FINISHED",
+                "created_at": created,
+                "script_name": cell.script,
+                "script_version_name": cell.version,
+            }
+        )
+    for table, days in (("execution_instances", instances), ("script_orders", orders)):
+        for day, rows in days.items():
+            folder = root / table / f"dt={day.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), folder / "p.parquet")
+
+
+def shifts(tmp_path: Path, cells: list[Cell]) -> dict[tuple[int, str, str | None], dict]:
+    """Build the warehouse of ``cells``; failure_shifts by (day number, dimension, key)."""
+    write_cells(tmp_path, cells)
+    built = build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
+    con = connect(built.duckdb_path)
+    try:
+        cursor = con.execute("SELECT * FROM failure_shifts")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+    return {((r["dt"] - DAY0).days, r["dimension"], r["key"]): r for r in rows}
+
+
+def steady(days: range, zone: str, instances: int, failed: int, **kw: Any) -> list[Cell]:
+    return [Cell(day, zone, instances, failed, **kw) for day in days]
+
+
+#: a quiet neighbour on every day, so that each day has several keys to test
+QUIET = steady(range(9), "cn-north-4a", 2000, 20)
+
+
+def test_columns_and_types_are_the_contracts(tmp_path: Path) -> None:
+    write_cells(tmp_path, QUIET)
+    built = build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
+    con = connect(built.duckdb_path)
+    try:
+        described = con.execute("DESCRIBE failure_shifts").fetchall()
+        dimensions = {
+            d for (d,) in con.execute("SELECT DISTINCT dimension FROM failure_shifts").fetchall()
+        }
+    finally:
+        con.close()
+    assert [(name, kind) for name, kind, *_ in described] == COLUMNS
+    expected = {"region", "zone", "application", "script", "script_version", "host"}
+    assert dimensions == expected | {"message_pattern"}
+
+
+def test_equal_rates_never_alert(tmp_path: Path) -> None:
+    cells = QUIET + steady(range(9), "cn-east-3b", 3000, 90) + steady(range(9), "ap-1a", 50, 5)
+    rows = shifts(tmp_path, cells)
+    assert not any(r["alert"] for r in rows.values())
+    zone = rows[8, "zone", "cn-east-3b"]
+    assert (zone["baseline_instances"], zone["baseline_failed"]) == (7 * 3000, 7 * 90)
+    assert zone["failure_rate"] == zone["baseline_rate"] == 0.03
+    assert zone["score"] == 0.0
+    assert rows[0, "zone", "cn-east-3b"]["score"] is None  # the first day has no reference
+
+
+def test_three_times_the_rate_on_large_counts_alerts(tmp_path: Path) -> None:
+    cells = QUIET + steady(range(8), "cn-east-3b", 3000, 60) + [Cell(8, "cn-east-3b", 3000, 180)]
+    rows = shifts(tmp_path, cells)
+    zone = rows[8, "zone", "cn-east-3b"]
+    assert zone["alert"] is True
+    assert zone["since"] == DAY0 + timedelta(days=8)
+    assert (zone["instances"], zone["failed"]) == (3000, 180)
+    assert (zone["baseline_instances"], zone["baseline_failed"]) == (21000, 420)  # days 1-7
+    assert zone["score"] > 5
+    assert rows[8, "region", "cn-east-3"]["alert"] is True
+    assert rows[8, "zone", "cn-north-4a"]["alert"] is False
+    assert not any(r["alert"] for (day, _, _), r in rows.items() if day < 8)
+
+
+def test_three_times_the_rate_on_five_instances_does_not_alert(tmp_path: Path) -> None:
+    cells = QUIET + steady(range(8), "cn-east-3b", 1000, 200) + [Cell(8, "cn-east-3b", 5, 3)]
+    rows = shifts(tmp_path, cells)
+    zone = rows[8, "zone", "cn-east-3b"]
+    assert zone["failure_rate"] == pytest.approx(3 * zone["baseline_rate"])
+    assert zone["score"] > 0
+    assert zone["alert"] is False
+    assert zone["since"] is None
+
+
+def test_since_is_the_first_day_of_the_unbroken_run(tmp_path: Path) -> None:
+    # 1% for days 0-3, 10% on days 4 and 5, 1% on day 6, 10% again on day 7
+    rates = [10, 10, 10, 10, 100, 100, 10, 100]
+    cells = QUIET + [Cell(day, "cn-east-3b", 1000, failed) for day, failed in enumerate(rates)]
+    rows = shifts(tmp_path, cells)
+    zone = {day: rows[day, "zone", "cn-east-3b"] for day in range(8)}
+    assert [zone[d]["alert"] for d in range(8)] == [False] * 4 + [True, True, False, True]
+    assert zone[4]["since"] == zone[5]["since"] == DAY0 + timedelta(days=4)
+    assert zone[6]["since"] is None
+    assert zone[7]["since"] == DAY0 + timedelta(days=7)
+
+
+def test_a_new_key_alerts_against_its_dimension_when_its_numbers_are_strong(
+    tmp_path: Path,
+) -> None:
+    old = steady(range(9), "cn-east-3b", 2000, 40, version="v1")
+    new = [
+        Cell(8, "cn-east-3b", 500, 150, version="v2"),
+        Cell(8, "cn-east-3b", 4, 4, script="tiny", version="v9"),
+    ]
+    rows = shifts(tmp_path, QUIET + old + new)
+    version = rows[8, "script_version", "deploy v2"]
+    assert (version["baseline_instances"], version["baseline_failed"]) == (0, 0)
+    assert version["baseline_rate"] is None
+    assert version["alert"] is True
+    assert version["since"] == DAY0 + timedelta(days=8)
+    tiny = rows[8, "script_version", "tiny v9"]  # 4 of 4 failed: a handful, no alert
+    assert tiny["score"] > 0
+    assert tiny["alert"] is False
+    assert rows[8, "script_version", "deploy v1"]["alert"] is False
+
+
+def test_a_new_message_pattern_alerts_and_is_masked_like_failure_messages(
+    tmp_path: Path,
+) -> None:
+    expired = "TLS handshake with 10.0.0.12:443 failed: certificate expired 3 days ago"
+    cells = [*QUIET, Cell(8, "cn-east-3b", 1000, 40, message=expired)]
+    rows = shifts(tmp_path, cells)
+    con = connect(tmp_path / "coc.duckdb")
+    try:
+        patterns = {
+            p for (p,) in con.execute("SELECT message_pattern FROM failure_messages").fetchall()
+        }
+    finally:
+        con.close()
+    keys = {key for (_, dimension, key) in rows if dimension == "message_pattern"}
+    assert keys == patterns
+    pattern = "TLS handshake with <ip>:<n> failed: certificate expired <n> days ago"
+    row = rows[8, "message_pattern", pattern]
+    # a pattern's denominator is every counted instance: the day's, and the window's
+    assert (row["instances"], row["failed"]) == (3000, 40)
+    assert (row["baseline_instances"], row["baseline_failed"]) == (7 * 2000, 0)
+    assert row["alert"] is True
+
+
+def test_canceled_instances_are_not_counted(tmp_path: Path) -> None:
+    cells = QUIET + steady(range(9), "cn-east-3b", 1000, 10, canceled=500)
+    rows = shifts(tmp_path, cells)
+    zone = rows[8, "zone", "cn-east-3b"]
+    assert (zone["instances"], zone["failed"], zone["failure_rate"]) == (1000, 10, 0.01)
