@@ -1,8 +1,13 @@
-"""The DuckDB file: views over the day-partitioned Parquet, and the marts on top."""
+"""The DuckDB file: views over the day-partitioned Parquet, and the marts on top; a check
+that warns when the newest day has failure-shift alerts."""
 
 from collections.abc import Iterator
+from datetime import date
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     MaterializeResult,
@@ -15,6 +20,15 @@ from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import BACKFILL
 from assets.resources import WarehouseResource
 from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_description, scalar
+from warehouse.report import ShiftAlert, describe_alert, newest_alerts
+
+#: the asset check over ``failure_shifts``: (name, asset, description)
+SHIFT_CHECK = (
+    "no_failure_shifts_on_newest_day",
+    "warehouse",
+    "Warns when failure_shifts alerts on the newest day: each key failing more than in the "
+    "7 days before, with its rate against the baseline and since when.",
+)
 
 
 def build_warehouse_asset(partitions_def: PartitionsDefinition):
@@ -42,14 +56,17 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
     @multi_asset(
         name="coc_warehouse",
         specs=specs,
+        check_specs=[
+            AssetCheckSpec(SHIFT_CHECK[0], asset=SHIFT_CHECK[1], description=SHIFT_CHECK[2])
+        ],
         partitions_def=partitions_def,
         backfill_policy=BACKFILL,
         can_subset=False,
     )
     def coc_warehouse(
         context: AssetExecutionContext, warehouse: WarehouseResource
-    ) -> Iterator[MaterializeResult]:
-        """Rebuild coc.duckdb (views and marts) and profile each mart."""
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Rebuild coc.duckdb (views and marts), profile each mart, check for shifts."""
         wh = warehouse.settings()
         result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
         context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
@@ -71,5 +88,31 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
                 )
         finally:
             con.close()
+        yield shift_check_result(*newest_alerts(result.duckdb_path))
 
     return coc_warehouse
+
+
+def shift_check_result(newest: date | None, alerts: list[ShiftAlert]) -> AssetCheckResult:
+    """Passed when the newest day has no alert; else a warning naming each alert."""
+    lines = [describe_alert(alert) for alert in alerts]
+    return AssetCheckResult(
+        check_name=SHIFT_CHECK[0],
+        asset_key=SHIFT_CHECK[1],
+        passed=not alerts,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            "\n".join(lines)[:4000]
+            if alerts
+            else f"no failure shifts on {newest}"
+            if newest
+            else "no data yet"
+        ),
+        metadata={
+            "newest_day": MetadataValue.text(newest.isoformat() if newest else "none"),
+            "alerts": len(alerts),
+            "alerts_list": MetadataValue.md(
+                "\n".join(f"- {line}" for line in lines) if lines else "(none)"
+            ),
+        },
+    )

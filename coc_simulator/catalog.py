@@ -302,6 +302,6 @@ def render_message(kind: int, key: int, host: Host, script: str) -> str | None:
     if kind == EXPIRED:
         return (
             f"TLS handshake with mirror {host.ip}:443 failed: certificate expired "
-            f"{1 + a % 90} days ago (serial {b:04x}{c:04x})"
+            f"{1 + a % 90} days ago"
         )
     return f"Rolled back: rollback script exit code 0 after {a} ms"

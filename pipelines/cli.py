@@ -219,7 +219,7 @@ def _duckdb_path(args: argparse.Namespace) -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     import duckdb
 
-    from warehouse.report import failure_report, format_report
+    from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
 
     path = _duckdb_path(args)
     source = "--duckdb" if args.duckdb else "COC_DUCKDB"
@@ -228,6 +228,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not os.path.isfile(path):
         raise ConfigError(f"{source} {path} is not a file")
     try:
+        alerts = format_alerts(*newest_alerts(path))
         rows = failure_report(path, days=args.days, by=args.by)
     except duckdb.CatalogException:
         raise ConfigError(
@@ -236,6 +237,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except duckdb.Error as exc:
         reason = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
+    print(alerts)
+    print()
     print(format_report(rows, by=args.by))
     return EXIT_OK
 
@@ -323,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
     p.set_defaults(handler=_cmd_build)
 
-    p = sub.add_parser("report", help="print failure rates from coc.duckdb")
+    p = sub.add_parser(
+        "report", help="print the newest day's failure-shift alerts, then failure rates"
+    )
     p.add_argument("--days", type=_positive, default=7, help="how many recent days (default 7)")
     p.add_argument(
         "--by",

@@ -1,9 +1,14 @@
-"""The failure-rate report: ``failure_rates_daily`` by day and one key, as a terminal table.
+"""The failure-rate report: ``failure_rates_daily`` by day and one key, as a terminal table,
+after the newest day's ``failure_shifts`` alerts.
 
 ``failure_report`` reads the numbers from the DuckDB file (read-only); ``format_report``
 turns them into aligned text. The window is the ``days`` most recent days ending at
 ``until``, by default the newest day in the warehouse, and the title names the dates, so a
 warehouse that stopped being fed shows its last data with its dates rather than nothing.
+
+``newest_alerts`` reads the alerts of the newest day of ``failure_shifts`` (most surprising
+first); ``describe_alert`` is the one line that both ``format_alerts`` (the report) and the
+Dagster asset check print for each.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import NamedTuple
+
+import duckdb
 
 from warehouse.build import connect, scalar
 
@@ -184,3 +191,94 @@ def format_hotspots(duckdb_path: str | os.PathLike[str], *, days: int = 7, top: 
         text = (pattern or "(no message)").replace("\n", " ")
         lines.append(f"  {instances:>6,} on {hosts:,} hosts  {text[:90]}")
     return "\n".join(lines)
+
+
+class ShiftAlert(NamedTuple):
+    """One alerting row of ``failure_shifts``; ``host_name`` names a host key when known."""
+
+    dt: date
+    dimension: str
+    key: str | None
+    instances: int
+    failed: int
+    failure_rate: float
+    baseline_instances: int
+    baseline_failed: int
+    baseline_rate: float | None
+    score: float
+    since: date
+    host_name: str | None = None
+
+
+def newest_alerts(duckdb_path: str | os.PathLike[str]) -> tuple[date | None, list[ShiftAlert]]:
+    """The newest day of ``failure_shifts`` and its alerts, highest score first.
+
+    ``(None, [])`` when the mart is empty, or absent (a file built before it existed).
+    """
+    con = connect(duckdb_path, read_only=True)
+    try:
+        try:
+            newest = scalar(con, "SELECT max(dt) FROM failure_shifts")
+        except duckdb.CatalogException:
+            return None, []
+        if newest is None:
+            return None, []
+        rows = con.execute(
+            """
+            SELECT
+                s.dt, s.dimension, s.key, s.instances, s.failed, s.failure_rate,
+                s.baseline_instances, s.baseline_failed, s.baseline_rate, s.score, s.since,
+                h.host_name
+            FROM failure_shifts AS s
+            LEFT JOIN host_failures AS h
+                ON s.dimension = 'host' AND h.resource_id = s.key
+            WHERE s.dt = ? AND s.alert
+            ORDER BY s.score DESC, s.dimension, s.key
+            """,
+            [newest],
+        ).fetchall()
+    finally:
+        con.close()
+    return newest, [ShiftAlert(*row) for row in rows]
+
+
+def describe_alert(alert: ShiftAlert) -> str:
+    """``zone cn-east-3b: 12.0% (250 of 2,080) against 1.8% (147 of 8,369) before, since
+    2026-11-22, score 19.0``; a key without a baseline reads ``new: no runs in the 7 days
+    before``."""
+    key = NULL_KEY if alert.key is None else alert.key.replace("\n", " ")
+    if len(key) > 100:
+        key = key[:99] + "…"
+    if alert.host_name:
+        key = f"{key} ({alert.host_name})"
+    today = f"{_share(alert.failure_rate)} ({alert.failed:,} of {alert.instances:,})"
+    if alert.baseline_instances:
+        before = (
+            f"against {_share(alert.baseline_rate)} ({alert.baseline_failed:,} of "
+            f"{alert.baseline_instances:,}) in the 7 days before"
+        )
+    else:
+        before = "new: no runs in the 7 days before"
+    return (
+        f"{alert.dimension} {key}: {today} {before}, since {alert.since.isoformat()}, "
+        f"score {alert.score:.1f}"
+    )
+
+
+def format_alerts(newest: date | None, alerts: Sequence[ShiftAlert]) -> str:
+    """The newest day's alerts, one line each, or a line saying there are none."""
+    if newest is None:
+        return "Failure shifts: no data yet."
+    if not alerts:
+        return f"Failure shifts on {newest.isoformat()} (newest day): no alerts."
+    noun = "alert" if len(alerts) == 1 else "alerts"
+    lines = [f"Failure shifts on {newest.isoformat()} (newest day): {len(alerts)} {noun}"]
+    lines += [f"  {describe_alert(alert)}" for alert in alerts]
+    return "\n".join(lines)
+
+
+def _share(rate: float | None) -> str:
+    """A percentage that keeps two significant digits below 1% (message patterns' shares)."""
+    if rate is not None and 0 < rate < 0.01:
+        return f"{rate * 100:.2g}%"
+    return _percent(rate)

@@ -1,0 +1,194 @@
+"""failure_shifts on simulated data: planted onsets are found on their day, and a steady
+estate raises (almost) no alerts.
+
+Real parts throughout: the simulator serves the days over loopback HTTP, ``ingest_days``
+(what the Dagster asset calls) publishes them as Parquet, the last day is materialized by a
+real Dagster run (which rebuilds ``coc.duckdb`` and runs the shift check), the mart is read
+back through DuckDB and ``coc-etl report`` runs as a process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetCheckSeverity, DagsterInstance, materialize
+
+from assets.ingestion import build_ingestion_asset
+from assets.partitions import daily_partitions
+from assets.resources import CocApiResource, WarehouseResource
+from assets.warehouse import SHIFT_CHECK, build_warehouse_asset
+from coc_simulator import (
+    Dataset,
+    HostOnset,
+    MessageOnset,
+    SimConfig,
+    SimulatorServer,
+    VersionOnset,
+    ZoneOnset,
+)
+from coc_simulator.catalog import BAD_ZONE
+from pipelines.ingest import ingest_days
+from pipelines.settings import ClientSettings, WarehouseSettings
+from warehouse import build_warehouse, connect
+
+FIRST = date(2026, 11, 12)
+LAST = date(2026, 11, 25)
+HOST_DAY, MESSAGE_DAY, ZONE_DAY, VERSION_DAY = (
+    date(2026, 11, 18),
+    date(2026, 11, 20),
+    date(2026, 11, 22),
+    LAST,
+)
+ZONE = "cn-north-4b"
+VERSION = "deploy_nginx v1.3.0"
+#: the simulated clock: after the last day, so every ticket of it has finished
+NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+BIN = Path(sys.executable).parent
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def ingest(sim: SimulatorServer, root: Path, span: list[date]) -> None:
+    settings = ClientSettings(endpoint=sim.url, max_rps=None)
+    wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(root / "coc.duckdb"))
+    ingest_days(settings, wh, span)
+
+
+def rows(duckdb_path: str | Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = connect(duckdb_path)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    """14 days with four onsets; days before the last ingested directly, the last through
+    Dagster. Yields (duckdb path, the planted host's resource_id, the Dagster result)."""
+    root = tmp_path_factory.mktemp("planted")
+    hosts = Dataset(SimConfig(now=NOW, days=15, hosts=800)).hosts
+    host = next(
+        n
+        for n, h in enumerate(hosts)
+        if h.zone_id not in (BAD_ZONE, ZONE) and h.target["agent_status"] == "ONLINE"
+    )
+    onsets = (
+        HostOnset(host=host, day=HOST_DAY, failure=0.9),
+        MessageOnset(day=MESSAGE_DAY, failure=0.01),
+        ZoneOnset(zone=ZONE, day=ZONE_DAY, failure=0.1),
+        VersionOnset(script="deploy_nginx", version="v1.3.0", day=VERSION_DAY, failure=0.2),
+    )
+    config = SimConfig(now=NOW, days=15, hosts=800, rollouts=False, onsets=onsets)
+    with SimulatorServer(config) as sim:
+        ingest(sim, root, days(FIRST, LAST - timedelta(days=1)))
+        partitions = daily_partitions("UTC")
+        result = materialize(
+            [build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
+            partition_key=LAST.isoformat(),
+            resources={
+                "coc": CocApiResource(endpoint=sim.url, max_rps="0"),
+                "warehouse": WarehouseResource(warehouse=str(root)),
+            },
+            instance=DagsterInstance.ephemeral(),
+        )
+    assert result.success
+    yield root / "coc.duckdb", hosts[host].target["resource_id"], result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dimension", "onset"),
+    [
+        ("host", HOST_DAY),
+        ("message_pattern", MESSAGE_DAY),
+        ("zone", ZONE_DAY),
+        ("script_version", VERSION_DAY),
+    ],
+)
+def test_each_onset_alerts_on_its_day_and_ranks_first(planted, dimension: str, onset: date):
+    path, host, _ = planted
+    wanted = {
+        "host": host,
+        "zone": ZONE,
+        "script_version": VERSION,
+    }
+    ranked = rows(
+        path,
+        "SELECT key, alert, since, score FROM failure_shifts "
+        "WHERE dt = ? AND dimension = ? AND score IS NOT NULL ORDER BY score DESC",
+        [onset, dimension],
+    )
+    key, alert, since, _ = ranked[0]
+    if dimension == "message_pattern":
+        assert key.startswith("TLS handshake with mirror <ip>:<n> failed: certificate expired")
+    else:
+        assert key == wanted[dimension]
+    assert alert is True
+    assert since == onset
+    before = rows(
+        path,
+        "SELECT count(*) FILTER (WHERE alert) FROM failure_shifts "
+        "WHERE dt < ? AND dimension = ? AND key = ?",
+        [onset, dimension, key],
+    )
+    assert before == [(0,)]
+
+
+@pytest.mark.slow
+def test_the_check_warns_naming_the_newest_days_alerts(planted) -> None:
+    _, _, result = planted
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == SHIFT_CHECK[0]]
+    assert check.passed is False
+    assert check.severity == AssetCheckSeverity.WARN
+    assert f"script_version {VERSION}: " in check.description
+    assert "new: no runs in the 7 days before" in check.description
+    assert f"since {VERSION_DAY.isoformat()}" in check.description
+    assert check.metadata["newest_day"].value == LAST.isoformat()
+
+
+@pytest.mark.slow
+def test_report_prints_the_newest_days_alerts_first(planted) -> None:
+    path, _, _ = planted
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
+    done = subprocess.run(
+        [str(BIN / "coc-etl"), "report", "--duckdb", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"Failure shifts on {LAST.isoformat()} (newest day): ")
+    assert lines[1].startswith("  ")
+    first_rates = next(n for n, line in enumerate(lines) if line.startswith("Failure rate by"))
+    version = next(n for n, line in enumerate(lines) if f"script_version {VERSION}:" in line)
+    assert version < first_rates
+
+
+@pytest.mark.slow
+def test_false_alarms_over_30_steady_days_stay_under_one_per_thousand_key_days(
+    tmp_path: Path,
+) -> None:
+    """31 simulated days, nothing planted (no mid-span rollout either); 30 have a baseline."""
+    now = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+    with SimulatorServer(SimConfig(now=now, days=32, seed=7, rollouts=False)) as sim:
+        span = sim.dataset.days()[:-1]
+        ingest(sim, tmp_path, span)
+    build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
+    ((tested, alerts, scored_days),) = rows(
+        tmp_path / "coc.duckdb",
+        "SELECT count(*), count(*) FILTER (WHERE alert), count(DISTINCT dt) "
+        "FROM failure_shifts WHERE score IS NOT NULL",
+    )
+    print(f"failure_shifts false alarms: {alerts} alert rows of {tested} key-days tested")
+    assert scored_days >= 30
+    assert alerts / tested <= 1 / 1000
