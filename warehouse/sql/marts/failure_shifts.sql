@@ -209,9 +209,9 @@ tested AS (
         *,
         CASE WHEN r = 0 THEN NULL ELSE greatest(0.0,
             (CASE WHEN a = 0 THEN 0 ELSE a * ln(p1 / p) END)
-            + (CASE WHEN n - a = 0 THEN 0 ELSE (n - a) * ln((1 - p1) / (1 - p)) END)
+            + (CASE WHEN n = a THEN 0 ELSE (n - a) * ln((1 - p1) / (1 - p)) END)
             + (CASE WHEN b = 0 THEN 0 ELSE b * ln(p0 / p) END)
-            + (CASE WHEN r - b = 0 THEN 0 ELSE (r - b) * ln((1 - p0) / (1 - p)) END)
+            + (CASE WHEN r = b THEN 0 ELSE (r - b) * ln((1 - p0) / (1 - p)) END)
         ) END AS llr
     FROM rates
 ),
@@ -238,8 +238,11 @@ decided AS (
         s.*,
         coalesce(
             s.score > 1
-            -- phi(z) / z <= alpha / m, the Bonferroni bound on the one-sided p-value
-            AND s.score * s.score / 2 + ln(greatest(s.score, 1)) + ln(2 * pi()) / 2 >= ln(s.tests / q.alpha)
+            -- phi(z) / z <= alpha / m, the Bonferroni bound on the one-sided p-value; the
+            -- logarithms' arguments are clamped because DuckDB 1.1 evaluates every operand
+            -- of AND, also for rows an earlier one rules out, and ln(0) is an error there
+            AND s.score * s.score / 2 + ln(greatest(s.score, 1)) + ln(2 * pi()) / 2
+                >= ln(greatest(s.tests, 1) / q.alpha)
             AND s.failed >= q.min_failed
             AND s.p1 >= q.min_ratio * s.p0,
             false
