@@ -2,6 +2,7 @@
 
     coc-etl simulator --port 8080 [--seed 7] [--days 14] [--now 2026-11-25T15:00:00Z]
                       [--ak AK --sk SK | --token T] [--rate-limit 50] [--error-rate 0.1] ...
+                      [--no-rollouts] [--onset zone:cn-north-4b:2026-11-22:0.1] ...
 
 Prints one line on stdout once it listens (``COC simulator listening on http://...``) and
 a summary on stderr; never the secret key or the token.
@@ -18,6 +19,7 @@ from coc_simulator.app import Clock, SimulatorApp
 from coc_simulator.data import Dataset
 from coc_simulator.faults import Faults
 from coc_simulator.model import SimConfig
+from coc_simulator.onsets import Onset, parse_onset
 from coc_simulator.server import READY_LINE, serve_forever
 
 
@@ -34,6 +36,13 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
     return value
+
+
+def _onset(text: str) -> Onset:
+    try:
+        return parse_onset(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -75,6 +84,22 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         help="pre-render the pages of a UTC day (YYYY-MM-DD, or 'all') before listening",
     )
     data.add_argument("--cache-mb", type=int, default=512, help="rendered-page cache size")
+    data.add_argument("--hosts", type=int, default=4000, help="hosts in the pool (default 4000)")
+    shifts = parser.add_argument_group("failure shifts (what the failure_shifts mart finds)")
+    shifts.add_argument(
+        "--no-rollouts",
+        action="store_true",
+        help="keep every script on its first version (no built-in mid-span regression)",
+    )
+    shifts.add_argument(
+        "--onset",
+        type=_onset,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="plant a failure onset: zone:ZONE:DAY:FAILURE, host:INDEX:DAY:FAILURE, "
+        "version:SCRIPT@VERSION:DAY:FAILURE or message:DAY:FAILURE (repeatable)",
+    )
     auth = parser.add_argument_group("authentication (default: none)")
     auth.add_argument("--ak", help="access key: verify SDK-HMAC-SHA256 signatures")
     auth.add_argument("--sk", help="secret key of --ak")
@@ -102,15 +127,10 @@ def build_app(args: argparse.Namespace) -> SimulatorApp:
         raise SystemExit("simulator: --ak and --sk go together")
     if args.ak and args.token:
         raise SystemExit("simulator: use --ak/--sk or --token, not both")
-    config = SimConfig(
-        seed=args.seed,
-        days=args.days,
-        now=args.now,
-        tickets_per_day=args.tickets_per_day,
-        max_batch_size=args.max_batch_size,
-        instances_per_day=args.instances_per_day,
-        hostile_uuids=args.hostile_uuids,
-    )
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        raise SystemExit(f"simulator: {exc}") from None
     faults = Faults(
         seed=args.fault_seed,
         rate_limit=args.rate_limit,
@@ -129,6 +149,21 @@ def build_app(args: argparse.Namespace) -> SimulatorApp:
         credentials={args.ak: args.sk} if args.ak else None,
         token=args.token,
         cache_bytes=args.cache_mb * 1024 * 1024,
+    )
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        seed=args.seed,
+        days=args.days,
+        now=args.now,
+        tickets_per_day=args.tickets_per_day,
+        max_batch_size=args.max_batch_size,
+        instances_per_day=args.instances_per_day,
+        hostile_uuids=args.hostile_uuids,
+        hosts=args.hosts,
+        rollouts=not args.no_rollouts,
+        onsets=tuple(args.onset),
     )
 
 

@@ -3,8 +3,8 @@
 ``SimConfig`` (what to generate), a ticket as planned (``Ticket``, ``Batch``: ``plan.py``
 fills them), its execution (``Run``, ``BatchRun``: ``execution.py`` draws them), the status
 codes of instances, and epoch-millisecond time. This module imports nothing of the
-simulator but ``catalog`` and ``onsets``, so ``plan``, ``execution`` and ``data`` never import one another
-in a circle.
+simulator but ``catalog`` and ``onsets``, so ``plan``, ``execution`` and ``data`` never
+import one another in a circle.
 """
 
 from __future__ import annotations

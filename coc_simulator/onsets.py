@@ -13,6 +13,10 @@ to the failure probability of the instances it concerns:
 Without onsets the dataset is exactly what it was: the extra probabilities are added to
 the thresholds of the same random draws, so a config with onsets differs from one without
 only where an onset applies.
+
+On the command line (``coc-etl simulator --onset SPEC``, repeatable), ``parse_onset`` reads
+``zone:ZONE:DAY:FAILURE``, ``host:INDEX:DAY:FAILURE``, ``version:SCRIPT@VERSION:DAY:FAILURE``
+or ``message:DAY:FAILURE``, DAY as YYYY-MM-DD and FAILURE within 0..1.
 """
 
 from __future__ import annotations
@@ -53,6 +57,49 @@ class MessageOnset:
 
 
 Onset = ZoneOnset | HostOnset | VersionOnset | MessageOnset
+
+
+ONSET_FORMS = (
+    "zone:ZONE:DAY:FAILURE",
+    "host:INDEX:DAY:FAILURE",
+    "version:SCRIPT@VERSION:DAY:FAILURE",
+    "message:DAY:FAILURE",
+)
+
+
+def parse_onset(text: str) -> Onset:
+    """One onset from its command-line form; a ValueError names what is wrong."""
+    kind, _, rest = text.partition(":")
+    parts = rest.split(":")
+    if kind == "message":
+        parts.insert(0, "")
+    if kind not in ("zone", "host", "version", "message") or len(parts) != 3:
+        raise ValueError(f"onset {text!r}: expected one of {', '.join(ONSET_FORMS)}")
+    target, day_text, failure_text = parts
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise ValueError(f"onset {text!r}: {day_text!r} is not a YYYY-MM-DD day") from None
+    try:
+        failure = float(failure_text)
+    except ValueError:
+        raise ValueError(f"onset {text!r}: failure {failure_text!r} is not a number") from None
+    if not 0.0 <= failure <= 1.0:
+        raise ValueError(f"onset {text!r}: failure must be within 0..1")
+    if kind == "message":
+        return MessageOnset(day=day, failure=failure)
+    if not target:
+        raise ValueError(f"onset {text!r}: the {kind} is missing")
+    if kind == "zone":
+        return ZoneOnset(zone=target, day=day, failure=failure)
+    if kind == "host":
+        if not target.isdigit():
+            raise ValueError(f"onset {text!r}: host must be an index into the host pool")
+        return HostOnset(host=int(target), day=day, failure=failure)
+    script, at, version = target.partition("@")
+    if not (script and at and version):
+        raise ValueError(f"onset {text!r}: expected SCRIPT@VERSION, not {target!r}")
+    return VersionOnset(script=script, version=version, day=day, failure=failure)
 
 
 def onset_ms(onset: Onset) -> int:
