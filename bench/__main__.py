@@ -22,6 +22,7 @@ NAMES = (
     "memory",
     "marts",
     "dashboard",
+    "failure_shifts",
 )
 
 
@@ -35,6 +36,7 @@ def run(names: list[str], scale: Scale) -> list[Section]:
     from bench import (
         dashboard,
         end_to_end,
+        failure_shifts,
         flatten_write,
         marts,
         memory,
@@ -51,6 +53,7 @@ def run(names: list[str], scale: Scale) -> list[Section]:
         "memory": lambda: memory.measure(scale),
         "marts": lambda: marts.measure(scale),
         "dashboard": lambda: dashboard.measure(scale),
+        "failure_shifts": lambda: failure_shifts.measure(scale),
     }
     sections = []
     for name in names:

@@ -26,6 +26,7 @@ MEASUREMENTS = (
     "memory",
     "marts",
     "dashboard",
+    "failure_shifts",
 )
 
 

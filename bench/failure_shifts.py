@@ -1,0 +1,149 @@
+"""7. failure_shifts: false alarms over steady simulated days, and the planted onsets found.
+
+False alarms: for each of a few simulator seeds, ``shift_days`` + 1 days with nothing planted
+(``rollouts=False``: not even the built-in mid-span regression) are served over loopback,
+published by ``ingest_days`` and built into ``coc.duckdb``; every row of ``failure_shifts``
+with a score (the first day has no baseline) is a key-day tested, and every alert among them
+is a false alarm. Target: at most 1 per 1,000 key-days, over all seeds together.
+
+Onsets: the same estate with four onsets planted on different days (a host, a new message
+template, a zone, a script version rolled out); each should alert on its day with ``since``
+= that day and rank first by score in its dimension.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.core import Row, Scale, Section, Spread, Target, scratch_dir
+from pipelines.ingest import ingest_days
+from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.simulator import (
+    Dataset,
+    HostOnset,
+    MessageOnset,
+    SimConfig,
+    SimulatorServer,
+    VersionOnset,
+    ZoneOnset,
+)
+from pipelines.simulator.catalog import BAD_ZONE
+from warehouse.build import build_warehouse, connect
+
+NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+SEEDS = (7, 11, 23)
+
+
+def _warehouse(config: SimConfig, root: Path) -> str:
+    with SimulatorServer(config) as sim:
+        settings = ClientSettings(endpoint=sim.url, max_rps=None)
+        wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(root / "coc.duckdb"))
+        ingest_days(settings, wh, sim.dataset.days()[:-1])
+    return build_warehouse(warehouse=str(root), duckdb_path=str(root / "coc.duckdb")).duckdb_path
+
+
+def _false_alarms(path: str) -> dict[str, Any]:
+    con = connect(path)
+    try:
+        per_dimension = con.execute(
+            """
+            SELECT dimension, count(*), count(*) FILTER (WHERE alert)
+            FROM failure_shifts WHERE score IS NOT NULL
+            GROUP BY dimension ORDER BY dimension
+            """
+        ).fetchall()
+        days = con.execute(
+            "SELECT count(DISTINCT dt) FROM failure_shifts WHERE score IS NOT NULL"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return {
+        "days": days,
+        "tested": sum(n for _, n, _ in per_dimension),
+        "alerts": sum(a for _, _, a in per_dimension),
+        "by_dimension": {d: {"tested": n, "alerts": a} for d, n, a in per_dimension},
+    }
+
+
+def _onsets(root: Path, days: int) -> dict[str, Any]:
+    last = NOW.date() - timedelta(days=1)
+    hosts = Dataset(SimConfig(now=NOW, days=days, hosts=800)).hosts
+    host = next(
+        n
+        for n, h in enumerate(hosts)
+        if h.zone_id not in (BAD_ZONE, "cn-north-4b") and h.target["agent_status"] == "ONLINE"
+    )
+    planted: list[tuple[str, str, date]] = [
+        ("host", hosts[host].target["resource_id"], last - timedelta(days=7)),
+        ("message_pattern", "TLS handshake with mirror%", last - timedelta(days=5)),
+        ("zone", "cn-north-4b", last - timedelta(days=3)),
+        ("script_version", "deploy_nginx v1.3.0", last),
+    ]
+    onsets = (
+        HostOnset(host=host, day=planted[0][2], failure=0.9),
+        MessageOnset(day=planted[1][2], failure=0.01),
+        ZoneOnset(zone="cn-north-4b", day=planted[2][2], failure=0.1),
+        VersionOnset(script="deploy_nginx", version="v1.3.0", day=planted[3][2], failure=0.2),
+    )
+    config = SimConfig(now=NOW, days=days, hosts=800, rollouts=False, onsets=onsets)
+    path = _warehouse(config, root)
+    con = connect(path)
+    found: dict[str, Any] = {}
+    try:
+        for dimension, key, day in planted:
+            ranked = con.execute(
+                """
+                SELECT key LIKE ? AS planted, alert, since, score
+                FROM failure_shifts WHERE dt = ? AND dimension = ? AND score IS NOT NULL
+                ORDER BY score DESC LIMIT 1
+                """,
+                [key, day, dimension],
+            ).fetchall()[0]
+            first, alert, since, score = ranked
+            found[dimension] = {
+                "day": day.isoformat(),
+                "ranks_first": bool(first),
+                "alert": bool(alert),
+                "since_right": since == day,
+                "score": round(score, 2),
+            }
+    finally:
+        con.close()
+    return found
+
+
+def measure(scale: Scale) -> Section:
+    section = Section(name="failure_shifts", title="7 failure_shifts: false alarms and onsets")
+    days = 3 if scale.quick else 31
+    seeds = SEEDS[:1] if scale.quick else SEEDS
+    runs = []
+    with scratch_dir("shifts") as root:
+        for seed in seeds:
+            config = SimConfig(now=NOW, days=days + 1, seed=seed, rollouts=False)
+            runs.append(_false_alarms(_warehouse(config, root / f"steady-{seed}")))
+        # --quick: the false-alarm count only (the onsets need two weeks of days)
+        onsets = {} if scale.quick else _onsets(root / "onsets", 15)
+    tested = sum(r["tested"] for r in runs)
+    alerts = sum(r["alerts"] for r in runs)
+    section.rows.append(
+        Row(
+            metric=f"false alarms per 1,000 key-days ({len(seeds)} seeds × {days} days)",
+            spread=Spread.of([1000 * alerts / tested]),
+            target=Target("<=", 1.0),
+            note=f"{alerts} alert rows of {tested:,} key-days tested",
+        )
+    )
+    found = sum(o["alert"] and o["ranks_first"] and o["since_right"] for o in onsets.values())
+    if onsets:
+        section.rows.append(
+            Row(
+                metric="planted onsets found on their day, first in their dimension, right since",
+                text=f"{found} of {len(onsets)}",
+                passed_override=found == len(onsets),
+                target_text="4 of 4",
+            )
+        )
+    section.detail = {"steady": dict(zip(map(str, seeds), runs, strict=True)), "onsets": onsets}
+    return section
