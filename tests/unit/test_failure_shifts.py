@@ -15,9 +15,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dagster import AssetCheckSeverity
 
+from assets.warehouse import shift_check_result
 from pipelines.flatten import TABLES
-from warehouse import build_warehouse, connect
+from warehouse import (
+    ShiftAlert,
+    build_warehouse,
+    connect,
+    describe_alert,
+    format_alerts,
+    newest_alerts,
+)
 
 DAY0 = date(2026, 11, 1)
 #: the contract's columns, in order, with the DuckDB types the mart gives them
@@ -231,3 +240,80 @@ def test_canceled_instances_are_not_counted(tmp_path: Path) -> None:
     rows = shifts(tmp_path, cells)
     zone = rows[8, "zone", "cn-east-3b"]
     assert (zone["instances"], zone["failed"], zone["failure_rate"]) == (1000, 10, 0.01)
+
+
+def _alert(dimension: str, key: str | None, baseline: tuple[int, int], **kw: Any) -> ShiftAlert:
+    base_failed, base_instances = baseline
+    return ShiftAlert(
+        dt=DAY0,
+        dimension=dimension,
+        key=key,
+        instances=kw.get("instances", 2080),
+        failed=kw.get("failed", 248),
+        failure_rate=kw.get("failed", 248) / kw.get("instances", 2080),
+        baseline_instances=base_instances,
+        baseline_failed=base_failed,
+        baseline_rate=base_failed / base_instances if base_instances else None,
+        score=kw.get("score", 19.04),
+        since=kw.get("since", DAY0),
+        host_name=kw.get("host_name"),
+    )
+
+
+def test_describe_and_format_alerts() -> None:
+    zone = _alert("zone", "cn-north-4b", (147, 8369))
+    assert describe_alert(zone) == (
+        "zone cn-north-4b: 11.9% (248 of 2,080) against 1.8% (147 of 8,369) in the 7 days "
+        "before, since 2026-11-01, score 19.0"
+    )
+    new = _alert("script_version", "deploy v2", (0, 0), failed=150, instances=500, score=7.1)
+    assert describe_alert(new) == (
+        "script_version deploy v2: 30.0% (150 of 500) new: no runs in the 7 days before, "
+        "since 2026-11-01, score 7.1"
+    )
+    host = _alert("host", "r-1", (1, 90), host_name="web-1", failed=9, instances=10)
+    assert describe_alert(host).startswith("host r-1 (web-1): 90.0% (9 of 10) against 1.1%")
+    rare = _alert("message_pattern", "x" * 150, (13, 71462), failed=36, instances=14032)
+    assert describe_alert(rare).startswith(f"message_pattern {'x' * 99}…: 0.26% (36 of 14,032)")
+    assert "against 0.018% (13 of 71,462)" in describe_alert(rare)
+
+    assert format_alerts(None, []) == "Failure shifts: no data yet."
+    assert format_alerts(DAY0, []) == "Failure shifts on 2026-11-01 (newest day): no alerts."
+    text = format_alerts(DAY0, [zone, new])
+    assert text.splitlines() == [
+        "Failure shifts on 2026-11-01 (newest day): 2 alerts",
+        f"  {describe_alert(zone)}",
+        f"  {describe_alert(new)}",
+    ]
+
+
+def test_newest_alerts_and_the_check_read_the_newest_day(tmp_path: Path) -> None:
+    cells = QUIET + steady(range(8), "cn-east-3b", 3000, 60) + [Cell(8, "cn-east-3b", 3000, 180)]
+    rows = shifts(tmp_path, cells)
+    newest, alerts = newest_alerts(tmp_path / "coc.duckdb")
+    assert newest == DAY0 + timedelta(days=8)
+    expected = sorted(
+        (r for r in rows.values() if r["alert"] and r["dt"] == newest),
+        key=lambda r: (-r["score"], r["dimension"], r["key"]),
+    )
+    assert [(a.dimension, a.key) for a in alerts] == [(r["dimension"], r["key"]) for r in expected]
+    assert ("zone", "cn-east-3b") in [(a.dimension, a.key) for a in alerts]
+    assert [a.score for a in alerts] == sorted((a.score for a in alerts), reverse=True)
+
+    result = shift_check_result(newest, alerts)
+    assert result.passed is False
+    assert result.severity == AssetCheckSeverity.WARN
+    assert result.description is not None
+    assert result.description.splitlines() == [describe_alert(a) for a in alerts]
+    assert result.metadata["alerts"].value == len(alerts)
+    quiet = shift_check_result(newest, [])
+    assert quiet.passed is True
+    assert quiet.description == f"no failure shifts on {newest}"
+
+
+def test_newest_alerts_of_a_file_built_before_the_mart(tmp_path: Path) -> None:
+    import duckdb
+
+    old = tmp_path / "old.duckdb"
+    duckdb.connect(str(old)).close()
+    assert newest_alerts(old) == (None, [])
