@@ -19,16 +19,9 @@ from dagster import (
 from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import BACKFILL
 from assets.resources import WarehouseResource
+from pipelines.quality import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
 from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_description, scalar
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
-
-#: the asset check over ``failure_shifts``: (name, asset, description)
-SHIFT_CHECK = (
-    "no_failure_shifts_on_newest_day",
-    "warehouse",
-    "Warns when failure_shifts alerts on the newest day: each key failing more than in the "
-    "7 days before, with its rate against the baseline and since when.",
-)
 
 
 def build_warehouse_asset(partitions_def: PartitionsDefinition):
@@ -57,7 +50,8 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
         name="coc_warehouse",
         specs=specs,
         check_specs=[
-            AssetCheckSpec(SHIFT_CHECK[0], asset=SHIFT_CHECK[1], description=SHIFT_CHECK[2])
+            AssetCheckSpec(c.name, asset=c.asset, description=c.description)
+            for c in WAREHOUSE_CHECKS
         ],
         partitions_def=partitions_def,
         backfill_policy=BACKFILL,
@@ -97,8 +91,8 @@ def shift_check_result(newest: date | None, alerts: list[ShiftAlert]) -> AssetCh
     """Passed when the newest day has no alert; else a warning naming each alert."""
     lines = [describe_alert(alert) for alert in alerts]
     return AssetCheckResult(
-        check_name=SHIFT_CHECK[0],
-        asset_key=SHIFT_CHECK[1],
+        check_name=NO_FAILURE_SHIFTS.name,
+        asset_key=NO_FAILURE_SHIFTS.asset,
         passed=not alerts,
         severity=AssetCheckSeverity.WARN,
         description=(

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import Row, Scale, Section, Spread, Target, scratch_dir
-from pipelines.ingest import ingest_days
-from pipelines.settings import ClientSettings, WarehouseSettings
-from pipelines.simulator import (
+from coc_simulator import (
     Dataset,
     HostOnset,
     MessageOnset,
@@ -29,7 +27,9 @@ from pipelines.simulator import (
     VersionOnset,
     ZoneOnset,
 )
-from pipelines.simulator.catalog import BAD_ZONE
+from coc_simulator.catalog import BAD_ZONE
+from pipelines.ingest import ingest_days
+from pipelines.settings import ClientSettings, WarehouseSettings
 from warehouse.build import build_warehouse, connect
 
 NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)

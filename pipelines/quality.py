@@ -1,7 +1,8 @@
 """Data checks of one published day, read back from the Parquet that landed.
 
 ``CHECKS`` is the list of checks (name, asset, description), the one table that both the
-Dagster asset checks (``assets/ingestion.py``) and these functions read. ``day_checks`` runs
+Dagster asset checks (``assets/ingestion.py``) and these functions read; ``WAREHOUSE_CHECKS``
+the same for the warehouse asset (``assets/warehouse.py``). ``day_checks`` runs
 every one of them and returns a ``CheckOutcome`` for each; the Dagster assets turn them into
 asset check results. They read the published files (not what the run meant to write), so a
 check that passes says something about what readers will see.
@@ -47,7 +48,7 @@ BATCH_COUNTS_MATCH = Check(
 TICKET_COUNT_MATCHES_LIST = Check(
     "ticket_count_matches_list", "script_orders", "tickets equal the list's total"
 )
-#: Every check, in the order ``day_checks`` runs them.
+#: Every check of a day, in the order ``day_checks`` runs them.
 CHECKS = (
     KEYS_UNIQUE,
     STATUSES_VALID,
@@ -55,6 +56,15 @@ CHECKS = (
     BATCH_COUNTS_MATCH,
     TICKET_COUNT_MATCHES_LIST,
 )
+#: The check of the whole warehouse, run by its asset after each build (a warning, never a
+#: failure: ``assets/warehouse.py`` from ``warehouse.report.newest_alerts``).
+NO_FAILURE_SHIFTS = Check(
+    "no_failure_shifts_on_newest_day",
+    "warehouse",
+    "Warns when failure_shifts alerts on the newest day: each key failing more than in the "
+    "7 days before, with its rate against the baseline and since when.",
+)
+WAREHOUSE_CHECKS = (NO_FAILURE_SHIFTS,)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dagster import AssetCheckSeverity, DagsterInstance, materialize
 from assets.ingestion import build_ingestion_asset
 from assets.partitions import daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
-from assets.warehouse import SHIFT_CHECK, build_warehouse_asset
+from assets.warehouse import build_warehouse_asset
 from coc_simulator import (
     Dataset,
     HostOnset,
@@ -33,6 +33,7 @@ from coc_simulator import (
 )
 from coc_simulator.catalog import BAD_ZONE
 from pipelines.ingest import ingest_days
+from pipelines.quality import NO_FAILURE_SHIFTS
 from pipelines.settings import ClientSettings, WarehouseSettings
 from warehouse import build_warehouse, connect
 
@@ -145,7 +146,9 @@ def test_each_onset_alerts_on_its_day_and_ranks_first(planted, dimension: str, o
 @pytest.mark.slow
 def test_the_check_warns_naming_the_newest_days_alerts(planted) -> None:
     _, _, result = planted
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == SHIFT_CHECK[0]]
+    (check,) = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == NO_FAILURE_SHIFTS.name
+    ]
     assert check.passed is False
     assert check.severity == AssetCheckSeverity.WARN
     assert f"script_version {VERSION}: " in check.description

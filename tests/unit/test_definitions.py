@@ -11,7 +11,7 @@ from dagster import AssetKey, PartitionKeyRange, build_schedule_context
 
 from assets.schedules import build_nightly_schedule, nightly_range
 from pipelines.coc.errors import ConfigError
-from pipelines.quality import CHECKS
+from pipelines.quality import CHECKS, WAREHOUSE_CHECKS
 from warehouse.build import MARTS_DIR
 
 SECRET = "definitions-test-secret-value"
@@ -79,7 +79,7 @@ def test_checks_and_mart_descriptions_come_from_their_one_home(defs) -> None:
         (key.name, key.asset_key.to_user_string(), graph.get_check_spec(key).description)
         for key in graph.asset_check_keys
     }
-    assert specs == {(c.name, c.asset, c.description) for c in CHECKS}
+    assert specs == {(c.name, c.asset, c.description) for c in (*CHECKS, *WAREHOUSE_CHECKS)}
     marts = sorted(MARTS_DIR.glob("*.sql"))
     assert len(marts) >= 5
     for path in marts:

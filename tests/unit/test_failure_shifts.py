@@ -317,3 +317,13 @@ def test_newest_alerts_of_a_file_built_before_the_mart(tmp_path: Path) -> None:
     old = tmp_path / "old.duckdb"
     duckdb.connect(str(old)).close()
     assert newest_alerts(old) == (None, [])
+
+
+def test_the_message_masking_has_one_home() -> None:
+    """failure_messages and failure_shifts both call the macro; neither restates a regex."""
+    sql = Path(__file__).parents[2] / "warehouse" / "sql"
+    for mart in ("failure_messages", "failure_shifts"):
+        text = (sql / "marts" / f"{mart}.sql").read_text(encoding="utf-8")
+        assert "message_pattern(message)" in text, mart
+        assert "regexp_replace" not in text, mart
+    assert "regexp_replace" in (sql / "macros.sql").read_text(encoding="utf-8")

@@ -1,18 +1,18 @@
--- failure_shifts: what is failing more than it used to, and since when? One row per
--- dt × dimension × key for every key with outcomes that day. Dimensions and their keys:
+-- failure_shifts: what is failing more than it used to, and since when? One row per day,
+-- dimension and key with outcomes that day: its failure rate against its own 7-day baseline,
+-- a score of how surprising the difference is, the alert decision and since when it holds.
+--
+-- Dimensions and their keys (NULL keys stay NULL and are keys like any other):
 --   region          region_id
 --   zone            zone_id
 --   application     application
 --   script          script_name (the ticket's, from script_orders)
---   script_version  script_name || ' ' || script_version_name (either alone if the other is NULL)
+--   script_version  script_name || ' ' || script_version_name (either alone if one is NULL)
 --   host            resource_id
---   message_pattern the failure message masked exactly as in failure_messages.sql
--- NULL keys stay NULL and are keys like any other.
+--   message_pattern the failure message masked (macros.sql: message_pattern)
 --
--- How failure is counted (the same in every mart): instances = instances that reached an
--- outcome (FINISHED, ABNORMAL or ROLLBACKED); failed = instances whose status is ABNORMAL;
--- failure_rate = failed / instances. CANCELED, READY and PROCESSING are not counted (see
--- failure_rates_daily.sql for why). For message_pattern, failed = the day's ABNORMAL
+-- instances, failed and failure_rate as every mart counts them (macros.sql: counted,
+-- failed, failure_rate). For message_pattern, failed = the day's ABNORMAL
 -- instances with that pattern and instances = every counted instance of the day, so its
 -- failure_rate is the share of the day's runs that failed with that message.
 --
@@ -76,8 +76,8 @@ by_key AS (
         END AS dimension,
         coalesce(region_id, zone_id, application, script_name, script_version, resource_id)
             AS key,
-        count(*) FILTER (WHERE status IN ('FINISHED', 'ABNORMAL', 'ROLLBACKED')) AS instances,
-        count(*) FILTER (WHERE status = 'ABNORMAL') AS failed
+        count(*) FILTER (WHERE counted(status)) AS instances,
+        count(*) FILTER (WHERE failed(status)) AS failed
     FROM located
     GROUP BY GROUPING SETS (
         (dt, region_id), (dt, zone_id), (dt, application), (dt, script_name),
@@ -93,31 +93,10 @@ day_totals AS (
 patterns AS (
     SELECT
         dt,
-        left(
-            trim(
-                message
-                .regexp_replace(
-                    '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}',
-                    '<uuid>', 'g')
-                .regexp_replace('\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s''"]+', '<url>', 'g')
-                .regexp_replace(
-                    '\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b'
-                    || '|\b(?:[0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*\b',
-                    '<ip>', 'g')
-                .regexp_replace('\b(?:\d{1,3}\.){3}\d{1,3}\b', '<ip>', 'g')
-                .regexp_replace('(^|[\s''"(\[=,:])/[^\s''"()\[\],;:]+', '\1<path>', 'g')
-                .regexp_replace('\b[a-zA-Z]:\\[^\s''"]*', '<path>', 'g')
-                .regexp_replace('\b0[xX][0-9a-fA-F]+\b', '<hex>', 'g')
-                .regexp_replace('\b\d+\b', '<n>', 'g')
-                .regexp_replace('\b[0-9a-fA-F]{8,}\b', '<hex>', 'g')
-                .regexp_replace('\d+', '<n>', 'g')
-                .regexp_replace('\s+', ' ', 'g')
-            ),
-            300
-        ) AS key,
+        message_pattern(message) AS key,
         count(*) AS failed
     FROM execution_instances
-    WHERE status = 'ABNORMAL'
+    WHERE failed(status)
     GROUP BY ALL
 ),
 daily AS (
@@ -263,10 +242,10 @@ SELECT
     key,
     CAST(instances AS BIGINT) AS instances,
     CAST(failed AS BIGINT) AS failed,
-    CAST(failed AS DOUBLE) / instances AS failure_rate,
+    failure_rate(failed, instances) AS failure_rate,
     baseline_instances,
     baseline_failed,
-    CAST(baseline_failed AS DOUBLE) / nullif(baseline_instances, 0) AS baseline_rate,
+    failure_rate(baseline_failed, baseline_instances) AS baseline_rate,
     score,
     alert,
     CASE
