@@ -15,7 +15,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from warehouse.report import failure_report, format_hotspots, format_report
+from warehouse.report import (
+    failure_report,
+    format_alerts,
+    format_hotspots,
+    format_report,
+    newest_alerts,
+)
 
 DEMO_AK = "DEMOACCESSKEY"
 _SHOWN = (" - coc_day - ", " - coc_warehouse - ")
@@ -83,6 +89,8 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     print(format_report(failure_report(str(duckdb_path), days=days, by="region"), by="region"))
     print()
     print(format_hotspots(str(duckdb_path), days=days))
+    print()
+    print(format_alerts(*newest_alerts(str(duckdb_path))))
     print()
     _step("report", started)
     print(f"total {time.monotonic() - total_started:.1f}s")

@@ -21,6 +21,7 @@ MARTS = (
     "failure_messages",
     "failure_messages_daily",
     "failure_rates_daily",
+    "failure_shifts",
     "host_failures",
     "host_failures_daily",
     "instances_daily",
