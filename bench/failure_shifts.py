@@ -28,8 +28,9 @@ from coc_simulator import (
     ZoneOnset,
 )
 from coc_simulator.catalog import BAD_ZONE
+from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 from warehouse.build import build_warehouse, connect
 
 NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)

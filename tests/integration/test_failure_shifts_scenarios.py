@@ -32,9 +32,10 @@ from coc_simulator import (
     ZoneOnset,
 )
 from coc_simulator.catalog import BAD_ZONE
+from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.quality import NO_FAILURE_SHIFTS
-from pipelines.settings import ClientSettings, WarehouseSettings
+from pipelines.settings import WarehouseSettings
 from warehouse import build_warehouse, connect
 
 FIRST = date(2026, 11, 12)
