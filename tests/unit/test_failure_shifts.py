@@ -18,7 +18,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from assets.warehouse import shift_check_result
-from pipelines.flatten import TABLES
+from pipelines.schemas import TABLES
 from warehouse import (
     ShiftAlert,
     build_warehouse,
