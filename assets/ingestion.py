@@ -10,13 +10,14 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
+    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
     multi_asset,
 )
 
-from assets.partitions import BACKFILL
+from assets.partitions import SINGLE_RUN
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
 from pipelines.ingest import DayResult, ingest_days
@@ -31,7 +32,9 @@ TABLE_DESCRIPTIONS = {
 }
 
 
-def build_ingestion_asset(partitions_def: PartitionsDefinition):
+def build_ingestion_asset(
+    partitions_def: PartitionsDefinition, backfill: BackfillPolicy = SINGLE_RUN
+):
     @multi_asset(
         name="coc_day",
         specs=[
@@ -42,7 +45,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
             AssetCheckSpec(c.name, asset=c.asset, description=c.description) for c in CHECKS
         ],
         partitions_def=partitions_def,
-        backfill_policy=BACKFILL,
+        backfill_policy=backfill,
         can_subset=False,
     )
     def coc_day(

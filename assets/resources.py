@@ -30,6 +30,9 @@ class CocApiResource(ConfigurableResource):
     concurrency: str | None = Field(default=None, description="COC_CONCURRENCY")
     max_attempts: str | None = Field(default=None, description="COC_MAX_ATTEMPTS")
     retry_budget_s: str | None = Field(default=None, description="COC_RETRY_BUDGET_S")
+    redis_url: str | None = Field(
+        default=None, description="COC_REDIS_URL: the rate budget shared by every run"
+    )
 
     def client_settings(self) -> ClientSettings:
         values = {
@@ -43,6 +46,7 @@ class CocApiResource(ConfigurableResource):
             "COC_CONCURRENCY": self.concurrency,
             "COC_MAX_ATTEMPTS": self.max_attempts,
             "COC_RETRY_BUDGET_S": self.retry_budget_s,
+            "COC_REDIS_URL": self.redis_url,
         }
         return client_settings_from_env({k: v for k, v in values.items() if v is not None})
 
@@ -56,6 +60,9 @@ class WarehouseResource(ConfigurableResource):
     duckdb: str | None = Field(default=None, description="COC_DUCKDB")
     timezone: str = Field(default="UTC", description="COC_TIMEZONE")
     day_lock_timeout_s: str | None = Field(default=None, description="COC_DAY_LOCK_TIMEOUT_S")
+    redis_url: str | None = Field(
+        default=None, description="COC_REDIS_URL: day and build locks every machine sees"
+    )
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -63,5 +70,6 @@ class WarehouseResource(ConfigurableResource):
             "COC_DUCKDB": self.duckdb,
             "COC_TIMEZONE": self.timezone,
             "COC_DAY_LOCK_TIMEOUT_S": self.day_lock_timeout_s,
+            "COC_REDIS_URL": self.redis_url,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

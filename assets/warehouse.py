@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
+    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -17,14 +18,17 @@ from dagster import (
 )
 
 from assets.ingestion import TABLE_DESCRIPTIONS
-from assets.partitions import BACKFILL
+from assets.partitions import SINGLE_RUN
 from assets.resources import WarehouseResource
 from pipelines.quality import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
+from pipelines.shared_lock import build_lock
 from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_description, scalar
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
 
 
-def build_warehouse_asset(partitions_def: PartitionsDefinition):
+def build_warehouse_asset(
+    partitions_def: PartitionsDefinition, backfill: BackfillPolicy = SINGLE_RUN
+):
     marts = sorted(MARTS_DIR.glob("*.sql"))
     specs = [
         AssetSpec(
@@ -54,7 +58,7 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
             for c in WAREHOUSE_CHECKS
         ],
         partitions_def=partitions_def,
-        backfill_policy=BACKFILL,
+        backfill_policy=backfill,
         can_subset=False,
     )
     def coc_warehouse(
@@ -62,7 +66,9 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         """Rebuild coc.duckdb (views and marts), profile each mart, check for shifts."""
         wh = warehouse.settings()
-        result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
+        # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
+        with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run_id):
+            result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
         context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
         yield MaterializeResult(
             asset_key="warehouse",

@@ -105,20 +105,24 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         )
     except BaseException:
         if published:  # the days before the failing one are published: build over them
-            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path)
+            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path, wh.redis_url)
         raise
-    _rebuild(wh.warehouse, wh.duckdb_path, published)
+    _rebuild(wh.warehouse, wh.duckdb_path, published, redis_url=wh.redis_url)
     return EXIT_OK
 
 
-def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> None:
+def _rebuild(
+    warehouse: str, duckdb_path: str, published: Sequence[date], *, redis_url: str | None = None
+) -> None:
     """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
     import duckdb
 
+    from pipelines.shared_lock import build_lock
     from warehouse.build import BuildError, build_warehouse
 
     try:
-        built = build_warehouse(warehouse=warehouse, duckdb_path=duckdb_path)
+        with build_lock(duckdb_path, redis_url=redis_url):
+            built = build_warehouse(warehouse=warehouse, duckdb_path=duckdb_path)
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(
@@ -128,10 +132,10 @@ def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> Non
     print(f"warehouse: {built.duckdb_path}")
 
 
-def _rebuild_quietly(warehouse: str, duckdb_path: str) -> bool:
+def _rebuild_quietly(warehouse: str, duckdb_path: str, redis_url: str | None) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        _rebuild(warehouse, duckdb_path, [])
+        _rebuild(warehouse, duckdb_path, [], redis_url=redis_url)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False
@@ -166,10 +170,12 @@ def _outcome(args: argparse.Namespace) -> str:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
+    from pipelines.shared_lock import build_lock
     from warehouse.build import build_warehouse
 
     wh = warehouse_settings_from_env(os.environ)
-    built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
+    with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
+        built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
     print(f"{built.duckdb_path}: {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
@@ -427,9 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_WRITE
     except Exception as exc:
         from pipelines.parquet import WriteError
+        from pipelines.shared_lock import LockBusyError
         from warehouse.build import BuildError
 
-        if isinstance(exc, WriteError | BuildError):
+        if isinstance(exc, WriteError | BuildError | LockBusyError):
             print(f"coc-etl: write error: {exc}{_outcome(args)}", file=sys.stderr)
             return EXIT_WRITE
         raise

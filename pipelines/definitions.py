@@ -1,6 +1,7 @@
 """``defs``: the Dagster wiring, and nothing else.
 
-The partition time zone is read when the code location loads (it shapes the partitions);
+The partition time zone and the days per backfill run are read when the code location loads
+(they shape the partitions and the backfills);
 every other setting is an ``EnvVar`` resolved at run time, so secrets never pass through
 this module, the UI or run config.
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from assets.ingestion import build_ingestion_asset
-from assets.partitions import daily_partitions
+from assets.partitions import backfill_policy, daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
 from assets.schedules import build_nightly_schedule
 from assets.warehouse import build_warehouse_asset
@@ -29,6 +30,7 @@ def _build() -> Definitions:
     timezone = timezone_from_env(os.environ)
     lookback = lookback_days_from_env(os.environ)
     partitions = daily_partitions(timezone)
+    backfill = backfill_policy(os.environ.get("COC_BACKFILL_DAYS_PER_RUN", ""))
     coc = CocApiResource(
         endpoint=_env("COC_ENDPOINT"),
         ak=_env("COC_AK"),
@@ -40,17 +42,25 @@ def _build() -> Definitions:
         concurrency=_env("COC_CONCURRENCY"),
         max_attempts=_env("COC_MAX_ATTEMPTS"),
         retry_budget_s=_env("COC_RETRY_BUDGET_S"),
+        redis_url=_env("COC_REDIS_URL"),
     )
     warehouse = WarehouseResource(
         warehouse=_env("COC_WAREHOUSE"),
         duckdb=_env("COC_DUCKDB"),
         timezone=timezone,
         day_lock_timeout_s=_env("COC_DAY_LOCK_TIMEOUT_S"),
+        redis_url=_env("COC_REDIS_URL"),
     )
     return Definitions(
-        assets=[build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
+        assets=[
+            build_ingestion_asset(partitions, backfill),
+            build_warehouse_asset(partitions, backfill),
+        ],
         schedules=[build_nightly_schedule(timezone, lookback)],
         resources={"coc": coc, "warehouse": warehouse},
+        # a run is one process: its two steps run one after the other anyway, and a Celery
+        # worker's pool process (deploy/) may not fork step processes of its own
+        executor=in_process_executor,
     )
 
 

@@ -18,7 +18,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,6 +34,7 @@ from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import DayWriter, TableStats
 from pipelines.settings import WarehouseSettings
+from pipelines.shared_lock import LockBusyError, SharedLease, day_lock_key
 from pipelines.walk import TicketRead, WalkStats, walk_day
 
 log = logging.getLogger(__name__)
@@ -160,13 +161,35 @@ async def ingest_days_async(
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:
             for day in days:
-                result = await ingest_day(
-                    client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
-                )
+                async with _shared_day_lock(warehouse, day):
+                    result = await ingest_day(
+                        client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
+                    )
                 if on_day is not None:
                     on_day(result)
                 results.append(result)
     return results
+
+
+@contextlib.asynccontextmanager
+async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIterator[None]:
+    """With ``COC_REDIS_URL``: the day's lease every machine sees, around the day's writer
+    (whose own lock excludes the runs of this machine)."""
+    if warehouse.redis_url is None:
+        yield
+        return
+    lease = SharedLease(
+        warehouse.redis_url,
+        key=day_lock_key(warehouse.warehouse, day.isoformat()),
+        what=f"day {day.isoformat()} of {warehouse.warehouse}",
+    )
+    await asyncio.to_thread(lease.acquire)
+    try:
+        yield
+        if lease.lost:
+            raise LockBusyError(f"day {day.isoformat()} (the lease lapsed mid-run)", None, 0.0)
+    finally:
+        await asyncio.to_thread(lease.release)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +33,9 @@ class WarehouseSettings:
     timezone: str = "UTC"
     #: how long a run waits for another run of the same day (``COC_DAY_LOCK_TIMEOUT_S``)
     day_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    #: Redis shared by every run of a deployment: day locks and the build lock every machine
+    #: sees (``pipelines/shared_lock.py``); ``None`` = this machine's locks only
+    redis_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         zone(self.timezone)
@@ -138,6 +141,7 @@ def client_settings_from_env(env: Mapping[str, str]) -> ClientSettings:
             MIN_RETRY_BUDGET_S,
             MAX_RETRY_BUDGET_S,
         ),
+        redis_url=_opt(env, "COC_REDIS_URL"),
     )
 
 
@@ -205,4 +209,5 @@ def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
         day_lock_timeout_s=_seconds(
             env, "COC_DAY_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S, 0.0, MAX_DAY_LOCK_TIMEOUT_S
         ),
+        redis_url=_opt(env, "COC_REDIS_URL"),
     )
