@@ -93,6 +93,7 @@ class Cluster:
     processes: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
     graphql_url: str = ""
     redis_port: int = 0
+    pg_dir: Path | None = None
 
     # -- starting ------------------------------------------------------------------------
 
@@ -178,7 +179,10 @@ class Cluster:
         if bindir is None:
             raise RuntimeError("postgresql is not installed (make cluster-demo installs it)")
         port = _free_port()
-        data = self.root / "postgres"
+        # its own temp folder: the postgres user must reach it, whatever guards self.root
+        self.pg_dir = Path(tempfile.mkdtemp(prefix="coc-cluster-pg-"))
+        self.pg_dir.chmod(0o755)
+        data = self.pg_dir / "data"
         data.mkdir(mode=0o700)
         as_postgres: list[str] = []
         if os.geteuid() == 0:  # postgres refuses root: run it as Debian's postgres user
@@ -407,6 +411,9 @@ class Cluster:
             _signal(process, signal.SIGKILL)  # stragglers, and a group's children left over
             process.wait()
         self.processes.clear()
+        if self.pg_dir is not None:
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.pg_dir = None
 
 
 def _signal(process: subprocess.Popen[Any], sig: int) -> None:

@@ -39,7 +39,7 @@ __all__ = ["LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_S = 15.0
+DEFAULT_TTL_S = 10.0
 DEFAULT_TIMEOUT_S = 600.0
 POLL_S = 0.2
 
