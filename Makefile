@@ -24,7 +24,7 @@ demo: check-lock
 
 # a distributed deployment on loopback (deploy/): Redis, Postgres, webserver, daemon, 2 workers
 cluster-demo: check-lock
-	$(UV) sync --frozen --quiet --extra cluster
+	$(UV) sync --frozen --quiet --inexact --extra cluster
 	$(BIN)/python -m deploy.cluster
 
 sync-dev: check-lock
