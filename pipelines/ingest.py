@@ -34,7 +34,7 @@ from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.parquet import DayWriter, TableStats
 from pipelines.settings import WarehouseSettings
-from pipelines.shared_lock import LockBusyError, SharedLease, day_lock_key
+from pipelines.shared_lock import LeaseLapsedError, SharedLease, day_lock_key
 from pipelines.walk import TicketRead, WalkStats, walk_day
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIter
     try:
         yield
         if lease.lost:
-            raise LockBusyError(f"day {day.isoformat()} (the lease lapsed mid-run)", None, 0.0)
+            raise LeaseLapsedError(lease.what)  # published, but maybe not alone: say so
     finally:
         await asyncio.to_thread(lease.release)
 

@@ -33,9 +33,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from pipelines.coc.errors import ConfigError
 from pipelines.coc.shared_rate import redacted_url
 
-__all__ = ["LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
+__all__ = ["LeaseLapsedError", "LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,18 @@ class LockBusyError(Exception):
             else "another run"
         )
         super().__init__(f"{what} is being written by {who}; gave up after {waited_s:.1f}s")
+
+
+class LeaseLapsedError(LockBusyError):
+    """The run held the lock, but its lease lapsed meanwhile: another run may have taken it."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.holder, self.waited_s = what, None, 0.0
+        Exception.__init__(
+            self,
+            f"the lease of {what} lapsed mid-run (Redis unreachable for longer than its ttl?): "
+            "another run may have written it meanwhile; run it again",
+        )
 
 
 def _hash(text: str) -> str:
@@ -149,7 +162,7 @@ class SharedLease:
         except Exception as exc:
             self._redis.close()
             if type(exc).__module__.startswith("redis"):
-                raise OSError(
+                raise ConfigError(
                     f"COC_REDIS_URL {redacted_url(self.url)}: cannot take the lock of "
                     f"{self.what} ({type(exc).__name__})"
                 ) from None

@@ -216,3 +216,24 @@ def test_two_runs_of_one_day_take_turns(
     finally:
         con.close()
     assert landed == (rows[0], rows[0])
+
+
+def test_a_lease_taken_away_is_noticed_by_its_holder(redis_url: str) -> None:
+    import redis
+
+    lease = SharedLease(redis_url, key="test:lapse", what="day Y", ttl_s=0.3)
+    with lease:
+        assert not lease.lost
+        other = redis.Redis.from_url(redis_url)
+        try:
+            other.delete("test:lapse")  # as if it had lapsed while Redis was away
+            other.set("test:lapse", "someone else")
+        finally:
+            other.close()
+        time.sleep(0.4)  # a heartbeat or more
+        assert lease.lost
+    other = redis.Redis.from_url(redis_url)
+    try:  # the holder's release left the new holder's key alone
+        assert other.get("test:lapse") == b"someone else"
+    finally:
+        other.close()
