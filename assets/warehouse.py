@@ -67,7 +67,7 @@ def build_warehouse_asset(
         """Rebuild coc.duckdb (views and marts), profile each mart, check for shifts."""
         wh = warehouse.settings()
         # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
-        with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run_id):
+        with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run.run_id):
             result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
         context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
         yield MaterializeResult(
