@@ -228,9 +228,11 @@ def build_lock(
     Each build reads every published day when it starts and replaces the file whole, so the
     last build to finish has seen every day published before it began: builds in a row, one
     after each run that changed data, leave the file current. A ``flock`` beside the file
-    orders the builds of one machine; with ``redis_url`` a lease orders those of all.
+    (``.coc.duckdb.build-lock``) orders the builds of one machine; with ``redis_url`` a lease
+    orders those of all.
     """
-    lock_path = duckdb_path + ".build.lock"
+    folder, name = os.path.split(os.path.abspath(duckdb_path))
+    lock_path = os.path.join(folder, f".{name}.build-lock")  # hidden: not a coc.duckdb* file
     os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
