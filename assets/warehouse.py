@@ -62,7 +62,9 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         """Rebuild coc.duckdb (views and marts), profile each mart, check for shifts."""
         wh = warehouse.settings()
-        result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
+        result = build_warehouse(
+            warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+        )
         context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
         yield MaterializeResult(
             asset_key="warehouse",
@@ -72,7 +74,7 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
                 "empty_tables": MetadataValue.text(", ".join(result.empty_tables) or "none"),
             },
         )
-        con = connect(result.duckdb_path)
+        con = connect(result.duckdb_path, object_store=wh.object_store)
         try:
             for mart in result.marts:
                 rows = scalar(con, f'SELECT count(*) FROM "{mart}"')
