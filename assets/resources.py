@@ -63,6 +63,15 @@ class WarehouseResource(ConfigurableResource):
     redis_url: str | None = Field(
         default=None, description="COC_REDIS_URL: day and build locks every machine sees"
     )
+    aws_access_key_id: str | None = Field(default=None, description="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: str | None = Field(
+        default=None, description="AWS_SECRET_ACCESS_KEY (secret)"
+    )
+    aws_session_token: str | None = Field(default=None, description="AWS_SESSION_TOKEN (secret)")
+    aws_region: str | None = Field(default=None, description="AWS_REGION")
+    aws_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
+    s3_url_style: str | None = Field(default=None, description="COC_S3_URL_STYLE: path|vhost")
+    s3_retire_grace_s: str | None = Field(default=None, description="COC_S3_RETIRE_GRACE_S")
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -71,5 +80,12 @@ class WarehouseResource(ConfigurableResource):
             "COC_TIMEZONE": self.timezone,
             "COC_DAY_LOCK_TIMEOUT_S": self.day_lock_timeout_s,
             "COC_REDIS_URL": self.redis_url,
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
+            "AWS_SESSION_TOKEN": self.aws_session_token,
+            "AWS_REGION": self.aws_region,
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "COC_S3_URL_STYLE": self.s3_url_style,
+            "COC_S3_RETIRE_GRACE_S": self.s3_retire_grace_s,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

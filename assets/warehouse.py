@@ -68,7 +68,9 @@ def build_warehouse_asset(
         wh = warehouse.settings()
         # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
         with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run.run_id):
-            result = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
+            result = build_warehouse(
+                warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+            )
         context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
         yield MaterializeResult(
             asset_key="warehouse",
@@ -78,7 +80,7 @@ def build_warehouse_asset(
                 "empty_tables": MetadataValue.text(", ".join(result.empty_tables) or "none"),
             },
         )
-        con = connect(result.duckdb_path)
+        con = connect(result.duckdb_path, object_store=wh.object_store)
         try:
             for mart in result.marts:
                 rows = scalar(con, f'SELECT count(*) FROM "{mart}"')

@@ -25,6 +25,7 @@ from pipelines.coc.errors import CocError, ConfigError
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
+    from pipelines.settings import ObjectStoreSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -105,14 +106,27 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         )
     except BaseException:
         if published:  # the days before the failing one are published: build over them
-            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path, wh.redis_url)
+            args.rebuilt = _rebuild_quietly(
+                wh.warehouse, wh.duckdb_path, redis_url=wh.redis_url, object_store=wh.object_store
+            )
         raise
-    _rebuild(wh.warehouse, wh.duckdb_path, published, redis_url=wh.redis_url)
+    _rebuild(
+        wh.warehouse,
+        wh.duckdb_path,
+        published,
+        redis_url=wh.redis_url,
+        object_store=wh.object_store,
+    )
     return EXIT_OK
 
 
 def _rebuild(
-    warehouse: str, duckdb_path: str, published: Sequence[date], *, redis_url: str | None = None
+    warehouse: str,
+    duckdb_path: str,
+    published: Sequence[date],
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
 ) -> None:
     """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
     import duckdb
@@ -122,7 +136,9 @@ def _rebuild(
 
     try:
         with build_lock(duckdb_path, redis_url=redis_url):
-            built = build_warehouse(warehouse=warehouse, duckdb_path=duckdb_path)
+            built = build_warehouse(
+                warehouse=warehouse, duckdb_path=duckdb_path, object_store=object_store
+            )
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(
@@ -132,10 +148,16 @@ def _rebuild(
     print(f"warehouse: {built.duckdb_path}")
 
 
-def _rebuild_quietly(warehouse: str, duckdb_path: str, redis_url: str | None) -> bool:
+def _rebuild_quietly(
+    warehouse: str,
+    duckdb_path: str,
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
+) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        _rebuild(warehouse, duckdb_path, [], redis_url=redis_url)
+        _rebuild(warehouse, duckdb_path, [], redis_url=redis_url, object_store=object_store)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False
@@ -175,7 +197,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     wh = warehouse_settings_from_env(os.environ)
     with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
-        built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
+        built = build_warehouse(
+            warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+        )
     print(f"{built.duckdb_path}: {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
@@ -214,12 +238,15 @@ def _cmd_repartition(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _duckdb_path(args: argparse.Namespace) -> str:
-    if args.duckdb:
-        return args.duckdb
-    from pipelines.settings import warehouse_settings_from_env
+def _duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | None]:
+    """The DuckDB file to read, and how to reach the object storage its views may name."""
+    from pipelines.settings import object_store_settings_from_env, warehouse_settings_from_env
 
-    return warehouse_settings_from_env(os.environ).duckdb_path
+    if args.duckdb:
+        on_s3 = os.environ.get("COC_WAREHOUSE", "").strip().startswith("s3://")
+        return args.duckdb, object_store_settings_from_env(os.environ) if on_s3 else None
+    wh = warehouse_settings_from_env(os.environ)
+    return wh.duckdb_path, wh.object_store
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -227,7 +254,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
 
-    path = _duckdb_path(args)
+    path, object_store = _duckdb_path(args)
     source = "--duckdb" if args.duckdb else "COC_DUCKDB"
     if not os.path.exists(path):
         raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
@@ -235,12 +262,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{source} {path} is not a file")
     try:
         alerts = format_alerts(*newest_alerts(path))
-        rows = failure_report(path, days=args.days, by=args.by)
+        rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
     except duckdb.CatalogException:
         raise ConfigError(
             f"{source} {path} has no failure_rates_daily: not a coc.duckdb built by coc-etl"
         ) from None
     except duckdb.Error as exc:
+        if object_store is None and "httpfs" in str(exc):
+            raise ConfigError(
+                f"{path} reads an s3:// warehouse: set COC_WAREHOUSE to it and the AWS_* "
+                "variables (README, Object storage)"
+            ) from None
         reason = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
     print(alerts)
@@ -258,12 +290,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from warehouse.dashboard.queries import DashboardError
     from warehouse.dashboard.serve import serve
 
+    object_store = None
     if args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
-        path = _duckdb_path(args)
+        path, object_store = _duckdb_path(args)
     else:
         path = DEMO_DUCKDB
     try:
-        serve(duckdb_path=path, host=args.host, port=args.port)
+        serve(duckdb_path=path, host=args.host, port=args.port, object_store=object_store)
     except DashboardError as exc:
         print(f"coc-etl dashboard: {exc}", file=sys.stderr)
         return EXIT_CONFIG

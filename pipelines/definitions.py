@@ -50,6 +50,13 @@ def _build() -> Definitions:
         timezone=timezone,
         day_lock_timeout_s=_env("COC_DAY_LOCK_TIMEOUT_S"),
         redis_url=_env("COC_REDIS_URL"),
+        aws_access_key_id=_env("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_env("AWS_SESSION_TOKEN"),
+        aws_region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
+        aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
+        s3_url_style=_env("COC_S3_URL_STYLE"),
+        s3_retire_grace_s=_env("COC_S3_RETIRE_GRACE_S"),
     )
     return Definitions(
         assets=[

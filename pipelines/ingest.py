@@ -32,7 +32,8 @@ from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.parquet import DayWriter, TableStats
+from pipelines.objectstore import check_access
+from pipelines.parquet import DayWriter, TableStats, warehouse_publisher
 from pipelines.settings import WarehouseSettings
 from pipelines.shared_lock import LeaseLapsedError, SharedLease, day_lock_key
 from pipelines.walk import TicketRead, WalkStats, walk_day
@@ -112,7 +113,7 @@ async def ingest_day(
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
         DayWriter(
-            root=warehouse.warehouse,
+            publisher=warehouse_publisher(warehouse),
             day=day,
             row_group_rows=flush_rows,
             lock_timeout_s=warehouse.day_lock_timeout_s,
@@ -156,7 +157,13 @@ async def ingest_days_async(
     on_day: Callable[[DayResult], None] | None = None,
     flush_rows: int = FLUSH_ROWS,
 ) -> list[DayResult]:
-    """Ingest several days with one client; stops at the first day that fails."""
+    """Ingest several days with one client; stops at the first day that fails.
+
+    An ``s3://`` warehouse is checked first (bucket, credentials, endpoint), before the COC
+    API is asked anything: a ``ConfigError`` naming the variable, nothing written.
+    """
+    if warehouse.object_store is not None:
+        check_access(warehouse.warehouse, warehouse.object_store)
     results = []
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:

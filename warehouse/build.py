@@ -25,15 +25,22 @@ so the marts and every query keep working on a fresh warehouse. A view is bound 
 files when it is queried, so new days appear without a rebuild; a table that was empty at
 build time appears at the next build (the pipeline rebuilds after every materialization).
 
-Only the root of the warehouse is local-specific (``_warehouse_root``); the globs, the
-existence check (DuckDB's ``glob``) and the views are written so that an ``s3://`` root
-needs just that function and the connection's object-storage credentials.
+On object storage (an ``s3://`` warehouse) a view never globs: listing a prefix can show
+a day twice while it is being republished. The build reads every day's manifest once
+(``pipelines/day_manifests.py``) and writes each table's view as ``read_parquet([the
+objects the manifests name])``, so a reader of the file sees each day as exactly one run
+published it. It then records, in the warehouse's ``_manifests/views.json``, which run of
+each day the new file names, and deletes the superseded objects no published file can name
+any more (after the grace period). Connections read ``s3://`` through our S3 client,
+registered on them (``pipelines/objectstore.py``; ``connect`` does it when given the
+settings).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import re
 import struct
@@ -46,8 +53,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 
+from pipelines.day_manifests import ViewsPublished, read_manifests, record_views, sweep_all
+from pipelines.objectstore import S3Location, register_s3, s3_filesystem
 from pipelines.schemas import TABLES
+from pipelines.settings import ObjectStoreSettings
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 VIEWS_DIR = SQL_DIR / "views"
@@ -96,10 +109,17 @@ class BuildResult:
 
 
 def connect(
-    duckdb_path: str | os.PathLike[str], read_only: bool = True
+    duckdb_path: str | os.PathLike[str],
+    read_only: bool = True,
+    *,
+    object_store: ObjectStoreSettings | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse's DuckDB file (read-only unless asked otherwise)."""
-    return duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
+    """Open the warehouse's DuckDB file (read-only unless asked otherwise); with
+    ``object_store``, its views over an ``s3://`` warehouse can be read."""
+    con = duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
+    if object_store is not None:
+        register_s3(con, object_store)
+    return con
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
@@ -110,9 +130,34 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return row[0]
 
 
-def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
-    """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``."""
-    root = _warehouse_root(warehouse)
+def build_warehouse(
+    *, warehouse: str, duckdb_path: str, object_store: ObjectStoreSettings | None = None
+) -> BuildResult:
+    """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
+
+    An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
+    """
+    sources: dict[str, str | list[str]]
+    published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
+    if warehouse.startswith("s3://"):
+        if object_store is None:
+            raise ValueError(f"building over {warehouse} needs the object-storage settings")
+        location = S3Location.parse(warehouse)
+        fs = s3_filesystem(object_store)
+        manifests = read_manifests(fs, location.path)
+        runs = {day.isoformat(): m.run_id for day, m in sorted(manifests.items())}
+        sources = {
+            table: [
+                f"{location.uri}/{path}"
+                for _, m in sorted(manifests.items())
+                for path in m.tables.get(table, [])
+            ]
+            for table in TABLES
+        }
+        published = (fs, location, runs, object_store.retire_grace_s)
+    else:
+        root = _warehouse_root(warehouse)
+        sources = {table: table_glob(root, table) for table in TABLES}
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
@@ -122,7 +167,9 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
             str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
         )
         try:
-            empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
+            if object_store is not None:
+                register_s3(con, object_store)
+            empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
             con.execute(MACROS_SQL.read_text())
             mart_seconds: dict[str, float] = {}
             marts = tuple(
@@ -137,6 +184,8 @@ def build_warehouse(*, warehouse: str, duckdb_path: str) -> BuildResult:
         _publish(tmp, target)
     finally:
         _remove_database(tmp)
+    if published is not None:
+        _views_published(*published)
     return BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
@@ -266,38 +315,53 @@ def _busy(target: Path, pid: int | None) -> WarehouseBusyError:
     )
 
 
+def _views_published(
+    fs: pafs.FileSystem, location: S3Location, runs: dict[str, str], grace_s: float
+) -> None:
+    """Record which run of each day the new file names; delete what no published file can.
+
+    The file is out already: a failure here is logged, and the next build does it.
+    """
+    try:
+        published = ViewsPublished(published_at=time.time(), runs=runs)
+        record_views(fs, location.path, published, grace_s=grace_s)
+        gone = sweep_all(fs, location.path, grace_s=grace_s)
+    except (OSError, ValueError) as exc:
+        log.warning("views of %s not recorded, nothing swept: %s", location.uri, exc)
+        return
+    if gone:
+        log.info("deleted %d superseded objects under %s", gone, location.uri)
+
+
 def table_glob(root: str, table: str) -> str:
     """The glob of a table's Parquet files under a warehouse root."""
     return f"{root}/{table}/{PARTITION_GLOB}"
 
 
 def _warehouse_root(warehouse: str) -> str:
-    """The warehouse root as DuckDB should see it: an absolute path without glob characters.
-
-    The seam for object storage: an ``s3://`` root would be returned as is here, once the
-    connection is given httpfs and credentials.
-    """
+    """A local warehouse root as DuckDB should see it: an absolute path without glob
+    characters (``s3://`` warehouses are read through their manifests instead)."""
     if "://" in warehouse:
         scheme = warehouse.split("://", 1)[0]
-        raise NotImplementedError(
-            f"the DuckDB build reads local warehouses only, not {scheme}:// URIs yet"
-        )
+        raise ValueError(f"the DuckDB build reads local folders and s3:// URIs, not {scheme}://")
     root = Path(warehouse).expanduser().resolve().as_posix()
     if _GLOB_CHARACTERS & set(root):
         raise BuildError(f"COC_WAREHOUSE must not contain glob characters (*?[]{{}}): {root!r}")
     return root
 
 
-def _create_table_view(con: duckdb.DuckDBPyConnection, root: str, table: str) -> bool:
-    """Create the view of one table; whether it has files (else it is a typed empty view)."""
+def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | list[str]) -> bool:
+    """Create the view of one table over ``files``, a glob or the list of its objects;
+    whether it has files (else it is a typed empty view)."""
     schema = TABLES[table]
-    pattern = table_glob(root, table)
-    has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [pattern])
+    if isinstance(files, str):
+        has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [files])
+        named = _literal(files)
+    else:
+        has_files = bool(files)
+        named = "[" + ", ".join(_literal(f) for f in files) + "]"
     if has_files:
-        source = (
-            f"read_parquet({_literal(pattern)}, hive_partitioning = true, "
-            "hive_types = {'dt': DATE})"
-        )
+        source = f"read_parquet({named}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
     else:
         source = _empty_relation(con, schema)
     template = (VIEWS_DIR / f"{table}.sql").read_text()
