@@ -14,6 +14,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from tests.cli_env import cli_env
 
 AK = "CLITESTAK"
 SK = "cli-test-secret-key-0123456789abcdef"
@@ -28,18 +29,7 @@ def sim():
 
 
 def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
-    env.update(
-        COC_ENDPOINT=sim.url,
-        COC_AK=AK,
-        COC_SK=SK,
-        COC_WAREHOUSE=str(warehouse),
-        COC_MAX_RPS="0",
-        DAGSTER_HOME=str(warehouse.parent / "dagster_home"),
-    )
-    (warehouse.parent / "dagster_home").mkdir(parents=True, exist_ok=True)
-    env.update(extra)
-    return env
+    return cli_env(sim, warehouse, ak=AK, sk=SK, **extra)
 
 
 def _materialize(*selection: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

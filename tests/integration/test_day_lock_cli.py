@@ -9,7 +9,6 @@ staging and its lock file; the next run takes the day at once and removes them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.parquet import DayLockedError, DayWriter
 from pipelines.publish import STAGING
 from pipelines.walk import day_window
+from tests.cli_env import cli_env
 
 AK = "DAYLOCKTESTAK"
 SK = "day-lock-test-secret-key-0123456789"
@@ -73,14 +73,7 @@ class Run:
     """One ``coc-etl ingest DAY`` process, its output (stdout and stderr) going to a file."""
 
     def __init__(self, sim: SimulatorServer, warehouse: Path, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
-        env.update(
-            COC_ENDPOINT=sim.url,
-            COC_AK=AK,
-            COC_SK=SK,
-            COC_WAREHOUSE=str(warehouse),
-            COC_MAX_RPS="0",
-        )
+        env = cli_env(sim, warehouse, ak=AK, sk=SK)
         self.log = log
         with log.open("w") as out:
             self.proc = subprocess.Popen(

@@ -24,6 +24,7 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.walk import WalkStats, _listed
+from tests.cli_env import cli_env
 from warehouse.build import WarehouseBusyError, _publish
 
 AK = "HARDENINGAK"
@@ -48,17 +49,7 @@ def no_faults(sim: SimulatorServer) -> Iterator[None]:
 
 
 def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
-    env.update(
-        COC_ENDPOINT=sim.url,
-        COC_AK=AK,
-        COC_SK=SK,
-        COC_WAREHOUSE=str(warehouse),
-        COC_MAX_RPS="0",
-        DAGSTER_HOME=str(warehouse.parent / "dagster_home"),
-    )
-    env.update(extra)
-    return env
+    return cli_env(sim, warehouse, ak=AK, sk=SK, **extra)
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -490,7 +481,7 @@ def test_dagster_refuses_to_load_naming_the_variable(
     sim: SimulatorServer, tmp_path: Path, name: str, value: str
 ) -> None:
     env = _env(sim, tmp_path / "wh", **{name: value})
-    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)  # cli_env makes it too
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
     done = _run([*command, "--select", "*", "--partition", "2026-11-18"], env)
     assert done.returncode != 0
