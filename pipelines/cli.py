@@ -25,6 +25,7 @@ from pipelines.coc.errors import CocError, ConfigError
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
+    from warehouse.build import BuildResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -105,7 +106,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         )
     except BaseException:
         if published:  # the days before the failing one are published: build over them
-            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path)
+            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path, published)
         raise
     _rebuild(wh.warehouse, wh.duckdb_path, published)
     return EXIT_OK
@@ -118,20 +119,22 @@ def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> Non
     from warehouse.build import BuildError, build_warehouse
 
     try:
-        built = build_warehouse(warehouse=warehouse, duckdb_path=duckdb_path)
+        built = build_warehouse(
+            warehouse=warehouse, duckdb_path=duckdb_path, changed_days=published
+        )
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(
             f"published {_days(published)}, but building {duckdb_path} failed: {first_line}; "
             "the marts are stale until `coc-etl build-warehouse` succeeds"
         ) from exc
-    print(f"warehouse: {built.duckdb_path}")
+    print(f"warehouse: {built.duckdb_path} ({_build_kind(built)})")
 
 
-def _rebuild_quietly(warehouse: str, duckdb_path: str) -> bool:
+def _rebuild_quietly(warehouse: str, duckdb_path: str, published: Sequence[date]) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        _rebuild(warehouse, duckdb_path, [])
+        _rebuild(warehouse, duckdb_path, published)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False
@@ -164,13 +167,22 @@ def _outcome(args: argparse.Namespace) -> str:
     )
 
 
+def _build_kind(built: BuildResult) -> str:
+    if built.full:
+        return f"full rebuild: {built.full_reason}"
+    days = ", ".join(day.isoformat() for day in built.changed_days) or "none"
+    return f"incremental: days {days}"
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
     from warehouse.build import build_warehouse
 
     wh = warehouse_settings_from_env(os.environ)
-    built = build_warehouse(warehouse=wh.warehouse, duckdb_path=wh.duckdb_path)
-    print(f"{built.duckdb_path}: {', '.join(built.views)}")
+    built = build_warehouse(
+        warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, rebuild=args.rebuild
+    )
+    print(f"{built.duckdb_path} ({_build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
     return EXIT_OK
@@ -323,7 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", required=True, metavar="ZONE", help="IANA zone, e.g. UTC")
     p.set_defaults(handler=_cmd_repartition)
 
-    p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
+    p = sub.add_parser(
+        "warehouse",
+        aliases=["build-warehouse"],
+        help="update coc.duckdb: the days whose files changed, or every day with --rebuild",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="recompute every mart over every day (a repair) instead of the changed days",
+    )
     p.set_defaults(handler=_cmd_build)
 
     p = sub.add_parser(
