@@ -23,6 +23,8 @@ NAMES = (
     "marts",
     "dashboard",
     "failure_shifts",
+    "incremental",
+    "overhead",
 )
 
 
@@ -38,8 +40,10 @@ def run(names: list[str], scale: Scale) -> list[Section]:
         end_to_end,
         failure_shifts,
         flatten_write,
+        incremental,
         marts,
         memory,
+        overhead,
         rate_limited,
         request_efficiency,
     )
@@ -54,6 +58,8 @@ def run(names: list[str], scale: Scale) -> list[Section]:
         "marts": lambda: marts.measure(scale),
         "dashboard": lambda: dashboard.measure(scale),
         "failure_shifts": lambda: failure_shifts.measure(scale),
+        "incremental": lambda: incremental.measure(scale),
+        "overhead": lambda: overhead.measure(scale),
     }
     sections = []
     for name in names:

@@ -228,3 +228,23 @@ def test_failed_incremental_build_keeps_the_previous_file(tmp_path: Path) -> Non
     broken.unlink()
     publish_day(root, D5, [], [], [], "r10")
     assert build_warehouse(warehouse=str(root), duckdb_path=str(path)).changed_days == (D5,)
+
+
+def test_an_incremental_build_reads_only_the_changed_days(tmp_path: Path) -> None:
+    """D2's file made unreadable after the first build: a build of D5 never opens it; a
+    full rebuild does (and fails, leaving the file as it was)."""
+    root = tmp_path / "wh"
+    first_history(root)
+    path = str(tmp_path / "coc.duckdb")
+    build_warehouse(warehouse=str(root), duckdb_path=path)
+    [d2] = (root / "execution_instances" / f"dt={D2.isoformat()}").glob("*.parquet")
+    d2.write_bytes(b"not parquet any more")
+    # (the same name: the build sees no change of D2's files, as when nothing rewrote it)
+    d5 = [("t8", 1, 801, DB1, "ABNORMAL", CONN_B, at(D5, "07:00:00"), at(D5, "07:00:01"))]
+    orders = [("t8", "restart-nginx", "frank", "ABNORMAL", at(D5, "07:00:00"), None)]
+    publish_day(root, D5, d5, orders, [("t8", 1, 1)], "r1")
+    result = build_warehouse(warehouse=str(root), duckdb_path=path, changed_days=[D5])
+    assert result.changed_days == (D5,)
+    assert query(path, f"SELECT sum(failed) FROM failure_rates_daily WHERE dt = '{D5}'") == [(1,)]
+    with pytest.raises(Exception, match=d2.name):
+        build_warehouse(warehouse=str(root), duckdb_path=path, rebuild=True)
