@@ -10,8 +10,8 @@ Per round and history: the last 4 days are re-materialized (new files through th
 process (``bench.build_child``) with those 4 days named, as after the nightly run: its wall
 time, the seconds of the copy-on-write copy within it, and its peak RSS. The histories take
 turns within each round, so the ratio 100M / 10M is taken round by round. Then, on the 100M
-history, full rebuilds (``rebuild=True``) in fresh processes give the incremental / full
-ratio and the full build's memory.
+history, a full rebuild in a fresh process (the first build of a fresh history is one, else
+``rebuild=True``) gives the incremental / full ratio and the full build's memory.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def measure(scale: Scale) -> Section:
         for label, root in roots.items():
             changed = rematerialize(root, rows, round_)
             runs[label].append(child_build(root, changed=changed))
-    fulls = [child_build(roots["large"], rebuild=True) for _ in range(max(1, scale.repeats - 2))]
+    # a first build without a previous file is a full rebuild already: count it as one
+    fulls = [first["large"]] if first["large"]["full"] else []
+    fulls += [child_build(roots["large"], rebuild=True) for _ in range(max(0, 1 - len(fulls)))]
 
     def seconds(items: list[dict[str, Any]]) -> list[float]:
         return [r["seconds"] for r in items]
