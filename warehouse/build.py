@@ -183,19 +183,28 @@ def build_warehouse(
             str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
         )
         try:
-            empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
             files = _day_files(con, root)
             days: frozenset[date] | None = None
             if not reason:
                 days = _changed_days(con, files) | frozenset(changed_days)
+            # The per-day SQL runs over table views of the changed days' files only, so it
+            # reads nothing else whatever its shape (a CTE read twice, GROUPING SETS).
+            for table in TABLES:
+                _create_table_view(con, root, table, only=_files_of(root, table, files, days))
             mart_seconds: dict[str, float] = {}
             for path in sorted(PARTS_DIR.glob("*.sql")):
                 _store_per_day(con, path, days, mart_seconds, view=False)
-            marts = tuple(
-                sorted(_create_mart(con, path, days, mart_seconds) for path in _mart_files())
-            )
+            per_day = [path for path in _mart_files() if _is_per_day(path)]
+            names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
+            empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
+            names += [
+                _create_mart(con, path, days, mart_seconds)
+                for path in _mart_files()
+                if not _is_per_day(path)
+            ]
+            marts = tuple(sorted(names))
             rows = _record_state(con, files, days, wanted)
             con.execute("CHECKPOINT")
         finally:
@@ -358,16 +367,38 @@ def _warehouse_root(warehouse: str) -> str:
     return root
 
 
-def _create_table_view(con: duckdb.DuckDBPyConnection, root: str, table: str) -> bool:
-    """Create the view of one table; whether it has files (else it is a typed empty view)."""
+def _files_of(
+    root: str,
+    table: str,
+    files: Mapping[tuple[str, date], str],
+    days: frozenset[date] | None,
+) -> list[str] | None:
+    """The paths of ``table``'s files on ``days`` (None: every day, by the glob)."""
+    if days is None:
+        return None
+    return [
+        f"{root}/{table}/dt={day.isoformat()}/{name}"
+        for day in sorted(days)
+        for name in files.get((table, day), "").split("\n")
+        if name
+    ]
+
+
+def _create_table_view(
+    con: duckdb.DuckDBPyConnection, root: str, table: str, only: list[str] | None = None
+) -> bool:
+    """Create the view of one table (over ``only`` these files if given); whether it has files
+    (else it is a typed empty view)."""
     schema = TABLES[table]
     pattern = table_glob(root, table)
-    has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [pattern])
+    if only is None:
+        has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [pattern])
+        listed = _literal(pattern)
+    else:
+        has_files = bool(only)
+        listed = "[" + ", ".join(_literal(path) for path in only) + "]"
     if has_files:
-        source = (
-            f"read_parquet({_literal(pattern)}, hive_partitioning = true, "
-            "hive_types = {'dt': DATE})"
-        )
+        source = f"read_parquet({listed}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
     else:
         source = _empty_relation(con, schema)
     template = (VIEWS_DIR / f"{table}.sql").read_text()
