@@ -7,9 +7,9 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV_HOME    := .uv
 UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
-SOURCES    := pipelines assets warehouse coc_simulator
+SOURCES    := pipelines assets warehouse coc_simulator deploy
 
-.PHONY: demo test test-fast check-lock lint types bench lock upgrade sync-dev clean
+.PHONY: demo cluster-demo test test-fast check-lock lint types bench lock upgrade sync-dev clean
 
 $(UV_HOME)/bin/uv:
 	$(PYTHON) -m venv $(UV_HOME)
@@ -22,8 +22,13 @@ demo: check-lock
 	$(UV) sync --frozen --quiet
 	$(BIN)/coc-etl demo
 
+# a distributed deployment on loopback (deploy/): Redis, Postgres, webserver, daemon, 2 workers
+cluster-demo: check-lock
+	$(UV) sync --frozen --quiet --inexact --extra cluster
+	$(BIN)/python -m deploy.cluster
+
 sync-dev: check-lock
-	$(UV) sync --frozen --quiet --extra dev --extra bench
+	$(UV) sync --frozen --quiet --extra dev --extra bench --extra cluster
 
 test: sync-dev
 	$(BIN)/ruff format --check .

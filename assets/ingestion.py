@@ -10,13 +10,14 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
+    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
     multi_asset,
 )
 
-from assets.partitions import BACKFILL
+from assets.partitions import SINGLE_RUN
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
 from pipelines.ingest import DayResult, ingest_days
@@ -31,7 +32,9 @@ TABLE_DESCRIPTIONS = {
 }
 
 
-def build_ingestion_asset(partitions_def: PartitionsDefinition):
+def build_ingestion_asset(
+    partitions_def: PartitionsDefinition, backfill: BackfillPolicy = SINGLE_RUN
+):
     @multi_asset(
         name="coc_day",
         specs=[
@@ -42,7 +45,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
             AssetCheckSpec(c.name, asset=c.asset, description=c.description) for c in CHECKS
         ],
         partitions_def=partitions_def,
-        backfill_policy=BACKFILL,
+        backfill_policy=backfill,
         can_subset=False,
     )
     def coc_day(
@@ -70,7 +73,7 @@ def build_ingestion_asset(partitions_def: PartitionsDefinition):
         endpoint = client_settings.endpoint
         for name in TABLE_DESCRIPTIONS:
             yield MaterializeResult(asset_key=name, metadata=_metadata(name, results, wh, endpoint))
-        yield from _check_results(results, wh.warehouse)
+        yield from _check_results(results, wh)
 
     return coc_day
 
@@ -97,7 +100,8 @@ def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> d
     if incomplete:
         meta["incomplete_batches"] = MetadataValue.text("\n".join(incomplete[:50]))
     if results:
-        preview = read_day(wh.warehouse, table, results[-1].day.isoformat(), None, limit=5)
+        last = results[-1].day.isoformat()
+        preview = read_day(wh.warehouse, table, last, None, limit=5, object_store=wh.object_store)
         meta["preview"] = MetadataValue.md(_markdown(preview.to_pylist()))
     return meta
 
@@ -113,10 +117,10 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _check_results(results: list[DayResult], root: str) -> Iterator[AssetCheckResult]:
+def _check_results(results: list[DayResult], wh: Any) -> Iterator[AssetCheckResult]:
     by_check: dict[tuple[str, str], list] = {}
     for result in results:
-        for outcome in day_checks(result, root):
+        for outcome in day_checks(result, wh.warehouse, wh.object_store):
             by_check.setdefault((outcome.name, outcome.asset), []).append(outcome)
     for (name, asset), outcomes in by_check.items():
         failed = [o for o in outcomes if not o.passed]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition
 
+from pipelines.coc.errors import ConfigError
+
 #: the first day a backfill may ask for
 START_DATE = "2024-01-01"
 
@@ -12,5 +14,21 @@ def daily_partitions(timezone: str) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(start_date=START_DATE, timezone=timezone)
 
 
-#: a ``--partition-range`` runs as one run: one client, one rate gate, days in sequence
-BACKFILL = BackfillPolicy.single_run()
+#: one machine: a ``--partition-range`` or a backfill runs as one run (one client, one rate
+#: gate, days in sequence)
+SINGLE_RUN = BackfillPolicy.single_run()
+
+
+def backfill_policy(days_per_run: str) -> BackfillPolicy:
+    """``COC_BACKFILL_DAYS_PER_RUN``: empty = one run for the whole range; ``N`` = a run per
+    ``N`` days, so a deployment with workers spreads a backfill over them (``deploy/``)."""
+    raw = days_per_run.strip()
+    if not raw:
+        return SINGLE_RUN
+    try:
+        days = int(raw)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ConfigError(f"COC_BACKFILL_DAYS_PER_RUN must be a whole number >= 1, got {raw!r}")
+    return BackfillPolicy.multi_run(max_partitions_per_run=days)

@@ -30,6 +30,9 @@ class CocApiResource(ConfigurableResource):
     concurrency: str | None = Field(default=None, description="COC_CONCURRENCY")
     max_attempts: str | None = Field(default=None, description="COC_MAX_ATTEMPTS")
     retry_budget_s: str | None = Field(default=None, description="COC_RETRY_BUDGET_S")
+    redis_url: str | None = Field(
+        default=None, description="COC_REDIS_URL: the rate budget shared by every run"
+    )
 
     def client_settings(self) -> ClientSettings:
         values = {
@@ -43,6 +46,7 @@ class CocApiResource(ConfigurableResource):
             "COC_CONCURRENCY": self.concurrency,
             "COC_MAX_ATTEMPTS": self.max_attempts,
             "COC_RETRY_BUDGET_S": self.retry_budget_s,
+            "COC_REDIS_URL": self.redis_url,
         }
         return client_settings_from_env({k: v for k, v in values.items() if v is not None})
 
@@ -56,6 +60,18 @@ class WarehouseResource(ConfigurableResource):
     duckdb: str | None = Field(default=None, description="COC_DUCKDB")
     timezone: str = Field(default="UTC", description="COC_TIMEZONE")
     day_lock_timeout_s: str | None = Field(default=None, description="COC_DAY_LOCK_TIMEOUT_S")
+    redis_url: str | None = Field(
+        default=None, description="COC_REDIS_URL: day and build locks every machine sees"
+    )
+    aws_access_key_id: str | None = Field(default=None, description="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: str | None = Field(
+        default=None, description="AWS_SECRET_ACCESS_KEY (secret)"
+    )
+    aws_session_token: str | None = Field(default=None, description="AWS_SESSION_TOKEN (secret)")
+    aws_region: str | None = Field(default=None, description="AWS_REGION")
+    aws_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
+    s3_url_style: str | None = Field(default=None, description="COC_S3_URL_STYLE: path|vhost")
+    s3_retire_grace_s: str | None = Field(default=None, description="COC_S3_RETIRE_GRACE_S")
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -63,5 +79,13 @@ class WarehouseResource(ConfigurableResource):
             "COC_DUCKDB": self.duckdb,
             "COC_TIMEZONE": self.timezone,
             "COC_DAY_LOCK_TIMEOUT_S": self.day_lock_timeout_s,
+            "COC_REDIS_URL": self.redis_url,
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
+            "AWS_SESSION_TOKEN": self.aws_session_token,
+            "AWS_REGION": self.aws_region,
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "COC_S3_URL_STYLE": self.s3_url_style,
+            "COC_S3_RETIRE_GRACE_S": self.s3_retire_grace_s,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
+    BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -18,9 +19,10 @@ from dagster import (
 )
 
 from assets.ingestion import TABLE_DESCRIPTIONS
-from assets.partitions import BACKFILL
+from assets.partitions import SINGLE_RUN
 from assets.resources import WarehouseResource
 from pipelines.quality import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
+from pipelines.shared_lock import build_lock
 from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_description, scalar
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
 
@@ -32,7 +34,9 @@ class WarehouseBuildConfig(Config):
     rebuild: bool = False
 
 
-def build_warehouse_asset(partitions_def: PartitionsDefinition):
+def build_warehouse_asset(
+    partitions_def: PartitionsDefinition, backfill: BackfillPolicy = SINGLE_RUN
+):
     marts = sorted(MARTS_DIR.glob("*.sql"))
     specs = [
         AssetSpec(
@@ -62,7 +66,7 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
             for c in WAREHOUSE_CHECKS
         ],
         partitions_def=partitions_def,
-        backfill_policy=BACKFILL,
+        backfill_policy=backfill,
         can_subset=False,
     )
     def coc_warehouse(
@@ -71,12 +75,15 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
         """Update coc.duckdb (views, and the marts for the run's days), profile each mart,
         check for shifts."""
         wh = warehouse.settings()
-        result = build_warehouse(
-            warehouse=wh.warehouse,
-            duckdb_path=wh.duckdb_path,
-            changed_days=[date.fromisoformat(key) for key in context.partition_keys],
-            rebuild=config.rebuild,
-        )
+        # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
+        with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run.run_id):
+            result = build_warehouse(
+                warehouse=wh.warehouse,
+                duckdb_path=wh.duckdb_path,
+                object_store=wh.object_store,
+                changed_days=[date.fromisoformat(key) for key in context.partition_keys],
+                rebuild=config.rebuild,
+            )
         kind = (
             f"full rebuild ({result.full_reason})"
             if result.full
@@ -92,7 +99,7 @@ def build_warehouse_asset(partitions_def: PartitionsDefinition):
                 "build": MetadataValue.text(kind),
             },
         )
-        con = connect(result.duckdb_path)
+        con = connect(result.duckdb_path, object_store=wh.object_store)
         try:
             for mart in result.marts:
                 rows = scalar(con, f'SELECT count(*) FROM "{mart}"')

@@ -25,6 +25,7 @@ from pipelines.coc.errors import CocError, ConfigError
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
+    from pipelines.settings import ObjectStoreSettings
     from warehouse.build import BuildResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
@@ -106,22 +107,46 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         )
     except BaseException:
         if published:  # the days before the failing one are published: build over them
-            args.rebuilt = _rebuild_quietly(wh.warehouse, wh.duckdb_path, published)
+            args.rebuilt = _rebuild_quietly(
+                wh.warehouse,
+                wh.duckdb_path,
+                published,
+                redis_url=wh.redis_url,
+                object_store=wh.object_store,
+            )
         raise
-    _rebuild(wh.warehouse, wh.duckdb_path, published)
+    _rebuild(
+        wh.warehouse,
+        wh.duckdb_path,
+        published,
+        redis_url=wh.redis_url,
+        object_store=wh.object_store,
+    )
     return EXIT_OK
 
 
-def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> None:
+def _rebuild(
+    warehouse: str,
+    duckdb_path: str,
+    published: Sequence[date],
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
+) -> None:
     """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
     import duckdb
 
+    from pipelines.shared_lock import build_lock
     from warehouse.build import BuildError, build_warehouse
 
     try:
-        built = build_warehouse(
-            warehouse=warehouse, duckdb_path=duckdb_path, changed_days=published
-        )
+        with build_lock(duckdb_path, redis_url=redis_url):
+            built = build_warehouse(
+                warehouse=warehouse,
+                duckdb_path=duckdb_path,
+                object_store=object_store,
+                changed_days=published,
+            )
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(
@@ -131,10 +156,17 @@ def _rebuild(warehouse: str, duckdb_path: str, published: Sequence[date]) -> Non
     print(f"warehouse: {built.duckdb_path} ({_build_kind(built)})")
 
 
-def _rebuild_quietly(warehouse: str, duckdb_path: str, published: Sequence[date]) -> bool:
+def _rebuild_quietly(
+    warehouse: str,
+    duckdb_path: str,
+    published: Sequence[date],
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
+) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        _rebuild(warehouse, duckdb_path, published)
+        _rebuild(warehouse, duckdb_path, published, redis_url=redis_url, object_store=object_store)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False
@@ -176,12 +208,17 @@ def _build_kind(built: BuildResult) -> str:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
+    from pipelines.shared_lock import build_lock
     from warehouse.build import build_warehouse
 
     wh = warehouse_settings_from_env(os.environ)
-    built = build_warehouse(
-        warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, rebuild=args.rebuild
-    )
+    with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
+        built = build_warehouse(
+            warehouse=wh.warehouse,
+            duckdb_path=wh.duckdb_path,
+            object_store=wh.object_store,
+            rebuild=args.rebuild,
+        )
     print(f"{built.duckdb_path} ({_build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
@@ -220,12 +257,15 @@ def _cmd_repartition(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _duckdb_path(args: argparse.Namespace) -> str:
-    if args.duckdb:
-        return args.duckdb
-    from pipelines.settings import warehouse_settings_from_env
+def _duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | None]:
+    """The DuckDB file to read, and how to reach the object storage its views may name."""
+    from pipelines.settings import object_store_settings_from_env, warehouse_settings_from_env
 
-    return warehouse_settings_from_env(os.environ).duckdb_path
+    if args.duckdb:
+        on_s3 = os.environ.get("COC_WAREHOUSE", "").strip().startswith("s3://")
+        return args.duckdb, object_store_settings_from_env(os.environ) if on_s3 else None
+    wh = warehouse_settings_from_env(os.environ)
+    return wh.duckdb_path, wh.object_store
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -233,7 +273,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
 
-    path = _duckdb_path(args)
+    path, object_store = _duckdb_path(args)
     source = "--duckdb" if args.duckdb else "COC_DUCKDB"
     if not os.path.exists(path):
         raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
@@ -241,12 +281,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{source} {path} is not a file")
     try:
         alerts = format_alerts(*newest_alerts(path))
-        rows = failure_report(path, days=args.days, by=args.by)
+        rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
     except duckdb.CatalogException:
         raise ConfigError(
             f"{source} {path} has no failure_rates_daily: not a coc.duckdb built by coc-etl"
         ) from None
     except duckdb.Error as exc:
+        if object_store is None and "httpfs" in str(exc):
+            raise ConfigError(
+                f"{path} reads an s3:// warehouse: set COC_WAREHOUSE to it and the AWS_* "
+                "variables (README, Object storage)"
+            ) from None
         reason = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
     print(alerts)
@@ -264,12 +309,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from warehouse.dashboard.queries import DashboardError
     from warehouse.dashboard.serve import serve
 
+    object_store = None
     if args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
-        path = _duckdb_path(args)
+        path, object_store = _duckdb_path(args)
     else:
         path = DEMO_DUCKDB
     try:
-        serve(duckdb_path=path, host=args.host, port=args.port)
+        serve(duckdb_path=path, host=args.host, port=args.port, object_store=object_store)
     except DashboardError as exc:
         print(f"coc-etl dashboard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -448,9 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_WRITE
     except Exception as exc:
         from pipelines.parquet import WriteError
+        from pipelines.shared_lock import LockBusyError
         from warehouse.build import BuildError
 
-        if isinstance(exc, WriteError | BuildError):
+        if isinstance(exc, WriteError | BuildError | LockBusyError):
             print(f"coc-etl: write error: {exc}{_outcome(args)}", file=sys.stderr)
             return EXIT_WRITE
         raise

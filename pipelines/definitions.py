@@ -1,14 +1,14 @@
 """``defs``: the Dagster wiring, and nothing else.
 
-The partition time zone and the executor are read when the code location loads (they shape
-the definitions); every other setting is an ``EnvVar`` resolved at run time, so secrets
-never pass through this module, the UI or run config.
+The partition time zone, the days per backfill run and the executor are read when the code
+location loads (they shape the definitions); every other setting is an ``EnvVar`` resolved
+at run time, so secrets never pass through this module, the UI or run config.
 
 Executor: the steps of a run (the day's ingestion, then the warehouse) run in the run's own
 process by default (``COC_EXECUTOR=in_process``): on one machine a new Python process per
 step costs more than the warehouse step itself. ``COC_EXECUTOR=multiprocess`` gives
-Dagster's process per step (a distributed deployment may choose so, or set its own executor
-on the job).
+Dagster's process per step on a single machine that wants it; not under a Celery worker
+(deploy/), whose pool process may not fork step processes of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from assets.ingestion import build_ingestion_asset
-from assets.partitions import daily_partitions
+from assets.partitions import backfill_policy, daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
 from assets.schedules import build_nightly_schedule
 from assets.warehouse import build_warehouse_asset
@@ -58,6 +58,7 @@ def _build() -> Definitions:
     lookback = lookback_days_from_env(os.environ)
     partitions = daily_partitions(timezone)
     executor = executor_from_env(os.environ.get("COC_EXECUTOR"))
+    backfill = backfill_policy(os.environ.get("COC_BACKFILL_DAYS_PER_RUN", ""))
     coc = CocApiResource(
         endpoint=_env("COC_ENDPOINT"),
         ak=_env("COC_AK"),
@@ -69,17 +70,31 @@ def _build() -> Definitions:
         concurrency=_env("COC_CONCURRENCY"),
         max_attempts=_env("COC_MAX_ATTEMPTS"),
         retry_budget_s=_env("COC_RETRY_BUDGET_S"),
+        redis_url=_env("COC_REDIS_URL"),
     )
     warehouse = WarehouseResource(
         warehouse=_env("COC_WAREHOUSE"),
         duckdb=_env("COC_DUCKDB"),
         timezone=timezone,
         day_lock_timeout_s=_env("COC_DAY_LOCK_TIMEOUT_S"),
+        redis_url=_env("COC_REDIS_URL"),
+        aws_access_key_id=_env("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_env("AWS_SESSION_TOKEN"),
+        aws_region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
+        aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
+        s3_url_style=_env("COC_S3_URL_STYLE"),
+        s3_retire_grace_s=_env("COC_S3_RETIRE_GRACE_S"),
     )
     return Definitions(
-        assets=[build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
+        assets=[
+            build_ingestion_asset(partitions, backfill),
+            build_warehouse_asset(partitions, backfill),
+        ],
         schedules=[build_nightly_schedule(timezone, lookback, executor)],
         resources={"coc": coc, "warehouse": warehouse},
+        # a run is one process: its two steps run one after the other anyway, and a Celery
+        # worker's pool process (deploy/) may not fork step processes of its own
         executor=executor,
     )
 

@@ -18,7 +18,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,8 +32,10 @@ from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.parquet import DayWriter, TableStats
+from pipelines.objectstore import check_access
+from pipelines.parquet import DayWriter, TableStats, warehouse_publisher
 from pipelines.settings import WarehouseSettings
+from pipelines.shared_lock import LeaseLapsedError, SharedLease, day_lock_key
 from pipelines.walk import TicketRead, WalkStats, walk_day
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ async def ingest_day(
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
         DayWriter(
-            root=warehouse.warehouse,
+            publisher=warehouse_publisher(warehouse),
             day=day,
             row_group_rows=flush_rows,
             lock_timeout_s=warehouse.day_lock_timeout_s,
@@ -155,18 +157,46 @@ async def ingest_days_async(
     on_day: Callable[[DayResult], None] | None = None,
     flush_rows: int = FLUSH_ROWS,
 ) -> list[DayResult]:
-    """Ingest several days with one client; stops at the first day that fails."""
+    """Ingest several days with one client; stops at the first day that fails.
+
+    An ``s3://`` warehouse is checked first (bucket, credentials, endpoint), before the COC
+    API is asked anything: a ``ConfigError`` naming the variable, nothing written.
+    """
+    if warehouse.object_store is not None:
+        check_access(warehouse.warehouse, warehouse.object_store)
     results = []
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:
             for day in days:
-                result = await ingest_day(
-                    client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
-                )
+                async with _shared_day_lock(warehouse, day):
+                    result = await ingest_day(
+                        client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
+                    )
                 if on_day is not None:
                     on_day(result)
                 results.append(result)
     return results
+
+
+@contextlib.asynccontextmanager
+async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIterator[None]:
+    """With ``COC_REDIS_URL``: the day's lease every machine sees, around the day's writer
+    (whose own lock excludes the runs of this machine)."""
+    if warehouse.redis_url is None:
+        yield
+        return
+    lease = SharedLease(
+        warehouse.redis_url,
+        key=day_lock_key(warehouse.warehouse, day.isoformat()),
+        what=f"day {day.isoformat()} of {warehouse.warehouse}",
+    )
+    await asyncio.to_thread(lease.acquire)
+    try:
+        yield
+        if lease.lost:
+            raise LeaseLapsedError(lease.what)  # published, but maybe not alone: say so
+    finally:
+        await asyncio.to_thread(lease.release)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,15 @@
 
 Layout under the warehouse root (a local folder or an ``s3://bucket/prefix`` URI)::
 
-    <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet      published: what readers glob
+    <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet      published
     <root>/_staging/dt=YYYY-MM-DD/<run_id>/<table>/part-....parquet  one run's work in progress
     <root>/_staging/dt=YYYY-MM-DD/.lock                            the day's lock (local only)
+    <root>/_manifests/dt=YYYY-MM-DD.json                           the day (object storage only)
 
-Readers glob ``<root>/<table>/dt=*/*.parquet`` and never look under ``_staging`` (pyarrow
-datasets also skip names that start with ``_``), so a staged or half-written file is never read.
+On a local disk readers glob ``<root>/<table>/dt=*/*.parquet``; on object storage they read
+the objects the day's manifest names (``pipelines/day_manifests.py``). Neither looks under
+``_staging`` (pyarrow datasets also skip names that start with ``_``), so a staged or
+half-written file is never read.
 
 The protocol of a :class:`DayWriter`:
 
@@ -24,9 +27,10 @@ The protocol of a :class:`DayWriter`:
    day is never held in memory.
 3. ``commit``: close and ``fsync`` every file (a table without rows gets a valid empty file, so
    a re-run that now finds nothing replaces the old rows), then hand the staged day to the
-   publisher, one per storage kind (``pipelines/publish.py``: a rename swap on a local disk, a
-   copy then delete on object storage), which publishes every table or leaves the day as it
-   was. Then the run's staging is removed and the lock released.
+   publisher, one per storage kind (``pipelines/publish.py``: a rename swap on a local disk;
+   ``pipelines/day_manifests.py``: copies under unique names, then the manifest, on object
+   storage), which publishes every table or leaves the day as it was. Then the run's staging
+   is removed and the lock released.
 4. Leaving the ``with`` block without ``commit`` (an exception, ``KeyboardInterrupt`` and
    ``SystemExit`` included, or no call) aborts: the staged files are removed, the published
    data is untouched, and the lock is released. A killed process releases its lock with it;
@@ -49,17 +53,20 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.day_manifests import ManifestPublish
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S, LOCK_FILE, DayLock, object_store_lock_path
+from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.publish import (
     STAGING,
+    LocalSwap,
     Publisher,
     StagedDay,
     fsync_dir,
     fsync_file,
     local_path,
-    publisher_for,
 )
 from pipelines.schemas import TABLES
+from pipelines.settings import DEFAULT_RETIRE_GRACE_S, WarehouseSettings
 from pipelines.write_errors import DayLockedError, SchemaMismatchError, WriteError
 
 __all__ = [
@@ -68,6 +75,8 @@ __all__ = [
     "SchemaMismatchError",
     "TableStats",
     "WriteError",
+    "publisher_for",
+    "warehouse_publisher",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,44 @@ class TableStats:
     rows: int
     files: int
     bytes: int
+
+
+def publisher_for(
+    root: str,
+    *,
+    filesystem: pafs.FileSystem | None = None,
+    retire_grace_s: float = DEFAULT_RETIRE_GRACE_S,
+) -> Publisher:
+    """The publisher for a warehouse root: a local folder, a ``file://`` or ``s3://`` URI.
+
+    With ``filesystem`` given, ``root`` is a path inside it. A filesystem on a local disk
+    swaps folders; any other (no rename) publishes by manifest (``pipelines/day_manifests.py``).
+    An ``s3://`` URI without ``filesystem`` uses the SDK's default credentials: the pipeline
+    passes its own (``warehouse_publisher``).
+    """
+    location = None
+    if filesystem is None:
+        if "://" not in root:
+            return LocalSwap(root)
+        location = root.rstrip("/")
+        filesystem, root = pafs.FileSystem.from_uri(root)
+    local = local_path(filesystem, root)
+    if local is not None:
+        return LocalSwap(local)
+    return ManifestPublish(filesystem, root, retire_grace_s=retire_grace_s, location=location)
+
+
+def warehouse_publisher(wh: WarehouseSettings) -> Publisher:
+    """The publisher of the warehouse ``wh`` names, with its object-storage settings."""
+    if wh.object_store is None:
+        return publisher_for(wh.warehouse)
+    where = S3Location.parse(wh.warehouse)
+    return ManifestPublish(
+        s3_filesystem(wh.object_store),
+        where.path,
+        retire_grace_s=wh.object_store.retire_grace_s,
+        location=where.uri,
+    )
 
 
 def new_run_id() -> str:
@@ -107,7 +154,7 @@ class DayWriter:
     """Stream one day of every table into staging, then publish all of it with ``commit``.
 
     Where to: ``root``, a local folder or a URI such as ``s3://bucket/prefix`` (with
-    ``filesystem`` given, a path inside it), whose publisher ``publish.publisher_for`` picks;
+    ``filesystem`` given, a path inside it), whose publisher ``publisher_for`` picks;
     or ``publisher``, one built by the caller (tests inject failing ones). Use it as a context
     manager, or call ``abort`` when not committing: the day's lock is held from entering
     (or the first ``write``) until ``commit`` or ``abort``.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipelines.coc.errors import ConfigError
 from pipelines.manifest import claim_zone
+from pipelines.objectstore import check_access
 from pipelines.settings import WarehouseSettings
 
 _GLOB_CHARACTERS = frozenset("*?[]{}")
@@ -38,4 +39,6 @@ def check_warehouse(wh: WarehouseSettings) -> None:
                 f"COC_WAREHOUSE={wh.warehouse!r} is not a folder this run can write "
                 f"({exc.strerror or exc})"
             ) from None
+    if wh.object_store is not None:  # bucket, credentials, endpoint: before anything is read
+        check_access(wh.warehouse, wh.object_store)
     claim_zone(wh.warehouse, wh.timezone)

@@ -1,7 +1,8 @@
 """Publishing a staged day: one ``Publisher`` per storage kind, each all tables or none.
 
 A :class:`~pipelines.parquet.DayWriter` stages one run's day, then hands it to its publisher
-(``publisher_for`` picks one from the warehouse root; tests inject their own)::
+(``pipelines.parquet.publisher_for`` picks one from the warehouse root; tests inject their
+own)::
 
     <root>/_staging/dt=YYYY-MM-DD/<run_id>/<table>/part-<run_id>-00000.parquet   staged
     <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet                     published
@@ -20,20 +21,18 @@ The publish protocol:
   ``recover`` (called by the next writer of the day, once the dead run's lock is free) renames
   ``<table>.old`` back before the debris is deleted. A failed swap is undone, and the tables
   already swapped are swapped back, before the error is raised.
-- :class:`ObjectStoreCopy`, object storage (no rename): copy each staged object into the
-  ``dt=`` prefix under its new unique name, then delete every other object of that prefix
-  (the previous run's). Between the copy and the delete both runs' files are visible: a
-  reader that globs the day in that moment (DuckDB, a BI refresh) double counts it. A copy
-  that fails deletes the copies already made, leaving the previous run's objects alone. The
-  copy is server-side (S3 ``CopyObject``: at most 5 GiB per file). Issue 10 redesigns this.
+- :class:`~pipelines.day_manifests.ManifestPublish`, object storage (no rename): the staged
+  objects are copied in under unique names and the day's manifest, written last in one PUT,
+  is the commit; readers read the objects a manifest names, never a listing. Its protocol
+  is written at the top of ``pipelines/day_manifests.py``.
 
-Tables are published one after another, each atomically; a kill between two tables leaves
-some at the new version and some at the old, each whole, until the day is run again.
+``pipelines.parquet.publisher_for`` picks the publisher from the warehouse root. LocalSwap
+publishes tables one after another, each atomically; a kill between two tables leaves some
+at the new version and some at the old, each whole, until the day is run again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime as dt
 import errno
@@ -44,7 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 
 from pipelines.write_errors import WriteError
@@ -53,10 +51,9 @@ __all__ = [
     "HAS_EXCHANGE",
     "STAGING",
     "LocalSwap",
-    "ObjectStoreCopy",
     "Publisher",
     "StagedDay",
-    "publisher_for",
+    "local_path",
     "rename_exchange",
 ]
 
@@ -127,20 +124,6 @@ class Publisher(Protocol):
 
     def recover(self, staged: StagedDay) -> None:
         """Undo what an interrupted ``publish`` of ``staged`` left, before its staging goes."""
-
-
-def publisher_for(root: str, *, filesystem: pafs.FileSystem | None = None) -> Publisher:
-    """The publisher for a warehouse root: a local folder, a ``file://`` or ``s3://`` URI.
-
-    With ``filesystem`` given, ``root`` is a path inside it. A filesystem on a local disk
-    swaps folders; any other (no rename) copies then deletes.
-    """
-    if filesystem is None:
-        if "://" not in root:
-            return LocalSwap(root)
-        filesystem, root = pafs.FileSystem.from_uri(root)
-    local = local_path(filesystem, root)
-    return LocalSwap(local) if local is not None else ObjectStoreCopy(filesystem, root)
 
 
 # -- local filesystem --------------------------------------------------------------------------
@@ -231,47 +214,6 @@ class LocalSwap:
             if how == "moved":
                 self._rename(new + ".old", published)
         fsync_dir(os.path.dirname(published))
-
-
-# -- object storage ----------------------------------------------------------------------------
-
-
-class ObjectStoreCopy:
-    """Object storage (no rename): copy the staged objects in, then delete the previous ones."""
-
-    def __init__(self, fs: pafs.FileSystem, root: str) -> None:
-        self.fs, self.root = fs, root.rstrip("/")
-        self.local_root = local_path(fs, self.root)
-        self.location = f"{fs.type_name}://{self.root.lstrip('/')}"
-
-    def publish(self, staged: StagedDay) -> None:
-        name = staged.file_name
-        copied: list[str] = []
-        for table in staged.tables:
-            folder = staged.published(table)
-            try:
-                if self.local_root is not None:  # object stores need no folders
-                    self.fs.create_dir(folder, recursive=True)
-                self.fs.copy_file(f"{staged.staged(table)}/{name}", f"{folder}/{name}")
-                copied.append(f"{folder}/{name}")
-            except (OSError, pa.ArrowException) as exc:
-                for target in copied:
-                    with contextlib.suppress(OSError):  # else the next run deletes it
-                        self.fs.delete_file(target)
-                msg = f"copying the day in failed, nothing published: {exc}"
-                raise staged.error(msg, table=table, path=folder) from exc
-        for table in staged.tables:
-            folder = staged.published(table)
-            try:
-                for info in self.fs.get_file_info(pafs.FileSelector(folder)):
-                    if info.type == pafs.FileType.File and info.base_name != name:
-                        self.fs.delete_file(info.path)
-            except OSError as exc:
-                msg = f"the previous files are not all deleted, the day double counts: {exc}"
-                raise staged.error(msg, table=table, path=folder) from exc
-
-    def recover(self, staged: StagedDay) -> None:
-        """Nothing to undo: a copy never moves the published objects."""
 
 
 # -- local filesystem helpers ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +22,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.coc.models import INSTANCE_STATUSES
+from pipelines.day_manifests import read_manifest
 from pipelines.ingest import DayResult
+from pipelines.objectstore import S3Location, s3_filesystem
+from pipelines.schemas import TABLES
+from pipelines.settings import ObjectStoreSettings
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,30 @@ class CheckOutcome:
 
 
 def read_day(
-    root: str, table: str, day: str, columns: list[str] | None, *, limit: int | None = None
+    root: str,
+    table: str,
+    day: str,
+    columns: list[str] | None,
+    *,
+    limit: int | None = None,
+    object_store: ObjectStoreSettings | None = None,
 ) -> pa.Table:
-    """The published rows of one table's day (only ``columns``; the first ``limit`` rows)."""
-    if "://" in root:
-        fs, base = pafs.FileSystem.from_uri(root)
+    """The published rows of one table's day (only ``columns``; the first ``limit`` rows).
+
+    On object storage (``object_store`` given) the objects the day's manifest names, never a
+    listing of the prefix (it may still hold superseded objects).
+    """
+    dataset: ds.Dataset
+    if object_store is not None:
+        fs: pafs.FileSystem = s3_filesystem(object_store)
+        base = S3Location.parse(root).path
+        manifest = read_manifest(fs, base, date.fromisoformat(day))
+        files = [f"{base}/{p}" for p in (manifest.tables.get(table, []) if manifest else [])]
+        dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=TABLES[table])
     else:
         fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
-    path = f"{base.rstrip('/')}/{table}/dt={day}"
-    dataset = ds.dataset(path, format="parquet", filesystem=fs)
+        path = f"{base.rstrip('/')}/{table}/dt={day}"
+        dataset = ds.dataset(path, format="parquet", filesystem=fs)
     if limit is not None:  # a preview: whole row groups, only as many as it takes
         tables: list[pa.Table] = []
         rows = 0
@@ -115,20 +135,24 @@ def read_day(
     return dataset.to_table(columns=columns)
 
 
-def day_checks(result: DayResult, root: str) -> list[CheckOutcome]:
+def day_checks(
+    result: DayResult, root: str, object_store: ObjectStoreSettings | None = None
+) -> list[CheckOutcome]:
     day = result.day.isoformat()
     inst = read_day(
         root,
         "execution_instances",
         day,
         ["execute_uuid", "batch_index", "instance_id", "status", "created_at", "finished_at"],
+        object_store=object_store,
     )
+    orders = read_day(root, "script_orders", day, ["execute_uuid"], object_store=object_store)
     return [
         _keys_unique(inst, day),
         _statuses_valid(inst, day),
         _finished_after_created(inst, day),
         _batch_counts(result, day),
-        _ticket_count(result, read_day(root, "script_orders", day, ["execute_uuid"]), day),
+        _ticket_count(result, orders, day),
     ]
 
 

@@ -6,9 +6,11 @@ the client (``pipelines/coc/settings.py``); this module builds it from the varia
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,22 +22,103 @@ from pipelines.coc.settings import (
     DEFAULT_MAX_RPS,
     DEFAULT_RETRY_BUDGET_S,
     ClientSettings,
+    is_loopback_host,
 )
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
+
+#: how long a superseded object of an ``s3://`` warehouse outlives the last view naming it
+DEFAULT_RETIRE_GRACE_S = 3600.0
+URL_STYLES = ("path", "vhost")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectStoreSettings:
+    """How to reach an ``s3://`` warehouse (Huawei OBS or any S3-compatible service).
+
+    From the standard ``AWS_*`` variables; a key left unset means the SDK's own chain
+    (instance profile, ``~/.aws``). ``url_style`` None: path-style addressing for an endpoint
+    whose host is an IP address or ``localhost``, virtual-hosted otherwise.
+    """
+
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+    url_style: str | None = None
+    #: seconds a superseded object stays after the last published view named it
+    retire_grace_s: float = DEFAULT_RETIRE_GRACE_S
+
+    def __post_init__(self) -> None:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+        if self.url_style is not None and self.url_style not in URL_STYLES:
+            raise ConfigError(f"COC_S3_URL_STYLE must be path or vhost, got {self.url_style!r}")
+        if self.retire_grace_s < 0 or self.retire_grace_s != self.retire_grace_s:
+            raise ConfigError(f"COC_S3_RETIRE_GRACE_S must be >= 0, got {self.retire_grace_s}")
+        if self.endpoint_url is not None:
+            if "@" in self.endpoint_url:  # before any message quotes it
+                raise ConfigError("AWS_ENDPOINT_URL must not carry credentials (no user@)")
+            parts = urlsplit(self.endpoint_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"AWS_ENDPOINT_URL must be an http(s) URL, got {self.endpoint_url!r}"
+                )
+            if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+                raise ConfigError(
+                    f"AWS_ENDPOINT_URL {self.endpoint_url!r} uses plain http:// to a "
+                    "non-loopback host; use https:// (credentials and data must never cross "
+                    "a network in clear text)"
+                )
+
+    def __repr__(self) -> str:  # says whether a secret is set, never what it is
+        shown = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("secret_access_key", "session_token")
+        }
+        shown["secret_access_key"] = "<hidden>" if self.secret_access_key else None
+        shown["session_token"] = "<hidden>" if self.session_token else None
+        return "ObjectStoreSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @property
+    def virtual_hosted(self) -> bool:
+        """Whether buckets are addressed as ``bucket.host`` (else ``host/bucket``)."""
+        if self.url_style is not None:
+            return self.url_style == "vhost"
+        if self.endpoint_url is None:
+            return True  # AWS itself
+        host = urlsplit(self.endpoint_url).hostname or ""
+        if host.lower() == "localhost":
+            return False
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return True
+        return False
 
 
 @dataclass(frozen=True, kw_only=True)
 class WarehouseSettings:
-    """Where the Parquet and the DuckDB file live, and the zone of the day boundaries."""
+    """Where the Parquet and the DuckDB file live, and the zone of the day boundaries.
+
+    ``object_store`` is set when ``warehouse`` is an ``s3://`` URI.
+    """
 
     warehouse: str
     duckdb_path: str
     timezone: str = "UTC"
     #: how long a run waits for another run of the same day (``COC_DAY_LOCK_TIMEOUT_S``)
     day_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    #: Redis shared by every run of a deployment: day locks and the build lock every machine
+    #: sees (``pipelines/shared_lock.py``); ``None`` = this machine's locks only
+    redis_url: str | None = field(default=None, repr=False)
+    object_store: ObjectStoreSettings | None = None
 
     def __post_init__(self) -> None:
         zone(self.timezone)
+        if self.warehouse.startswith("s3://") and self.object_store is None:
+            object.__setattr__(self, "object_store", ObjectStoreSettings())
 
     @property
     def tz(self) -> ZoneInfo:
@@ -138,6 +221,7 @@ def client_settings_from_env(env: Mapping[str, str]) -> ClientSettings:
             MIN_RETRY_BUDGET_S,
             MAX_RETRY_BUDGET_S,
         ),
+        redis_url=_opt(env, "COC_REDIS_URL"),
     )
 
 
@@ -194,15 +278,52 @@ def default_duckdb_path(warehouse: str) -> str:
     return warehouse.rstrip("/") + "/coc.duckdb"
 
 
+def object_store_settings_from_env(env: Mapping[str, str]) -> ObjectStoreSettings:
+    """``ObjectStoreSettings`` from ``AWS_*``, ``COC_S3_URL_STYLE``, ``COC_S3_RETIRE_GRACE_S``."""
+    style = _opt(env, "COC_S3_URL_STYLE")
+    grace = _seconds(env, "COC_S3_RETIRE_GRACE_S", DEFAULT_RETIRE_GRACE_S, 0.0, 30 * 86_400.0)
+    return ObjectStoreSettings(
+        access_key_id=_opt(env, "AWS_ACCESS_KEY_ID"),
+        secret_access_key=_opt(env, "AWS_SECRET_ACCESS_KEY"),
+        session_token=_opt(env, "AWS_SESSION_TOKEN"),
+        region=_opt(env, "AWS_REGION") or _opt(env, "AWS_DEFAULT_REGION"),
+        endpoint_url=_opt(env, "AWS_ENDPOINT_URL"),
+        url_style=style.lower() if style else None,
+        retire_grace_s=grace,
+    )
+
+
+def check_warehouse_uri(warehouse: str) -> None:
+    """A local folder or ``s3://bucket[/prefix]``; any other scheme is refused by name."""
+    if "://" not in warehouse:
+        return
+    scheme, rest = warehouse.split("://", 1)
+    if scheme != "s3":
+        raise ConfigError(
+            f"COC_WAREHOUSE={warehouse!r}: only local folders and s3:// URIs are supported"
+        )
+    bucket = rest.split("/", 1)[0]
+    if not bucket or any(c in rest for c in "*?[]{}"):
+        raise ConfigError(
+            f"COC_WAREHOUSE={warehouse!r} must be s3://bucket[/prefix] without glob characters"
+        )
+
+
 def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
     warehouse = _opt(env, "COC_WAREHOUSE")
     if warehouse is None:
         raise ConfigError("COC_WAREHOUSE is not set: a local folder or an s3:// URI")
+    check_warehouse_uri(warehouse)
+    duckdb_path = _opt(env, "COC_DUCKDB") or default_duckdb_path(warehouse)
+    if "://" in duckdb_path:
+        raise ConfigError(f"COC_DUCKDB={duckdb_path!r} must be a local file path")
     return WarehouseSettings(
         warehouse=warehouse,
-        duckdb_path=_opt(env, "COC_DUCKDB") or default_duckdb_path(warehouse),
+        duckdb_path=duckdb_path,
         timezone=timezone_from_env(env),
         day_lock_timeout_s=_seconds(
             env, "COC_DAY_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S, 0.0, MAX_DAY_LOCK_TIMEOUT_S
         ),
+        redis_url=_opt(env, "COC_REDIS_URL"),
+        object_store=object_store_settings_from_env(env) if "://" in warehouse else None,
     )

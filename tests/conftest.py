@@ -23,3 +23,21 @@ def simulator() -> Iterator[SimulatorServer]:
 
     with SimulatorServer(SimConfig(now=SIM_NOW, days=3)) as sim:
         yield sim
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on loopback, a real process with authentication on, for the session.
+
+    Stopped by its PID at the end. Requests are signed and checked: the first three (made
+    here) create an IAM user allowed ``s3:*`` and its access key; from then on only that key
+    is accepted. ``.bucket()`` creates a fresh bucket, ``.env(uri)`` the documented variables.
+    """
+    from tests.s3server import S3Server
+
+    with S3Server.start() as server:
+        yield server
+
+
+if TYPE_CHECKING:
+    from tests.s3server import S3Server

@@ -42,9 +42,15 @@ The view of a table that has no files yet is a typed empty relation with the sam
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
 files when it is queried, so new days appear in the table views without a build.
 
-Only the root of the warehouse is local-specific (``_warehouse_root``); the globs, the
-existence check (DuckDB's ``glob``) and the views are written so that an ``s3://`` root
-needs just that function and the connection's object-storage credentials.
+On object storage (an ``s3://`` warehouse) a view never globs: listing a prefix can show
+a day twice while it is being republished. The build reads every day's manifest once
+(``pipelines/day_manifests.py``) and writes each table's view as ``read_parquet([the
+objects the manifests name])``, so a reader of the file sees each day as exactly one run
+published it. It then records, in the warehouse's ``_manifests/views.json``, which run of
+each day the new file names, and deletes the superseded objects no published file can name
+any more (after the grace period). Connections read ``s3://`` through our S3 client,
+registered on them (``pipelines/objectstore.py``; ``connect`` does it when given the
+settings).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -66,8 +73,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 
+from pipelines.day_manifests import ViewsPublished, read_manifests, record_views, sweep_all
+from pipelines.objectstore import S3Location, register_s3, s3_filesystem
 from pipelines.schemas import TABLES
+from pipelines.settings import ObjectStoreSettings
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 VIEWS_DIR = SQL_DIR / "views"
@@ -130,10 +143,17 @@ class BuildResult:
 
 
 def connect(
-    duckdb_path: str | os.PathLike[str], read_only: bool = True
+    duckdb_path: str | os.PathLike[str],
+    read_only: bool = True,
+    *,
+    object_store: ObjectStoreSettings | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse's DuckDB file (read-only unless asked otherwise)."""
-    return duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
+    """Open the warehouse's DuckDB file (read-only unless asked otherwise); with
+    ``object_store``, its views over an ``s3://`` warehouse can be read."""
+    con = duckdb.connect(os.fspath(duckdb_path), read_only=read_only)
+    if object_store is not None:
+        register_s3(con, object_store)
+    return con
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
@@ -158,15 +178,37 @@ def build_warehouse(
     *,
     warehouse: str,
     duckdb_path: str,
+    object_store: ObjectStoreSettings | None = None,
     changed_days: Iterable[date] = (),
     rebuild: bool = False,
 ) -> BuildResult:
     """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
+    An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
     ``rebuild``: recompute every day (a repair). See the module docstring.
     """
-    root = _warehouse_root(warehouse)
+    sources: dict[str, str | list[str]]
+    published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
+    if warehouse.startswith("s3://"):
+        if object_store is None:
+            raise ValueError(f"building over {warehouse} needs the object-storage settings")
+        location = S3Location.parse(warehouse)
+        fs = s3_filesystem(object_store)
+        manifests = read_manifests(fs, location.path)
+        runs = {day.isoformat(): m.run_id for day, m in sorted(manifests.items())}
+        sources = {
+            table: [
+                f"{location.uri}/{path}"
+                for _, m in sorted(manifests.items())
+                for path in m.tables.get(table, [])
+            ]
+            for table in TABLES
+        }
+        published = (fs, location, runs, object_store.retire_grace_s)
+    else:
+        root = _warehouse_root(warehouse)
+        sources = {table: table_glob(root, table) for table in TABLES}
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
@@ -183,22 +225,24 @@ def build_warehouse(
             str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
         )
         try:
+            if object_store is not None:
+                register_s3(con, object_store)
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
-            files = _day_files(con, root)
+            files = _day_files(con, sources)
             days: frozenset[date] | None = None
             if not reason:
                 days = _changed_days(con, files) | frozenset(changed_days)
             # The per-day SQL runs over table views of the changed days' files only, so it
             # reads nothing else whatever its shape (a CTE read twice, GROUPING SETS).
             for table in TABLES:
-                _create_table_view(con, root, table, only=_files_of(root, table, files, days))
+                _create_table_view(con, table, _files_of(table, files, days, sources))
             mart_seconds: dict[str, float] = {}
             for path in sorted(PARTS_DIR.glob("*.sql")):
                 _store_per_day(con, path, days, mart_seconds, view=False)
             per_day = [path for path in _mart_files() if _is_per_day(path)]
             names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
-            empty = tuple(table for table in TABLES if not _create_table_view(con, root, table))
+            empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
             names += [
                 _create_mart(con, path, days, mart_seconds)
                 for path in _mart_files()
@@ -212,6 +256,8 @@ def build_warehouse(
         _publish(tmp, target)
     finally:
         _remove_database(tmp)
+    if published is not None:
+        _views_published(*published)
     return BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
@@ -345,22 +391,35 @@ def _busy(target: Path, pid: int | None) -> WarehouseBusyError:
     )
 
 
+def _views_published(
+    fs: pafs.FileSystem, location: S3Location, runs: dict[str, str], grace_s: float
+) -> None:
+    """Record which run of each day the new file names; delete what no published file can.
+
+    The file is out already: a failure here is logged, and the next build does it.
+    """
+    try:
+        published = ViewsPublished(published_at=time.time(), runs=runs)
+        record_views(fs, location.path, published, grace_s=grace_s)
+        gone = sweep_all(fs, location.path, grace_s=grace_s)
+    except (OSError, ValueError) as exc:
+        log.warning("views of %s not recorded, nothing swept: %s", location.uri, exc)
+        return
+    if gone:
+        log.info("deleted %d superseded objects under %s", gone, location.uri)
+
+
 def table_glob(root: str, table: str) -> str:
     """The glob of a table's Parquet files under a warehouse root."""
     return f"{root}/{table}/{PARTITION_GLOB}"
 
 
 def _warehouse_root(warehouse: str) -> str:
-    """The warehouse root as DuckDB should see it: an absolute path without glob characters.
-
-    The seam for object storage: an ``s3://`` root would be returned as is here, once the
-    connection is given httpfs and credentials.
-    """
+    """A local warehouse root as DuckDB should see it: an absolute path without glob
+    characters (``s3://`` warehouses are read through their manifests instead)."""
     if "://" in warehouse:
         scheme = warehouse.split("://", 1)[0]
-        raise NotImplementedError(
-            f"the DuckDB build reads local warehouses only, not {scheme}:// URIs yet"
-        )
+        raise ValueError(f"the DuckDB build reads local folders and s3:// URIs, not {scheme}://")
     root = Path(warehouse).expanduser().resolve().as_posix()
     if _GLOB_CHARACTERS & set(root):
         raise BuildError(f"COC_WAREHOUSE must not contain glob characters (*?[]{{}}): {root!r}")
@@ -368,37 +427,29 @@ def _warehouse_root(warehouse: str) -> str:
 
 
 def _files_of(
-    root: str,
     table: str,
-    files: Mapping[tuple[str, date], str],
+    files: Mapping[tuple[str, date], list[str]],
     days: frozenset[date] | None,
-) -> list[str] | None:
-    """The paths of ``table``'s files on ``days`` (None: every day, by the glob)."""
+    sources: Mapping[str, str | list[str]],
+) -> str | list[str]:
+    """``table``'s files on ``days`` (None: every day, its glob or list of objects)."""
     if days is None:
-        return None
-    return [
-        f"{root}/{table}/dt={day.isoformat()}/{name}"
-        for day in sorted(days)
-        for name in files.get((table, day), "").split("\n")
-        if name
-    ]
+        return sources[table]
+    return [path for day in sorted(days) for path in files.get((table, day), [])]
 
 
-def _create_table_view(
-    con: duckdb.DuckDBPyConnection, root: str, table: str, only: list[str] | None = None
-) -> bool:
-    """Create the view of one table (over ``only`` these files if given); whether it has files
-    (else it is a typed empty view)."""
+def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | list[str]) -> bool:
+    """Create the view of one table over ``files``, a glob or the list of its objects;
+    whether it has files (else it is a typed empty view)."""
     schema = TABLES[table]
-    pattern = table_glob(root, table)
-    if only is None:
-        has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [pattern])
-        listed = _literal(pattern)
+    if isinstance(files, str):
+        has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [files])
+        named = _literal(files)
     else:
-        has_files = bool(only)
-        listed = "[" + ", ".join(_literal(path) for path in only) + "]"
+        has_files = bool(files)
+        named = "[" + ", ".join(_literal(f) for f in files) + "]"
     if has_files:
-        source = f"read_parquet({listed}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
+        source = f"read_parquet({named}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
     else:
         source = _empty_relation(con, schema)
     template = (VIEWS_DIR / f"{table}.sql").read_text()
@@ -511,20 +562,28 @@ def _full_rebuild_reason(target: Path, wanted: str) -> str:
     return ""
 
 
-def _day_files(con: duckdb.DuckDBPyConnection, root: str) -> dict[tuple[str, date], str]:
-    """The file names of each (table, day), joined: what changes when a day is published."""
+def _day_files(
+    con: duckdb.DuckDBPyConnection, sources: Mapping[str, str | list[str]]
+) -> dict[tuple[str, date], list[str]]:
+    """The files of each (table, day), from each table's glob or list of objects: what
+    changes when a day is published (a run writes new names)."""
     found: dict[tuple[str, date], list[str]] = {}
     for table in TABLES:
-        for (file,) in con.execute(
-            "SELECT file FROM glob(?)", [table_glob(root, table)]
-        ).fetchall():
-            folder, name = str(file).rsplit("/", 2)[-2:]
-            found.setdefault((table, date.fromisoformat(folder[3:])), []).append(name)
-    return {key: "\n".join(sorted(names)) for key, names in found.items()}
+        source = sources[table]
+        if isinstance(source, str):
+            paths = [
+                str(f) for (f,) in con.execute("SELECT file FROM glob(?)", [source]).fetchall()
+            ]
+        else:
+            paths = list(source)
+        for path in paths:
+            folder = path.rsplit("/", 2)[-2]
+            found.setdefault((table, date.fromisoformat(folder[3:])), []).append(path)
+    return {key: sorted(paths) for key, paths in found.items()}
 
 
 def _changed_days(
-    con: duckdb.DuckDBPyConnection, files: Mapping[tuple[str, date], str]
+    con: duckdb.DuckDBPyConnection, files: Mapping[tuple[str, date], list[str]]
 ) -> frozenset[date]:
     """Days whose files differ from those the previous build recorded (new, changed, gone)."""
     before = {
@@ -533,15 +592,16 @@ def _changed_days(
             f"SELECT table_name, dt, files FROM {MART_SCHEMA}.built_files"
         ).fetchall()
     }
-    keys = before.keys() | files.keys()
+    now = {key: "\n".join(paths) for key, paths in files.items()}
+    keys = before.keys() | now.keys()
     return frozenset(
-        day for table, day in keys if before.get((table, day)) != files.get((table, day))
+        day for table, day in keys if before.get((table, day)) != now.get((table, day))
     )
 
 
 def _record_state(
     con: duckdb.DuckDBPyConnection,
-    files: Mapping[tuple[str, date], str],
+    files: Mapping[tuple[str, date], list[str]],
     days: Collection[date] | None,
     definitions: str,
 ) -> dict[str, int]:
@@ -574,7 +634,7 @@ def _record_state(
             f"DELETE FROM {built} WHERE table_name = ? AND dt = ANY(?)", [table, list(days)]
         )
         recorded = [
-            (table, day, files[(table, day)], counts.get(day, 0))
+            (table, day, "\n".join(files[(table, day)]), counts.get(day, 0))
             for day in days
             if (table, day) in files
         ]

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import duckdb
 
+from pipelines.settings import ObjectStoreSettings
 from warehouse.build import connect, scalar
 
 #: ``--by`` choices and the ``failure_rates_daily`` column each groups by.
@@ -47,12 +48,13 @@ def failure_report(
     days: int = 7,
     by: str = "region",
     until: date | None = None,
+    object_store: ObjectStoreSettings | None = None,
 ) -> list[ReportRow]:
     """Instances, failures and failure rate per day and ``by`` key, newest day first."""
     column = _grouping_column(by)
     if days < 1:
         raise ValueError(f"days must be at least 1, not {days}")
-    con = connect(duckdb_path, read_only=True)
+    con = connect(duckdb_path, read_only=True, object_store=object_store)
     try:
         if until is None:
             until = scalar(con, "SELECT max(dt) FROM execution_instances")

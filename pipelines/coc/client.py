@@ -49,6 +49,7 @@ from pipelines.coc.retry import (
     parse_retry_after,
 )
 from pipelines.coc.settings import ClientSettings
+from pipelines.coc.shared_rate import SharedRateBudget, budget_key
 from pipelines.coc.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class CocClient:
         self._sleep = sleep
         self._http: httpx.AsyncClient | None = None
         self.gate: RequestGate | None = None
+        self._budget: SharedRateBudget | None = None
 
     def __repr__(self) -> str:
         return f"CocClient(endpoint={self.settings.endpoint!r}, auth={self.settings.auth_kind})"
@@ -160,12 +162,27 @@ class CocClient:
             transport=transport,
             headers={"accept": "application/json", "user-agent": "coc-warehouse/0.1"},
         )
+        self._budget = None
+        if s.redis_url is not None and s.max_rps is not None:
+            self._budget = SharedRateBudget(
+                s.redis_url,
+                key=budget_key(s.endpoint, s.ak, s.project_id),
+                max_rps=s.max_rps,
+                sleep=self._sleep,
+            )
+            try:
+                await self._budget.__aenter__()
+            except BaseException:
+                await self._http.aclose()
+                self._http = None
+                raise
         self.gate = RequestGate(
             max_rps=s.max_rps,
             concurrency=s.concurrency,
             adaptive=s.adaptive,
             clock=self._clock,
             sleep=self._sleep,
+            budget=self._budget,
         )
         return self
 
@@ -175,6 +192,9 @@ class CocClient:
         return httpx.URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}")
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._budget is not None:
+            await self._budget.__aexit__(*exc_info)
+            self._budget = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -13,6 +13,9 @@ settles just under what the server allows:
   the pause;
 * the rate climbs back quickly to just under where the last 429 came, then probes above it
   slowly, so that 429s stay rare (the README's Performance section has the share measured).
+
+With a shared budget (``shared_rate.py``: the account's ``COC_MAX_RPS`` split among every run
+at once through Redis) each request also waits for its slot there, after this run's own turn.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 #: the lowest pacing rate adaptive mode goes to, requests/s
 _ADAPTIVE_FLOOR = 1.0
@@ -40,6 +44,12 @@ _ACCEPTED_WINDOW_S = 2.0
 _ACCEPTED_MIN_COUNT = 10
 
 
+class RateBudget(Protocol):
+    """A request budget shared with other runs: ``take`` returns when this request may go."""
+
+    async def take(self) -> None: ...
+
+
 class RequestGate:
     """Shared by all calls of one run; create it inside the running event loop.
 
@@ -55,8 +65,10 @@ class RequestGate:
         adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        budget: RateBudget | None = None,
     ):
         self.max_rps = max_rps
+        self.budget = budget
         self.adaptive = adaptive
         self._clock = clock
         self._sleep = sleep
@@ -85,6 +97,8 @@ class RequestGate:
     async def slot(self) -> AsyncIterator[None]:
         async with self._semaphore:
             await self._wait_turn()
+            if self.budget is not None:
+                await self.budget.take()
             yield
 
     def accepted(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pipelines.coc.errors import ConfigError
+from pipelines.coc.shared_rate import redacted_url
 
 DEFAULT_MAX_RPS = 50.0
 #: requests in flight (how it was chosen: the README's Performance section)
@@ -46,6 +47,9 @@ class ClientSettings:
     retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
     #: ``aiohttp`` (the faster engine, see ``pipelines/coc/transport.py``) or httpx's own
     transport: str = "aiohttp"
+    #: Redis shared by every run of a deployment: ``max_rps`` becomes one budget for all of
+    #: them (``pipelines/coc/shared_rate.py``); ``None`` = this run's own pacing only
+    redis_url: str | None = None
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
@@ -64,8 +68,9 @@ class ClientSettings:
         shown = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("sk", "token")
+            if f.name not in ("sk", "token", "redis_url")
         }
+        shown["redis_url"] = redacted_url(self.redis_url) if self.redis_url else None
         shown["sk"] = "<hidden>" if self.sk else None
         shown["token"] = "<hidden>" if self.token else None
         return "ClientSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"

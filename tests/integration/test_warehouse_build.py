@@ -232,8 +232,10 @@ def test_failed_build_keeps_the_previous_file(tmp_path: Path) -> None:
 
 
 def test_unsupported_warehouses_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(NotImplementedError, match="s3://"):
+    with pytest.raises(ValueError, match="s3://"):
         build_warehouse(warehouse="s3://bucket/coc", duckdb_path=str(tmp_path / "coc.duckdb"))
+    with pytest.raises(ValueError, match="gs://"):
+        build_warehouse(warehouse="gs://bucket/coc", duckdb_path=str(tmp_path / "coc.duckdb"))
     with pytest.raises(BuildError, match="COC_WAREHOUSE must not contain glob"):
         build_warehouse(warehouse=str(tmp_path / "w[1]"), duckdb_path=str(tmp_path / "c.db"))
     assert list(tmp_path.iterdir()) == []

@@ -3,8 +3,9 @@ and one live run per day.
 
 Every behaviour is checked under each publish mode, by injecting the publisher: the Linux
 ``RENAME_EXCHANGE`` swap, the rename-away fallback (a ``LocalSwap`` whose exchange says "not
-supported"), and the object-storage copy-then-delete path (``ObjectStoreCopy`` on a local
-``SubTreeFileSystem``). Failures are injected the same way: a publisher built with a failing
+supported"), and the object-storage manifest path (``ManifestPublish`` on a local
+``SubTreeFileSystem``, superseded objects deleted at once: no grace, no views built).
+Failures are injected the same way: a publisher built with a failing
 step, never a patched ``os`` function. Files are read back with pyarrow.
 """
 
@@ -25,8 +26,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import parquet, publish
+from pipelines.day_manifests import ManifestPublish, read_manifest, run_of
 from pipelines.parquet import DayLockedError, DayWriter, SchemaMismatchError, TableStats, WriteError
-from pipelines.publish import LocalSwap, ObjectStoreCopy, Publisher, StagedDay
+from pipelines.publish import LocalSwap, Publisher, StagedDay
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
 
 DAY = dt.date(2026, 11, 25)
@@ -93,7 +95,7 @@ def publisher(request: pytest.FixtureRequest, tmp_path: Path, root: Path) -> Ite
         yield LocalSwap(str(root), exchange=unsupported)
     else:
         fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-        yield ObjectStoreCopy(fs, "wh")
+        yield ManifestPublish(fs, "wh", retire_grace_s=0)
     assert all(results)  # every swap of an existing day went through RENAME_EXCHANGE
 
 
@@ -524,7 +526,7 @@ def test_a_filesystem_without_rename_publishes_by_copy(tmp_path: Path) -> None:
     fs = pafs.PyFileSystem(handler)
     root, locks = tmp_path / "wh", str(tmp_path / "locks")
 
-    def open_day() -> DayWriter:  # copy-then-delete by default
+    def open_day() -> DayWriter:  # published by manifest by default
         return DayWriter(root=str(root), day=DAY, filesystem=fs, lock_dir=locks)
 
     with open_day() as w:
@@ -545,8 +547,15 @@ def test_a_filesystem_without_rename_publishes_by_copy(tmp_path: Path) -> None:
     with open_day() as w:
         w.write("execution_instances", instances(9, tag="v2"))
         w.commit()
-    (path,) = day_files(root, "execution_instances")
-    assert pq.read_table(path).num_rows == 9
+    manifest = read_manifest(fs, str(root), DAY)
+    assert manifest is not None and manifest.run_id == w.run_id
+    (path,) = manifest.tables["execution_instances"]
+    assert pq.read_table(root / path).num_rows == 9
+    # the first run's objects are superseded, kept for the grace period: not read
+    assert len(day_files(root, "execution_instances")) == 2
+    first_run = {run_of(p) for p in manifest.retired}
+    assert len(manifest.retired) == len(TABLES) and len(first_run) == 1
+    assert w.run_id not in first_run
 
 
 def test_object_storage_days_are_locked_in_a_local_folder_keyed_by_the_uri(
@@ -574,16 +583,16 @@ def test_object_storage_days_are_locked_in_a_local_folder_keyed_by_the_uri(
 
 def test_the_publisher_follows_the_storage(tmp_path: Path) -> None:
     fsspec = pytest.importorskip("fsspec")
-    local = publish.publisher_for(str(tmp_path / "wh"))
+    local = parquet.publisher_for(str(tmp_path / "wh"))
     assert isinstance(local, LocalSwap) and local.local_root == str(tmp_path / "wh")
-    assert isinstance(publish.publisher_for((tmp_path / "wh").as_uri()), LocalSwap)
+    assert isinstance(parquet.publisher_for((tmp_path / "wh").as_uri()), LocalSwap)
     subtree = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-    on_disk = publish.publisher_for("wh", filesystem=subtree)
+    on_disk = parquet.publisher_for("wh", filesystem=subtree)
     assert isinstance(on_disk, LocalSwap) and on_disk.local_root == str(tmp_path / "wh")
     # a filesystem that cannot say it is a local disk has no rename: it copies
     no_rename = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("file")))
-    remote = publish.publisher_for(str(tmp_path), filesystem=no_rename)
-    assert isinstance(remote, ObjectStoreCopy) and remote.local_root is None
+    remote = parquet.publisher_for(str(tmp_path), filesystem=no_rename)
+    assert isinstance(remote, ManifestPublish) and remote.local_root is None
     with pytest.raises(ValueError, match=r"a root .* or a publisher, not both"):
         DayWriter(root=str(tmp_path), day=DAY, publisher=local)
 

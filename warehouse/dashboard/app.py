@@ -2,13 +2,16 @@
 
 Streamlit runs this file on every refresh (any widget change, the Refresh button, a reload).
 Each run opens ``coc.duckdb`` read-only, reads what it shows and closes it, so a rebuilt
-file is seen at the next refresh. The only argument is ``--duckdb PATH`` (given by
-``warehouse.dashboard.serve``); nothing here reads the environment.
+file is seen at the next refresh. The arguments are ``--duckdb PATH`` and, for an
+``s3://`` warehouse, ``--object-store`` (given by
+``warehouse.dashboard.serve``); nothing here reads the environment, except the ``AWS_*``
+variables when it is told the warehouse is on object storage (``--object-store``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date
 
@@ -17,6 +20,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from pipelines.settings import object_store_settings_from_env
 from warehouse.dashboard import queries as q
 
 
@@ -215,12 +219,18 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="warehouse.dashboard.app")
     parser.add_argument("--duckdb", required=True)
+    parser.add_argument(
+        "--object-store", action="store_true", help="read s3:// views with the AWS_* variables"
+    )
     args = parser.parse_args(argv)
+    object_store = None
+    if args.object_store:  # the page's own entry point, like the CLI: the environment is read here
+        object_store = object_store_settings_from_env(os.environ)
     st.set_page_config(page_title="COC script orders", layout="wide")
     st.title("COC script orders: failures")
     st.caption(f"{args.duckdb}, read-only, read again at every refresh")
     try:
-        con = q.open_warehouse(args.duckdb)
+        con = q.open_warehouse(args.duckdb, object_store=object_store)
     except q.DashboardError as exc:
         st.error(str(exc))
         return

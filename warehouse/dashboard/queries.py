@@ -23,6 +23,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipelines.settings import ObjectStoreSettings
+from warehouse.build import connect
+
 #: how the README and the messages tell a user to make the file
 BUILD_COMMAND = "make demo (or coc-etl build-warehouse with COC_WAREHOUSE set)"
 DEFAULT_DAYS = 7
@@ -116,13 +119,16 @@ class Refresh:
     alerts: pd.DataFrame | None = field(default=None)
 
 
-def open_warehouse(duckdb_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """Open ``coc.duckdb`` read-only, or say clearly why not (missing, not a DuckDB file)."""
+def open_warehouse(
+    duckdb_path: str | os.PathLike[str], *, object_store: ObjectStoreSettings | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open ``coc.duckdb`` read-only, or say clearly why not (missing, not a DuckDB file);
+    with ``object_store``, its views over an ``s3://`` warehouse can be read."""
     path = Path(duckdb_path)
     if not path.is_file():
         raise DashboardError(f"no DuckDB file at {path}: build it with {BUILD_COMMAND}")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True, object_store=object_store)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DashboardError(

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.settings import ObjectStoreSettings
 from warehouse.dashboard.queries import DashboardError, open_warehouse
 
 APP = Path(__file__).with_name("app.py")
@@ -47,10 +48,16 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     announce: Callable[[str], None] = print,
+    object_store: ObjectStoreSettings | None = None,
 ) -> None:
-    """Serve the dashboard over ``duckdb_path`` until interrupted."""
+    """Serve the dashboard over ``duckdb_path`` until interrupted.
+
+    With ``object_store`` (an ``s3://`` warehouse), the page's connections read the views'
+    objects through our S3 client; the page takes the same ``AWS_*`` variables from this
+    process's environment (``--object-store``), so no secret passes through arguments.
+    """
     path = Path(duckdb_path).expanduser().resolve()
-    open_warehouse(path).close()
+    open_warehouse(path, object_store=object_store).close()
     check_address(host, port)
 
     from streamlit.web import bootstrap
@@ -67,4 +74,5 @@ def serve(
     }
     announce(f"dashboard over {path} (read-only) at http://{host}:{port}  (Ctrl-C stops it)")
     bootstrap.load_config_options(flags)
-    bootstrap.run(str(APP), False, ["--duckdb", str(path)], flags)
+    args = ["--duckdb", str(path), *(["--object-store"] if object_store else [])]
+    bootstrap.run(str(APP), False, args, flags)

@@ -1,0 +1,505 @@
+"""A whole distributed deployment on loopback: ``make cluster-demo`` and the cluster test.
+
+What runs, each a process started here and stopped by its PID (data under one temp folder)::
+
+    redis-server         Celery broker and results (db 0, 1), rate budget and locks (db 2)
+    postgres             Dagster's run, event and schedule storage
+    coc_simulator        the COC API, rate-limited at COC_MAX_RPS like the real gateway
+    dagster-webserver    the UI and the GraphQL API the backfill is submitted through
+    dagster-daemon       backfills -> queued runs -> Celery tasks; run monitoring
+    2 x dagster-celery   workers: each takes a run from the queue and runs it whole
+
+Services missing on the machine are installed from Debian (``redis-server``,
+``postgresql``). Nothing here imports Dagster: the backfill and runs are driven through the
+webserver's GraphQL API, the workers found through the Celery result backend in Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+LOCATION = "pipelines.definitions"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return Path(found[-1]).parent if found else None
+
+
+def ensure_services() -> None:
+    """Install redis-server and postgresql from Debian when they are missing."""
+    missing = []
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server")
+    if _postgres_bin() is None:
+        missing.append("postgresql")
+    if not missing:
+        return
+    print(f"installing {', '.join(missing)} (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def _wait(what: str, ready: Any, timeout: float = 60.0, process: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f}s")
+
+
+@dataclass
+class Cluster:
+    """The deployment's processes and where they listen; ``stop`` ends them all by PID."""
+
+    root: Path
+    max_rps: float
+    warehouse: str
+    simulator_args: Sequence[str] = ()
+    workers: int = 2
+    days_per_run: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
+    graphql_url: str = ""
+    redis_port: int = 0
+    pg_dir: Path | None = None
+
+    # -- starting ------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        """Redis, Postgres and the simulator; then the environment every process shares."""
+        self.root.chmod(0o755)
+        self.redis_port = self._start_redis()
+        pg_url = self._start_postgres()
+        from coc_simulator.server import start_subprocess
+
+        sim, url = start_subprocess(
+            ["--rate-limit", str(self.max_rps), *self.simulator_args],
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes["simulator"] = sim
+        redis = f"redis://127.0.0.1:{self.redis_port}"
+        home = self.root / "dagster_home"
+        home.mkdir()
+        shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))},
+            "PATH": os.pathsep.join((str(BIN), os.environ.get("PATH", ""))),  # celery
+            "DAGSTER_HOME": str(home),
+            "COC_DAGSTER_PG_URL": pg_url,
+            "COC_CELERY_BROKER": f"{redis}/0",
+            "COC_CELERY_BACKEND": f"{redis}/1",
+            "COC_REDIS_URL": f"{redis}/2",
+            "COC_ENDPOINT": url,
+            "COC_WAREHOUSE": self.warehouse,
+            "COC_MAX_RPS": str(self.max_rps),
+            "COC_BACKFILL_DAYS_PER_RUN": str(self.days_per_run),
+        }
+        if "://" in self.warehouse:
+            self.env["COC_DUCKDB"] = str(self.root / "coc.duckdb")
+
+    def _spawn(self, name: str, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        process = subprocess.Popen(
+            list(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,  # its own process group: stopped with every child
+            **kwargs,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def _start_redis(self) -> int:
+        port = _free_port()
+        data = self.root / "redis"
+        data.mkdir()
+        process = self._spawn(
+            "redis",
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(data),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+        )
+
+        def ping() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+
+        _wait("redis-server", ping, process=process)
+        return port
+
+    def _start_postgres(self) -> str:
+        bindir = _postgres_bin()
+        if bindir is None:
+            raise RuntimeError("postgresql is not installed (make cluster-demo installs it)")
+        port = _free_port()
+        # its own temp folder: the postgres user must reach it, whatever guards self.root
+        self.pg_dir = Path(tempfile.mkdtemp(prefix="coc-cluster-pg-"))
+        self.pg_dir.chmod(0o755)
+        data = self.pg_dir / "data"
+        data.mkdir(mode=0o700)
+        as_postgres: list[str] = []
+        if os.geteuid() == 0:  # postgres refuses root: run it as Debian's postgres user
+            shutil.chown(data, "postgres", "postgres")
+            as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "dagster",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        process = self._spawn(
+            "postgres",
+            [
+                *as_postgres,
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+                str(data),
+                "-c",
+                "fsync=off",
+            ],
+        )
+        url = f"postgresql://dagster@127.0.0.1:{port}/postgres"
+
+        def accepts() -> bool:
+            import psycopg2  # installed with dagster-postgres
+
+            psycopg2.connect(url, connect_timeout=1).close()
+            return True
+
+        _wait("postgres", accepts, process=process)
+        return url.replace("postgresql://", "postgresql+psycopg2://")  # the driver installed
+
+    def start_dagster(self) -> None:
+        """The webserver and the workers (the daemon comes later: ``start_daemon``)."""
+        port = _free_port()
+        self._spawn(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(ROOT / "workspace.yaml"),
+            ],
+            env=self.env,
+        )
+        for i in range(self.workers):
+            name = f"worker-{chr(ord('a') + i)}"
+            self._spawn(
+                name,
+                [
+                    str(BIN / "dagster-celery"),
+                    "worker",
+                    "start",
+                    "-A",
+                    "dagster_celery.app",
+                    "-y",
+                    str(DEPLOY / "celery.yaml"),
+                    "--name",
+                    name,
+                    "--",
+                    "--concurrency=1",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                env=self.env,
+            )
+        self.graphql_url = f"http://127.0.0.1:{port}/graphql"
+        _wait(
+            "dagster-webserver",
+            lambda: self._graphql("{ version }").get("version"),
+            timeout=180,
+            process=self.processes["webserver"],
+        )
+
+    def start_daemon(self) -> None:
+        """The daemon: its first backfill tick comes at once, later ones every 30 s."""
+        self._spawn(
+            "daemon",
+            [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+            env=self.env,
+        )
+
+    # -- driving -------------------------------------------------------------------------
+
+    def _graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+        answer = httpx.post(
+            self.graphql_url, json={"query": query, "variables": variables or {}}, timeout=60
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL: {body['errors'][0].get('message')}")
+        return body["data"]
+
+    def asset_keys(self) -> list[list[str]]:
+        data = self._graphql("{ assetNodes { assetKey { path } } }")
+        return [node["assetKey"]["path"] for node in data["assetNodes"]]
+
+    def launch_backfill(self, days: Sequence[str]) -> str:
+        """A backfill of every asset over ``days``; its id."""
+        data = self._graphql(
+            """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+                 __typename ... on LaunchBackfillSuccess { backfillId }
+                 ... on PythonError { message } ... on InvalidSubsetError { message } } }""",
+            {
+                "p": {
+                    "partitionNames": list(days),
+                    "assetSelection": [{"path": p} for p in self.asset_keys()],
+                    "fromFailure": False,
+                }
+            },
+        )["launchPartitionBackfill"]
+        if data["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill not launched: {data.get('message')}")
+        return str(data["backfillId"])
+
+    def launch_run(self, day: str) -> str:
+        """One run of every asset for ``day``; its id."""
+        data = self._graphql(
+            """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+                 __typename ... on LaunchRunSuccess { run { runId } }
+                 ... on PythonError { message } } }""",
+            {
+                "p": {
+                    "selector": {
+                        "repositoryLocationName": LOCATION,
+                        "repositoryName": "__repository__",
+                        "jobName": "__ASSET_JOB",
+                        "assetSelection": [{"path": p} for p in self.asset_keys()],
+                    },
+                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+                }
+            },
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {data.get('message') or data['__typename']}")
+        return str(data["run"]["runId"])
+
+    def runs(self, backfill_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs (of a backfill), with status, partition tags and Celery task id."""
+        tags = [{"key": "dagster/backfill", "value": backfill_id}] if backfill_id else []
+        data = self._graphql(
+            """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {
+                 runId status startTime endTime tags { key value } } } } }""",
+            {"f": {"tags": tags}},
+        )
+        runs = data["runsOrError"]["results"]
+        for run in runs:
+            run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+        return list(runs)
+
+    def wait_runs(
+        self, expected: int, backfill_id: str | None = None, timeout: float = 300
+    ) -> list[dict[str, Any]]:
+        """Wait until ``expected`` runs exist and all have ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs(backfill_id)
+            if len(runs) >= expected and all(r["status"] in TERMINAL for r in runs):
+                return runs
+            time.sleep(1)
+        raise RuntimeError(f"runs not finished after {timeout:.0f}s: {self.runs(backfill_id)}")
+
+    def wait_status(self, run_id: str, statuses: set[str], timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.runs():
+                if run["runId"] == run_id and run["status"] in statuses:
+                    return str(run["status"])
+            time.sleep(0.5)
+        raise RuntimeError(f"run {run_id} not in {statuses} after {timeout:.0f}s")
+
+    def task_state(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """The Celery task of a run, as the result backend holds it (state, worker, pid)."""
+        import redis
+
+        task_id = run["tags"].get("dagster-celery/task_id")
+        if not task_id:
+            return {}
+        client = redis.Redis(port=self.redis_port, db=1)
+        try:
+            raw = client.get(f"celery-task-meta-{task_id}")
+        finally:
+            client.close()
+        meta: dict[str, Any] = json.loads(raw) if raw else {}
+        result = meta.get("result")
+        if isinstance(result, dict):  # STARTED: {"pid": ..., "hostname": ...}
+            meta.setdefault("worker", result.get("hostname"))
+            meta["pid"] = result.get("pid")
+        return meta
+
+    def worker_of(self, run: Mapping[str, Any]) -> str:
+        worker = self.task_state(run).get("worker") or "?"
+        return str(worker).split("@", 1)[0]
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """SIGTERM each process group we started (by its leader's PID), SIGKILL stragglers."""
+        for name in reversed(list(self.processes)):
+            _signal(self.processes[name], signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            _signal(process, signal.SIGKILL)  # stragglers, and a group's children left over
+            process.wait()
+        self.processes.clear()
+        if self.pg_dir is not None:
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.pg_dir = None
+
+
+def _signal(process: subprocess.Popen[Any], sig: int) -> None:
+    """``sig`` to the process group that ``process`` leads, else to the process alone."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:  # not a group leader (the simulator), or gone
+        if process.poll() is None:
+            process.send_signal(sig)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    *,
+    warehouse: str | None = None,
+    max_rps: float = 100.0,
+    simulator_args: Sequence[str] = (),
+    workers: int = 2,
+    root: Path | None = None,
+) -> Iterator[Cluster]:
+    """Everything started (but the daemon) in a temp folder, stopped on the way out."""
+    ensure_services()
+    with contextlib.ExitStack() as stack:
+        if root is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coc-cluster-")))
+        cluster = Cluster(
+            root=root,
+            max_rps=max_rps,
+            warehouse=warehouse or str(root / "warehouse"),
+            simulator_args=simulator_args,
+            workers=workers,
+        )
+        try:
+            cluster.start_services()
+            cluster.start_dagster()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def first_day(run: Mapping[str, Any]) -> str:
+    """The first partition of a run (a backfill's runs carry a range, even of one day)."""
+    tags = run["tags"]
+    return str(tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition"))
+
+
+def demo_days(count: int, today: str | None = None) -> list[str]:
+    from datetime import date, timedelta
+
+    last = date.fromisoformat(today) if today else date.today() - timedelta(days=1)
+    return [(last - timedelta(days=count - 1 - i)).isoformat() for i in range(count)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``make cluster-demo``: a 7-day backfill across two workers, then the report.
+
+    ``COC_WAREHOUSE`` picks the warehouse (default: a local folder in the temp folder; an
+    ``s3://`` URI once object storage is configured with the ``AWS_*`` variables).
+    """
+    days = demo_days(7)
+    started = time.monotonic()
+    print("1/4 starting redis, postgres, the simulator, the webserver and 2 workers", flush=True)
+    with running_cluster(warehouse=os.environ.get("COC_WAREHOUSE") or None) as cluster:
+        print(f"    processes: {', '.join(f'{n}={p.pid}' for n, p in cluster.processes.items())}")
+        print(f"    Dagster UI: {cluster.graphql_url.removesuffix('/graphql')}")
+        print(f"2/4 backfill {days[0]}...{days[-1]}, one run per day", flush=True)
+        backfill = cluster.launch_backfill(days)
+        cluster.start_daemon()
+        runs = cluster.wait_runs(len(days), backfill)
+        print("3/4 which worker ran each run")
+        for run in sorted(
+            runs, key=lambda r: r["tags"].get("dagster/asset_partition_range_start", "")
+        ):
+            seconds = (run["endTime"] or 0) - (run["startTime"] or 0)
+            print(
+                f"    {first_day(run)}  {run['runId'][:8]}  "
+                f"{run['status']:<8} {cluster.worker_of(run):<9} {seconds:5.1f}s"
+            )
+        failed = [r for r in runs if r["status"] != "SUCCESS"]
+        print("4/4 the report, read back through DuckDB", flush=True)
+        subprocess.run(
+            [str(BIN / "coc-etl"), "report", "--days", "7"], env=cluster.env, cwd=ROOT, check=False
+        )
+        print(f"done in {time.monotonic() - started:.0f}s; stopping everything", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

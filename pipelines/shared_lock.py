@@ -1,0 +1,253 @@
+"""Locks every machine of a deployment sees: a Redis key with a lease, kept by a heartbeat.
+
+Two things must never happen at once anywhere in the deployment: two runs writing one day,
+and two builds of ``coc.duckdb``. On one machine the day writer's file lock and the build's
+``flock`` suffice; with ``COC_REDIS_URL`` set, each also holds a :class:`SharedLease`:
+
+1. ``acquire``: ``SET key <holder> NX PX ttl``. Busy: read the holder (run, pid, host,
+   since), log once per holder that we wait, try again every ``poll_s`` until ``timeout_s``,
+   then raise :class:`LockBusyError` naming what is locked and who holds it.
+2. While held, a heartbeat thread renews the lease every ``ttl/3`` (only if the key still
+   names us: a compare-and-renew script). A holder that dies, ``kill -9`` or a machine lost,
+   stops renewing and its lease lapses after ``ttl_s``; the next run takes over then.
+3. ``release``: delete the key if it still names us (compare-and-delete), stop the heartbeat.
+
+A holder whose lease lapsed while it lived (Redis unreachable longer than ``ttl_s``) is told
+by ``lost`` and logs it; the run of the day then fails (``ingest.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from pipelines.coc.errors import ConfigError
+from pipelines.coc.shared_rate import redacted_url
+
+__all__ = ["LeaseLapsedError", "LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S = 10.0
+DEFAULT_TIMEOUT_S = 600.0
+POLL_S = 0.2
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class LockBusyError(Exception):
+    """Another live run holds the lock longer than we may wait."""
+
+    def __init__(self, what: str, holder: dict[str, Any] | None, waited_s: float) -> None:
+        self.what, self.holder, self.waited_s = what, holder, waited_s
+        who = (
+            f"run {holder.get('run_id')} (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')})"
+            if holder
+            else "another run"
+        )
+        super().__init__(f"{what} is being written by {who}; gave up after {waited_s:.1f}s")
+
+
+class LeaseLapsedError(LockBusyError):
+    """The run held the lock, but its lease lapsed meanwhile: another run may have taken it."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.holder, self.waited_s = what, None, 0.0
+        Exception.__init__(
+            self,
+            f"the lease of {what} lapsed mid-run (Redis unreachable for longer than its ttl?): "
+            "another run may have written it meanwhile; run it again",
+        )
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.rstrip("/").encode()).hexdigest()[:16]
+
+
+def day_lock_key(warehouse: str, day: str) -> str:
+    """The shared lock of one day of the warehouse at ``warehouse`` (a path or URI)."""
+    return f"coc:day:{_hash(warehouse)}:{day}"
+
+
+class SharedLease:
+    """A lock named ``key`` on the Redis at ``url``, held by ``run_id`` while alive."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str,
+        what: str,
+        run_id: str | None = None,
+        ttl_s: float = DEFAULT_TTL_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        poll_s: float = POLL_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url, self.key, self.what = url, key, what
+        self.ttl_s, self.timeout_s, self.poll_s = ttl_s, timeout_s, poll_s
+        self._clock, self._sleep = clock, sleep
+        self.holder = json.dumps(
+            {
+                "run_id": run_id or uuid.uuid4().hex[:12],
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "token": uuid.uuid4().hex,
+            }
+        )
+        self._redis: Any = None
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.lost = False
+
+    def __enter__(self) -> SharedLease:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        import redis  # only deployments with COC_REDIS_URL need it
+
+        self._redis = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
+        ttl_ms = int(self.ttl_s * 1000)
+        started = self._clock()
+        announced: str | None = None
+        try:
+            while not self._redis.set(self.key, self.holder, nx=True, px=ttl_ms):
+                current = self._redis.get(self.key)
+                holder = _parse(current)
+                waited = self._clock() - started
+                if waited >= self.timeout_s:
+                    raise LockBusyError(self.what, holder, waited)
+                if current != announced:
+                    log.warning("waiting for %s to finish %s", _who(holder), self.what)
+                    announced = current
+                self._sleep(min(self.poll_s, self.timeout_s - waited))
+        except LockBusyError:
+            self._redis.close()
+            raise
+        except Exception as exc:
+            self._redis.close()
+            if type(exc).__module__.startswith("redis"):
+                raise ConfigError(
+                    f"COC_REDIS_URL {redacted_url(self.url)}: cannot take the lock of "
+                    f"{self.what} ({type(exc).__name__})"
+                ) from None
+            raise
+        self._stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._renew, name=f"lease {self.key}", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _renew(self) -> None:
+        ttl_ms = int(self.ttl_s * 1000)
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if not self._redis.eval(_RENEW, 1, self.key, self.holder, ttl_ms):
+                    self.lost = True
+                    log.error("the lease of %s lapsed: another run may take it", self.what)
+                    return
+            except Exception as exc:  # Redis away for a moment: try again next beat
+                log.warning("could not renew the lease of %s: %s", self.what, type(exc).__name__)
+
+    def release(self) -> None:
+        if self._heartbeat is None:
+            return
+        self._stop.set()
+        self._heartbeat.join()
+        self._heartbeat = None
+        try:
+            self._redis.eval(_DELETE, 1, self.key, self.holder)
+        except Exception as exc:  # the lease lapses on its own
+            log.warning("could not release %s: %s", self.what, type(exc).__name__)
+        finally:
+            self._redis.close()
+
+
+def _parse(raw: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    value.pop("token", None)
+    return value
+
+
+def _who(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "another run"
+    return f"run {holder.get('run_id')} (pid {holder.get('pid')} on {holder.get('host')})"
+
+
+@contextlib.contextmanager
+def build_lock(
+    duckdb_path: str,
+    *,
+    redis_url: str | None,
+    run_id: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Iterator[None]:
+    """Held around a build of ``coc.duckdb``: builds follow one another, never overlap.
+
+    Each build reads every published day when it starts and replaces the file whole, so the
+    last build to finish has seen every day published before it began: builds in a row, one
+    after each run that changed data, leave the file current. A ``flock`` beside the file
+    (``.coc.duckdb.build-lock``) orders the builds of one machine; with ``redis_url`` a lease
+    orders those of all.
+    """
+    folder, name = os.path.split(os.path.abspath(duckdb_path))
+    lock_path = os.path.join(folder, f".{name}.build-lock")  # hidden: not a coc.duckdb* file
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if redis_url is None:
+            yield
+            return
+        lease = SharedLease(
+            redis_url,
+            key=f"coc:build:{_hash(os.path.abspath(duckdb_path))}",
+            what=f"the build of {duckdb_path}",
+            run_id=run_id,
+            timeout_s=timeout_s,
+        )
+        with lease:
+            yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,444 @@
+"""An ``s3://`` warehouse, end to end, against moto's S3 server (a real process on loopback).
+
+The same simulator day lands in a local warehouse and in a bucket, and every view and mart
+of the two ``coc.duckdb`` files answer the same rows; readers of ``coc.duckdb`` never see a
+republished day twice or half; reruns replace the day and superseded objects go; a failed
+run and a killed one leave the previous day readable; bad configuration fails before the
+COC API is asked anything. Secrets never reach the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from coc_simulator.data import SimConfig
+from coc_simulator.server import SimulatorServer
+from pipelines.coc.errors import CocError, ConfigError
+from pipelines.coc.settings import ClientSettings
+from pipelines.day_manifests import read_manifest
+from pipelines.ingest import ingest_days
+from pipelines.objectstore import S3Location, check_access, s3_filesystem
+from pipelines.parquet import DayWriter, warehouse_publisher
+from pipelines.settings import (
+    ObjectStoreSettings,
+    WarehouseSettings,
+    warehouse_settings_from_env,
+)
+from tests.integration.parquet_crash_writer import write_day
+from tests.s3server import S3Server
+from warehouse.build import build_warehouse, connect
+
+AK = "S3TESTAK"
+SK = "s3-test-coc-secret-0123456789abcdef"
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+DAY = dt.date(2026, 11, 18)
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).parents[2]
+TABLE_NAMES = ("execution_instances", "script_orders", "order_batches")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorServer(SimConfig(seed=3, days=4, now=NOW), ak=AK, sk=SK) as server:
+        yield server
+
+
+def client(sim: SimulatorServer) -> ClientSettings:
+    return ClientSettings(endpoint=sim.url, ak=AK, sk=SK, max_rps=None)
+
+
+def s3_warehouse(
+    s3: S3Server, tmp_path: Path, name: str = "s3", **settings: object
+) -> WarehouseSettings:
+    return WarehouseSettings(
+        warehouse=f"s3://{s3.bucket()}/coc",
+        duckdb_path=str(tmp_path / name / "coc.duckdb"),
+        object_store=s3.settings(**settings),
+    )
+
+
+def build(wh: WarehouseSettings) -> str:
+    built = build_warehouse(
+        warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+    )
+    return built.duckdb_path
+
+
+def every_view(duckdb_path: str, object_store: ObjectStoreSettings | None) -> dict[str, list]:
+    """Every view of the file (tables and marts), all rows in a stable order, from a fresh
+    connection given the documented configuration."""
+    con = connect(duckdb_path, object_store=object_store)
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+            ).fetchall()
+        ]
+        out = {}
+        for name in names:
+            columns = [c[0] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
+            plain = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
+            out[name] = con.execute(f'SELECT {plain} FROM "{name}" ORDER BY ALL').fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def day_count(duckdb_path: str, object_store: ObjectStoreSettings | None) -> int:
+    con = connect(duckdb_path, object_store=object_store)
+    try:
+        row = con.execute("SELECT count(*) FROM execution_instances WHERE dt = ?", [DAY]).fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        con.close()
+
+
+def data_keys(s3: S3Server, wh: WarehouseSettings) -> list[str]:
+    """The published objects (outside ``_staging`` and ``_manifests``) of the warehouse;
+    not the empty ``folder/`` markers pyarrow leaves where it deleted a folder's last object."""
+    where = S3Location.parse(wh.warehouse)
+    keys = s3.keys(where.bucket, where.prefix + "/")
+    return [k for k in keys if not k.endswith("/") and k.split("/")[1] in TABLE_NAMES]
+
+
+# -- exact data ------------------------------------------------------------------------------
+
+
+def test_a_day_in_a_bucket_equals_the_same_day_on_a_local_disk(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    local = WarehouseSettings(
+        warehouse=str(tmp_path / "local"), duckdb_path=str(tmp_path / "local" / "coc.duckdb")
+    )
+    remote = s3_warehouse(s3_server, tmp_path)
+    ingest_days(client(sim), local, [DAY])
+    [result] = ingest_days(client(sim), remote, [DAY])
+    assert result.rows > 1000
+
+    expected = every_view(build(local), None)
+    got = every_view(build(remote), remote.object_store)
+    assert set(got) >= {"execution_instances", "failure_rates_daily", "ticket_outcomes"}
+    assert got == expected
+    # the day is its manifest: one object per table, named by the run
+    where = S3Location.parse(remote.warehouse)
+    manifest = read_manifest(s3_filesystem(remote.object_store), where.path, DAY)
+    assert manifest is not None and manifest.run_id in manifest.tables["script_orders"][0]
+    assert sorted(data_keys(s3_server, remote)) == sorted(
+        f"{where.prefix}/{p}" for p in manifest.named()
+    )
+
+    # the dashboard's connection reads the views' objects too (its drill-down reads them)
+    from warehouse.dashboard import queries
+
+    con = queries.open_warehouse(remote.duckdb_path, object_store=remote.object_store)
+    try:
+        ticket = got["script_orders"][0][0]
+        batches = queries.ticket_batches(con, DAY, ticket)
+        assert str(len(batches)) == next(r for r in got["ticket_outcomes"] if r[1] == ticket)[5]
+    finally:
+        con.close()
+
+
+def test_a_rerun_replaces_the_day_and_the_superseded_objects_go(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
+    ingest_days(client(sim), wh, [DAY])
+    first = every_view(build(wh), wh.object_store)
+    first_keys = data_keys(s3_server, wh)
+
+    ingest_days(client(sim), wh, [DAY])
+    again = every_view(build(wh), wh.object_store)
+    assert again == first
+    # the build published views over the second run, then deleted the first run's objects
+    keys = data_keys(s3_server, wh)
+    assert len(keys) == len(first_keys) == len(TABLE_NAMES) and not set(keys) & set(first_keys)
+    where = S3Location.parse(wh.warehouse)
+    manifest = read_manifest(s3_filesystem(wh.object_store), where.path, DAY)
+    # the build deletes, the manifest still lists them until the day's next run drops them
+    assert manifest is not None
+    assert {f"{where.prefix}/{p}" for p in manifest.retired} == set(first_keys)
+
+
+def test_superseded_objects_outlive_the_grace_period(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=3600)
+    ingest_days(client(sim), wh, [DAY])
+    old_path = build(wh)
+    before = every_view(old_path, wh.object_store)
+    held = tmp_path / "held.duckdb"  # a reader still has the old file
+    held.write_bytes(Path(old_path).read_bytes())
+
+    ingest_days(client(sim), wh, [DAY])
+    assert every_view(build(wh), wh.object_store) == before
+    assert len(data_keys(s3_server, wh)) == 2 * len(TABLE_NAMES)
+    assert every_view(str(held), wh.object_store) == before  # its objects are still there
+
+
+def test_a_forbidden_ticket_leaves_the_previous_day_as_it_was(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
+    ingest_days(client(sim), wh, [DAY])
+    before = every_view(build(wh), wh.object_store)
+    where = S3Location.parse(wh.warehouse)
+    keys = s3_server.keys(where.bucket)
+    start, end = sim.dataset.day_window(DAY.isoformat())
+    victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
+    sim.faults.update(forced={victim: 403})
+    try:
+        with pytest.raises(CocError) as info:
+            ingest_days(client(sim), wh, [DAY])
+    finally:
+        sim.faults.reset()
+    assert victim in str(info.value) and "403" in str(info.value)
+    assert s3_server.keys(where.bucket) == keys  # staging removed, nothing else touched
+    assert every_view(build(wh), wh.object_store) == before
+
+
+# -- readers racing a publish ------------------------------------------------------------------
+
+
+def test_a_reader_never_sees_a_republished_day_twice_or_half(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=600)
+    sizes = (300, 120)
+
+    def republish(i: int) -> None:
+        with DayWriter(day=DAY, publisher=warehouse_publisher(wh), lock_dir=str(tmp_path)) as w:
+            write_day(w, f"v{i}", sizes[i % 2])
+            w.commit()
+        build(wh)
+
+    republish(0)
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(day_count(wh.duckdb_path, wh.object_store))
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(1, 7):
+            republish(i)
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert len(seen) > 10
+    assert set(seen) == set(sizes)  # both versions seen, nothing else: never twice, never half
+
+
+# -- kill -9 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["mid-write", "before-manifest", "after-manifest"])
+def test_a_killed_publish_leaves_a_readable_day_and_the_next_run_cleans_up(
+    s3_server: S3Server, tmp_path: Path, mode: str
+) -> None:
+    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
+    markers, locks = tmp_path / "markers", tmp_path / "locks"
+    markers.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COC_"))}
+    env |= s3_server.env(wh.warehouse) | {"PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("s3_crash_writer.py")),
+            wh.warehouse,
+            DAY.isoformat(),
+            str(markers),
+            mode,
+            str(locks),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(markers / "v1", proc)
+        v1 = every_view(build(wh), wh.object_store)
+        (markers / "go").touch()
+        wait_for(markers / "stop", proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+    after_kill = every_view(build(wh), wh.object_store)
+    if mode == "after-manifest":  # the commit happened: version 2, whole
+        assert day_count(wh.duckdb_path, wh.object_store) == 120
+        assert {r[0] for r in after_kill["script_orders"]} == {f"v2-{i}" for i in range(2)}
+    else:
+        assert after_kill == v1
+    where = S3Location.parse(wh.warehouse)
+    assert any("/_staging/" in k for k in s3_server.keys(where.bucket))  # the debris
+
+    # the next run of the day: takes the day at once, removes the staging, retires the strays
+    with DayWriter(
+        day=DAY, publisher=warehouse_publisher(wh), lock_dir=str(locks), lock_timeout_s=0
+    ) as w:
+        write_day(w, "v3", 50)
+        w.commit()
+    build(wh)
+    assert day_count(wh.duckdb_path, wh.object_store) == 50
+    keys = s3_server.keys(where.bucket)
+    assert [k for k in keys if "/_staging/" in k and not k.endswith("/")] == []
+    assert sorted(data_keys(s3_server, wh)) == sorted(
+        f"{where.prefix}/{t}/dt={DAY}/part-{w.run_id}-00000.parquet" for t in TABLE_NAMES
+    )
+
+
+def wait_for(marker: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if proc.poll() is not None:
+            assert proc.stderr is not None
+            pytest.fail(f"writer exited {proc.returncode}: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"writer never reached {marker.name}")
+        time.sleep(0.01)
+
+
+# -- the contract's commands -------------------------------------------------------------------
+
+
+def cli_env(sim: SimulatorServer, s3: S3Server, warehouse: str, home: Path, **extra: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_", "AWS_"))}
+    home.mkdir(parents=True, exist_ok=True)
+    env |= s3.env(warehouse) | {
+        "COC_ENDPOINT": sim.url,
+        "COC_AK": AK,
+        "COC_SK": SK,
+        "COC_MAX_RPS": "0",
+        "COC_DUCKDB": str(home / "coc.duckdb"),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+    (home / "dagster").mkdir(exist_ok=True)
+    return env | extra
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_dagster_and_coc_etl_land_the_same_rows_as_a_local_warehouse(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    env = cli_env(sim, s3_server, str(local), local, COC_DUCKDB=str(local / "coc.duckdb"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        del env[name]
+    assert run([str(BIN / "coc-etl"), "ingest", DAY.isoformat()], env).returncode == 0
+    expected = every_view(str(local / "coc.duckdb"), None)
+    local_report = run([str(BIN / "coc-etl"), "report", "--days", "3"], env)
+
+    dagster_wh = f"s3://{s3_server.bucket()}/coc"
+    env = cli_env(sim, s3_server, dagster_wh, tmp_path / "dagster")
+    materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
+    done = run([*materialize, "--select", "*", "--partition", DAY.isoformat()], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert s3_server.secret_access_key not in done.stdout + done.stderr
+    wh = warehouse_settings_from_env(env)
+    assert every_view(wh.duckdb_path, wh.object_store) == expected
+
+    cli_wh = f"s3://{s3_server.bucket()}/a/b"
+    env = cli_env(sim, s3_server, cli_wh, tmp_path / "cli")
+    done = run([str(BIN / "coc-etl"), "ingest", DAY.isoformat()], env)
+    assert done.returncode == 0, done.stderr
+    wh = warehouse_settings_from_env(env)
+    assert every_view(wh.duckdb_path, wh.object_store) == expected
+    report = run([str(BIN / "coc-etl"), "report", "--days", "3"], env)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout == local_report.stdout and "total" in report.stdout
+    # without the object-storage settings the views cannot be read: said, not a traceback
+    bare = {k: v for k, v in env.items() if not k.startswith(("AWS_", "COC_WAREHOUSE"))}
+    lost = run([str(BIN / "coc-etl"), "report", "--duckdb", wh.duckdb_path], bare)
+    assert lost.returncode == 2 and "COC_WAREHOUSE" in lost.stderr, lost.stderr
+    for out in (done, report, lost):
+        assert s3_server.secret_access_key not in out.stdout + out.stderr
+        assert SK not in out.stdout + out.stderr
+
+
+# -- bad configuration -------------------------------------------------------------------------
+
+
+def _bad(s3: S3Server, case: str) -> tuple[dict[str, str], str]:
+    """The variables that make ``case`` wrong, and the variable the error must name."""
+    if case == "missing bucket":
+        return {"COC_WAREHOUSE": "s3://no-such-bucket-here/coc"}, "COC_WAREHOUSE"
+    if case == "wrong credentials":
+        return {
+            "AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789abcdefXYZ"
+        }, "AWS_SECRET_ACCESS_KEY"
+    if case == "unreachable endpoint":
+        import socket
+
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}, "AWS_ENDPOINT_URL"
+    assert case == "plain http to a remote host"
+    return {"AWS_ENDPOINT_URL": "http://obs.example.com:9000"}, "AWS_ENDPOINT_URL"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing bucket", "wrong credentials", "unreachable endpoint", "plain http to a remote host"],
+)
+def test_bad_object_storage_configuration_fails_before_fetching(
+    sim: SimulatorServer, s3_server: S3Server, tmp_path: Path, case: str
+) -> None:
+    bucket = s3_server.bucket()
+    env = cli_env(sim, s3_server, f"s3://{bucket}/coc", tmp_path)
+    changes, variable = _bad(s3_server, case)
+    env |= changes
+    sim.stats.reset()
+    done = run([str(BIN / "coc-etl"), "ingest", DAY.isoformat()], env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("coc-etl: configuration error:"), lines
+    assert variable in lines[0]
+    assert "Traceback" not in done.stderr
+    secrets = {s3_server.secret_access_key, SK, changes.get("AWS_SECRET_ACCESS_KEY", SK)}
+    for secret in secrets:
+        assert secret not in done.stdout + done.stderr
+    assert sim.stats.total == 0  # the COC API was asked nothing
+    assert s3_server.keys(bucket) == []  # nothing written
+    assert not (tmp_path / "coc.duckdb").exists()
+
+
+def test_check_access_names_the_variable_for_each_failure(s3_server: S3Server) -> None:
+    bucket = s3_server.bucket()
+    check_access(f"s3://{bucket}/coc", s3_server.settings())
+    with pytest.raises(ConfigError, match="bucket 'nope-nope' does not exist"):
+        check_access("s3://nope-nope/coc", s3_server.settings())
+    with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") as info:
+        check_access(f"s3://{bucket}/coc", s3_server.settings(secret_access_key="not-it-123"))
+    assert "not-it-123" not in str(info.value)
+    assert [k for k in s3_server.keys(bucket) if not k.endswith("/")] == []

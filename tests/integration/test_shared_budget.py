@@ -1,0 +1,239 @@
+"""What runs share through Redis (``COC_REDIS_URL``), against a real redis-server: the
+account's request budget, and the leases that keep a day and the build to one run at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from coc_simulator import SimConfig, SimulatorServer
+from deploy.cluster import ensure_services
+from pipelines.coc.settings import ClientSettings
+from pipelines.coc.shared_rate import SharedRateBudget
+from pipelines.ingest import ingest_days
+from pipelines.settings import WarehouseSettings
+from pipelines.shared_lock import LockBusyError, SharedLease
+from tests.conftest import SIM_NOW
+
+#: no snapshots, no append-only file: a scratch Redis
+SPARE = ["--save", "", "--appendonly", "no"]
+DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server on a free loopback port, stopped by its PID."""
+    ensure_services()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data), *SPARE],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_budget_slots_are_spaced_for_everyone_who_shares_the_key(redis_url: str) -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def main() -> None:
+        a = SharedRateBudget(redis_url, key="test:spacing", max_rps=20, sleep=record)
+        b = SharedRateBudget(redis_url, key="test:spacing", max_rps=20, sleep=record)
+        async with a, b:
+            for _ in range(5):
+                await asyncio.gather(a.take(), b.take())
+
+    asyncio.run(main())
+    # ten slots at 20/s: the last is 9/20 s after the first, whichever budget asked
+    assert len(waits) >= 9
+    assert max(waits) == pytest.approx(9 / 20, abs=0.05)
+
+
+def test_an_unreachable_redis_is_a_configuration_error_naming_the_variable() -> None:
+    async def main() -> None:
+        async with SharedRateBudget("redis://:pw@127.0.0.1:1/0", key="k", max_rps=5):
+            pass
+
+    with pytest.raises(Exception, match=r"COC_REDIS_URL redis://:\*\*\*@127.0.0.1:1/0") as info:
+        asyncio.run(main())
+    assert "pw" not in str(info.value)
+
+
+def _runs_at_once(url: str, redis: str | None, tmp: Path, rps: float) -> float:
+    """One run per day of ``DAYS``, all at once, each with ``COC_MAX_RPS=rps`` and no
+    adaptation to 429s (so the budget alone holds the rate); seconds."""
+    errors: list[BaseException] = []
+
+    def run(day: date) -> None:
+        try:
+            client = ClientSettings(endpoint=url, max_rps=rps, adaptive=False, redis_url=redis)
+            wh = WarehouseSettings(
+                warehouse=str(tmp / day.isoformat()), duckdb_path=str(tmp / f"{day}.duckdb")
+            )
+            ingest_days(client, wh, [day])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(day,)) for day in DAYS]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_runs_at_once_share_the_account_budget(redis_url: str, tmp_path: Path) -> None:
+    """Three runs at once, each told COC_MAX_RPS=R, against a gateway that allows R: with the
+    shared budget fewer than 1% of requests meet a 429 and the runs end within 1.1x the time
+    R allows for all their requests; without it, each paces to R alone and the gateway
+    throttles them (the check the budget is measured against). The gate's adaptation to
+    429s is off in both, so that the budget is what holds the rate."""
+    rps = 30.0  # low enough that the three clients and the simulator keep up on 2 cores
+    with SimulatorServer(SimConfig(now=SIM_NOW, days=3, tickets_per_day=(12, 16))) as sim:
+        sim.faults.rate_limit = rps
+        time.sleep(1.0)  # the gateway's bucket full, as for any run that starts
+        seconds = _runs_at_once(sim.url, redis_url, tmp_path / "shared", rps)
+        total, throttled = sim.stats.count(), sim.stats.count(status=429)
+        print(
+            f"shared budget: {total} requests, {throttled} 429s, {seconds:.2f}s, "
+            f"{seconds / (total / rps):.3f}x the budget's time"
+        )
+        assert throttled / total < 0.01
+        assert seconds <= 1.1 * total / rps
+
+        sim.stats.reset()
+        time.sleep(1.0)
+        alone = _runs_at_once(sim.url, None, tmp_path / "alone", rps)
+        total_alone, throttled_alone = sim.stats.count(), sim.stats.count(status=429)
+        print(f"each run alone: {total_alone} requests, {throttled_alone} 429s, {alone:.2f}s")
+        assert throttled_alone / total_alone > 0.01
+
+
+_HOLD = """
+import sys, time
+from pipelines.shared_lock import SharedLease
+lease = SharedLease(sys.argv[1], key="test:dead", what="day X", run_id="dead-run", ttl_s=1.0)
+lease.acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_busy_lease_names_its_holder_and_a_dead_holders_lease_lapses(redis_url: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, redis_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = SharedLease(redis_url, key="test:dead", what="day X", timeout_s=0.5, ttl_s=1.0)
+        with pytest.raises(LockBusyError, match=r"day X is being written by run dead-run"):
+            busy.acquire()
+        time.sleep(1.5)  # alive, the holder keeps renewing its lease past its ttl
+        with pytest.raises(LockBusyError):
+            busy.acquire()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        started = time.monotonic()
+        taker = SharedLease(redis_url, key="test:dead", what="day X", timeout_s=5, ttl_s=1.0)
+        with taker:
+            assert time.monotonic() - started < 1.5  # within the dead holder's ttl
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_two_runs_of_one_day_take_turns(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two ingestions of one day into one warehouse at once, with the shared lease: the
+    second waits for the first, and the day ends as one clean copy."""
+    with SimulatorServer(SimConfig(now=SIM_NOW, days=3)) as sim:
+        client = ClientSettings(endpoint=sim.url, max_rps=None, redis_url=redis_url)
+        wh = WarehouseSettings(
+            warehouse=str(tmp_path / "wh"),
+            duckdb_path=str(tmp_path / "coc.duckdb"),
+            redis_url=redis_url,
+        )
+        rows: list[int] = []
+
+        def run() -> None:
+            rows.append(ingest_days(client, wh, [DAYS[-1]])[0].rows)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        with caplog.at_level("WARNING", logger="pipelines.shared_lock"):
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    assert len(rows) == 2 and rows[0] == rows[1] > 0
+    waited = [r for r in caplog.records if r.getMessage().startswith("waiting for run")]
+    assert len(waited) == 1, [r.getMessage() for r in caplog.records]
+    assert f"day {DAYS[-1]}" in waited[0].getMessage()
+
+    con = duckdb.connect()
+    try:
+        landed = con.execute(
+            "SELECT count(*), count(DISTINCT (execute_uuid, batch_index, instance_id)) "
+            f"FROM read_parquet('{tmp_path}/wh/execution_instances/dt=*/*.parquet')"
+        ).fetchone()
+    finally:
+        con.close()
+    assert landed == (rows[0], rows[0])
+
+
+def test_a_lease_taken_away_is_noticed_by_its_holder(redis_url: str) -> None:
+    import redis
+
+    lease = SharedLease(redis_url, key="test:lapse", what="day Y", ttl_s=0.3)
+    with lease:
+        assert not lease.lost
+        other = redis.Redis.from_url(redis_url)
+        try:
+            other.delete("test:lapse")  # as if it had lapsed while Redis was away
+            other.set("test:lapse", "someone else")
+        finally:
+            other.close()
+        time.sleep(0.4)  # a heartbeat or more
+        assert lease.lost
+    other = redis.Redis.from_url(redis_url)
+    try:  # the holder's release left the new holder's key alone
+        assert other.get("test:lapse") == b"someone else"
+    finally:
+        other.close()
