@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from dagster import (
     AssetSelection,
+    ExecutorDefinition,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
@@ -42,9 +43,13 @@ def _check_lookback(lookback_days: int) -> None:
         )
 
 
-def build_nightly_schedule(timezone: str, lookback_days: int) -> ScheduleDefinition:
+def build_nightly_schedule(
+    timezone: str, lookback_days: int, executor: ExecutorDefinition | None = None
+) -> ScheduleDefinition:
+    """The nightly job and its schedule; ``executor`` runs the job's steps (None: the
+    definitions' executor)."""
     _check_lookback(lookback_days)
-    job = define_asset_job("coc_nightly", selection=AssetSelection.all())
+    job = define_asset_job("coc_nightly", selection=AssetSelection.all(), executor_def=executor)
 
     @schedule(
         name="coc_nightly_schedule",

@@ -11,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -26,6 +27,13 @@ from warehouse.build import MARTS_DIR, build_warehouse, connect, mart_descriptio
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
 
 
+class WarehouseBuildConfig(Config):
+    """Run config of the warehouse step."""
+
+    #: recompute every mart over every day (a repair), not only the days this run changed
+    rebuild: bool = False
+
+
 def build_warehouse_asset(
     partitions_def: PartitionsDefinition, backfill: BackfillPolicy = SINGLE_RUN
 ):
@@ -34,7 +42,7 @@ def build_warehouse_asset(
         AssetSpec(
             "warehouse",
             deps=list(TABLE_DESCRIPTIONS),
-            description="coc.duckdb: views over the Parquet tables (rebuilt whole).",
+            description="coc.duckdb: views over the Parquet; marts updated for the run's days.",
             group_name="warehouse",
             kinds={"duckdb"},
         ),
@@ -62,22 +70,33 @@ def build_warehouse_asset(
         can_subset=False,
     )
     def coc_warehouse(
-        context: AssetExecutionContext, warehouse: WarehouseResource
+        context: AssetExecutionContext, config: WarehouseBuildConfig, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        """Rebuild coc.duckdb (views and marts), profile each mart, check for shifts."""
+        """Update coc.duckdb (views, and the marts for the run's days), profile each mart,
+        check for shifts."""
         wh = warehouse.settings()
         # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
         with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run.run_id):
             result = build_warehouse(
-                warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+                warehouse=wh.warehouse,
+                duckdb_path=wh.duckdb_path,
+                object_store=wh.object_store,
+                changed_days=[date.fromisoformat(key) for key in context.partition_keys],
+                rebuild=config.rebuild,
             )
-        context.log.info(f"built {result.duckdb_path}: {', '.join(result.views)}")
+        kind = (
+            f"full rebuild ({result.full_reason})"
+            if result.full
+            else "days " + (", ".join(d.isoformat() for d in result.changed_days) or "none")
+        )
+        context.log.info(f"built {result.duckdb_path}, {kind}: {', '.join(result.views)}")
         yield MaterializeResult(
             asset_key="warehouse",
             metadata={
                 "path": MetadataValue.path(result.duckdb_path),
                 **{f"rows_{t}": n for t, n in result.rows.items()},
                 "empty_tables": MetadataValue.text(", ".join(result.empty_tables) or "none"),
+                "build": MetadataValue.text(kind),
             },
         )
         con = connect(result.duckdb_path, object_store=wh.object_store)

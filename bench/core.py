@@ -33,6 +33,9 @@ class Scale:
     #: synthetic warehouse of the marts measurement
     mart_days: int
     mart_rows_per_day: int
+    #: the two synthetic histories of the incremental build measurement (days each)
+    history_days: tuple[int, int]
+    history_rows_per_day: int
 
 
 FULL = Scale(
@@ -44,6 +47,8 @@ FULL = Scale(
     rss_instances=(100_000, 1_000_000),
     mart_days=30,
     mart_rows_per_day=333_334,
+    history_days=(30, 300),
+    history_rows_per_day=333_334,
 )
 QUICK = Scale(
     quick=True,
@@ -54,6 +59,8 @@ QUICK = Scale(
     rss_instances=(2_000, 20_000),
     mart_days=3,
     mart_rows_per_day=20_000,
+    history_days=(3, 30),
+    history_rows_per_day=5_000,
 )
 
 

@@ -26,6 +26,7 @@ from pipelines.coc.errors import CocError, ConfigError
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
     from pipelines.settings import ObjectStoreSettings
+    from warehouse.build import BuildResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -107,7 +108,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except BaseException:
         if published:  # the days before the failing one are published: build over them
             args.rebuilt = _rebuild_quietly(
-                wh.warehouse, wh.duckdb_path, redis_url=wh.redis_url, object_store=wh.object_store
+                wh.warehouse,
+                wh.duckdb_path,
+                published,
+                redis_url=wh.redis_url,
+                object_store=wh.object_store,
             )
         raise
     _rebuild(
@@ -137,7 +142,10 @@ def _rebuild(
     try:
         with build_lock(duckdb_path, redis_url=redis_url):
             built = build_warehouse(
-                warehouse=warehouse, duckdb_path=duckdb_path, object_store=object_store
+                warehouse=warehouse,
+                duckdb_path=duckdb_path,
+                object_store=object_store,
+                changed_days=published,
             )
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -145,19 +153,20 @@ def _rebuild(
             f"published {_days(published)}, but building {duckdb_path} failed: {first_line}; "
             "the marts are stale until `coc-etl build-warehouse` succeeds"
         ) from exc
-    print(f"warehouse: {built.duckdb_path}")
+    print(f"warehouse: {built.duckdb_path} ({_build_kind(built)})")
 
 
 def _rebuild_quietly(
     warehouse: str,
     duckdb_path: str,
+    published: Sequence[date],
     *,
     redis_url: str | None = None,
     object_store: ObjectStoreSettings | None = None,
 ) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        _rebuild(warehouse, duckdb_path, [], redis_url=redis_url, object_store=object_store)
+        _rebuild(warehouse, duckdb_path, published, redis_url=redis_url, object_store=object_store)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False
@@ -190,6 +199,13 @@ def _outcome(args: argparse.Namespace) -> str:
     )
 
 
+def _build_kind(built: BuildResult) -> str:
+    if built.full:
+        return f"full rebuild: {built.full_reason}"
+    days = ", ".join(day.isoformat() for day in built.changed_days) or "none"
+    return f"incremental: days {days}"
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
     from pipelines.shared_lock import build_lock
@@ -198,9 +214,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     wh = warehouse_settings_from_env(os.environ)
     with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
         built = build_warehouse(
-            warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+            warehouse=wh.warehouse,
+            duckdb_path=wh.duckdb_path,
+            object_store=wh.object_store,
+            rebuild=args.rebuild,
         )
-    print(f"{built.duckdb_path}: {', '.join(built.views)}")
+    print(f"{built.duckdb_path} ({_build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
     return EXIT_OK
@@ -362,7 +381,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", required=True, metavar="ZONE", help="IANA zone, e.g. UTC")
     p.set_defaults(handler=_cmd_repartition)
 
-    p = sub.add_parser("build-warehouse", help="(re)build coc.duckdb over the Parquet")
+    p = sub.add_parser(
+        "warehouse",
+        aliases=["build-warehouse"],
+        help="update coc.duckdb: the days whose files changed, or every day with --rebuild",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="recompute every mart over every day (a repair) instead of the changed days",
+    )
     p.set_defaults(handler=_cmd_build)
 
     p = sub.add_parser(

@@ -1,22 +1,34 @@
 """``defs``: the Dagster wiring, and nothing else.
 
-The partition time zone and the days per backfill run are read when the code location loads
-(they shape the partitions and the backfills);
-every other setting is an ``EnvVar`` resolved at run time, so secrets never pass through
-this module, the UI or run config.
+The partition time zone, the days per backfill run and the executor are read when the code
+location loads (they shape the definitions); every other setting is an ``EnvVar`` resolved
+at run time, so secrets never pass through this module, the UI or run config.
+
+Executor: the steps of a run (the day's ingestion, then the warehouse) run in the run's own
+process by default (``COC_EXECUTOR=in_process``): on one machine a new Python process per
+step costs more than the warehouse step itself. ``COC_EXECUTOR=multiprocess`` gives
+Dagster's process per step on a single machine that wants it; not under a Celery worker
+(deploy/), whose pool process may not fork step processes of its own.
 """
 
 from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import (
+    Definitions,
+    EnvVar,
+    ExecutorDefinition,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from assets.ingestion import build_ingestion_asset
 from assets.partitions import backfill_policy, daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
 from assets.schedules import build_nightly_schedule
 from assets.warehouse import build_warehouse_asset
+from pipelines.coc.errors import ConfigError
 from pipelines.settings import lookback_days_from_env, timezone_from_env
 
 
@@ -25,11 +37,27 @@ def _env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name, "").strip() else None
 
 
+#: ``COC_EXECUTOR`` values
+EXECUTORS: dict[str, ExecutorDefinition] = {
+    "in_process": in_process_executor,
+    "multiprocess": multiprocess_executor,
+}
+
+
+def executor_from_env(value: str | None) -> ExecutorDefinition:
+    """The executor ``COC_EXECUTOR`` names (default in-process); a clear error otherwise."""
+    name = (value or "").strip() or "in_process"
+    if name not in EXECUTORS:
+        raise ConfigError(f"COC_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    return EXECUTORS[name]
+
+
 def _build() -> Definitions:
     # checked here, so a bad value is a code-location load error that names the variable
     timezone = timezone_from_env(os.environ)
     lookback = lookback_days_from_env(os.environ)
     partitions = daily_partitions(timezone)
+    executor = executor_from_env(os.environ.get("COC_EXECUTOR"))
     backfill = backfill_policy(os.environ.get("COC_BACKFILL_DAYS_PER_RUN", ""))
     coc = CocApiResource(
         endpoint=_env("COC_ENDPOINT"),
@@ -63,11 +91,11 @@ def _build() -> Definitions:
             build_ingestion_asset(partitions, backfill),
             build_warehouse_asset(partitions, backfill),
         ],
-        schedules=[build_nightly_schedule(timezone, lookback)],
+        schedules=[build_nightly_schedule(timezone, lookback, executor)],
         resources={"coc": coc, "warehouse": warehouse},
         # a run is one process: its two steps run one after the other anyway, and a Celery
         # worker's pool process (deploy/) may not fork step processes of its own
-        executor=in_process_executor,
+        executor=executor,
     )
 
 

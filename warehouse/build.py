@@ -1,14 +1,32 @@
-"""Build ``coc.duckdb``: views over the Parquet tables, then the marts.
+"""Build ``coc.duckdb``: views over the Parquet tables, then the marts, incrementally.
 
-The DuckDB file holds no data, only SQL: one view per table over
+The DuckDB file holds views and the marts' computed rows: one view per table over
 ``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``),
 the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/marts/*.sql``
-on top (each file opens with a comment whose first paragraph describes the mart).
-Rebuilding it is therefore cheap, and the build is idempotent: the file is written next to
-its final place and swapped in with ``os.replace``, so a BI tool opening it sees either the
-old database or the new one. It is written in the storage format of DuckDB 1.1
-(``STORAGE_COMPATIBILITY``), so that the older engines inside BI tools open it too; its
-views use absolute paths, so it opens from anywhere.
+on top (each file opens with a comment whose first paragraph describes the mart), their
+rows stored in ``mart_data`` tables that the mart views read. It is written in the storage
+format of DuckDB 1.1 (``STORAGE_COMPATIBILITY``), so that the older engines inside BI tools
+open it too; its views use absolute paths, so it opens from anywhere.
+
+Incremental: a build recomputes only the days that changed. Per-day SQL (a header line
+``-- build: per-day``: the rows of a day depend on that day's partitions only) is stored per
+day and its changed days are deleted and recomputed. Every other mart is recomputed whole
+from small per-day tables (``sql/parts/*.sql``, per-day themselves, kept in ``mart_data``
+only) whose columns merge exactly across days: sums, mins and maxes, arg_max with the key
+it chose by, and per-day distinct sets where distinct counts would not add.
+
+Which days changed: those the caller names (the ingest returns its days) and every day whose
+files differ from the files the previous build saw (``mart_data.built_files``: the file
+names of each day of each table; a publish writes new names), so a day published by a run
+whose build failed is picked up by the next one, and a day that lost its files too. A full
+rebuild happens when asked (``rebuild=True``: repairs), when there is no previous file, and
+when the SQL differs from the one the previous file was built with (``definitions_hash``
+over every SQL file, stored in ``mart_data.build_state``).
+
+Copy-on-write: the build works on a copy of the previous file (a new file for a full
+rebuild) next to its final place and swaps it in with ``os.replace``, so a BI tool opening
+it sees the old database or the new one, readers keep reading during the build, and a
+failed build leaves the previous file as it was.
 
 The file belongs to the pipeline. Publishing takes a shared ``fcntl`` lock on the old file
 first, the lock DuckDB's own read-only connections take: it cannot be had while a process
@@ -22,8 +40,7 @@ their process is gone.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
-files when it is queried, so new days appear without a rebuild; a table that was empty at
-build time appears at the next build (the pipeline rebuilds after every materialization).
+files when it is queried, so new days appear in the table views without a build.
 
 On object storage (an ``s3://`` warehouse) a view never globs: listing a prefix can show
 a day twice while it is being republished. The build reads every day's manifest once
@@ -40,14 +57,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import re
+import shutil
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +85,17 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).parent / "sql"
 VIEWS_DIR = SQL_DIR / "views"
 MARTS_DIR = SQL_DIR / "marts"
+#: per-day figures the all-time marts are merged from; stored in ``mart_data`` only
+PARTS_DIR = SQL_DIR / "parts"
 #: the failure-counting rule (``counted``, ``failed``, ``failure_rate``), created before the marts
 MACROS_SQL = SQL_DIR / "macros.sql"
 
 #: where the marts' computed rows live; the mart views read from here
 MART_SCHEMA = "mart_data"
+#: the header line of a per-day mart or part
+PER_DAY = "-- build: per-day"
+#: bumped when the build's own layout of ``mart_data`` changes (forces a full rebuild)
+BUILD_FORMAT = "2"
 
 #: The oldest DuckDB storage format the file is written in: DuckDB 1.1 and every later release
 #: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
@@ -100,8 +126,16 @@ class BuildResult:
     marts: tuple[str, ...]
     rows: Mapping[str, int]
     empty_tables: tuple[str, ...]
+    #: True when every mart was recomputed over all days, False when only changed days were
+    full: bool = field(default=True, compare=False)
+    #: why a full rebuild happened ("asked", "no previous file", "definitions changed"), or ""
+    full_reason: str = field(default="", compare=False)
+    #: the days recomputed by an incremental build (empty for a full one)
+    changed_days: tuple[date, ...] = field(default=(), compare=False)
     #: seconds each mart took to compute and store
     mart_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)
+    #: seconds spent copying the previous file (incremental builds)
+    copy_seconds: float = field(default=0.0, compare=False)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -130,12 +164,29 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return row[0]
 
 
+def definitions_hash() -> str:
+    """A hash of every SQL file of the build (views, macros, parts, marts) and its format:
+    a file built with other definitions is rebuilt in full."""
+    digest = hashlib.sha256(BUILD_FORMAT.encode())
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        digest.update(path.relative_to(SQL_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def build_warehouse(
-    *, warehouse: str, duckdb_path: str, object_store: ObjectStoreSettings | None = None
+    *,
+    warehouse: str,
+    duckdb_path: str,
+    object_store: ObjectStoreSettings | None = None,
+    changed_days: Iterable[date] = (),
+    rebuild: bool = False,
 ) -> BuildResult:
-    """(Re)create the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
+    """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
     An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
+    ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
+    ``rebuild``: recompute every day (a repair). See the module docstring.
     """
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
@@ -162,22 +213,43 @@ def build_warehouse(
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
     _remove_database(tmp)
+    wanted = definitions_hash()
+    reason = "asked" if rebuild else _full_rebuild_reason(target, wanted)
+    copy_seconds = 0.0
     try:
+        if not reason:
+            started = time.perf_counter()
+            shutil.copyfile(target, tmp)
+            copy_seconds = time.perf_counter() - started
         con = duckdb.connect(
             str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
         )
         try:
             if object_store is not None:
                 register_s3(con, object_store)
-            empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
             con.execute(MACROS_SQL.read_text())
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
+            files = _day_files(con, sources)
+            days: frozenset[date] | None = None
+            if not reason:
+                days = _changed_days(con, files) | frozenset(changed_days)
+            # The per-day SQL runs over table views of the changed days' files only, so it
+            # reads nothing else whatever its shape (a CTE read twice, GROUPING SETS).
+            for table in TABLES:
+                _create_table_view(con, table, _files_of(table, files, days, sources))
             mart_seconds: dict[str, float] = {}
-            marts = tuple(
-                _create_mart(con, path, mart_seconds) for path in sorted(MARTS_DIR.glob("*.sql"))
-            )
-            rows = {
-                table: scalar(con, f"SELECT count(*) FROM {_identifier(table)}") for table in TABLES
-            }
+            for path in sorted(PARTS_DIR.glob("*.sql")):
+                _store_per_day(con, path, days, mart_seconds, view=False)
+            per_day = [path for path in _mart_files() if _is_per_day(path)]
+            names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
+            empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
+            names += [
+                _create_mart(con, path, days, mart_seconds)
+                for path in _mart_files()
+                if not _is_per_day(path)
+            ]
+            marts = tuple(sorted(names))
+            rows = _record_state(con, files, days, wanted)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -192,7 +264,11 @@ def build_warehouse(
         marts=marts,
         rows=rows,
         empty_tables=empty,
+        full=days is None,
+        full_reason=reason,
+        changed_days=tuple(sorted(days or ())),
         mart_seconds=mart_seconds,
+        copy_seconds=copy_seconds,
     )
 
 
@@ -350,6 +426,18 @@ def _warehouse_root(warehouse: str) -> str:
     return root
 
 
+def _files_of(
+    table: str,
+    files: Mapping[tuple[str, date], list[str]],
+    days: frozenset[date] | None,
+    sources: Mapping[str, str | list[str]],
+) -> str | list[str]:
+    """``table``'s files on ``days`` (None: every day, its glob or list of objects)."""
+    if days is None:
+        return sources[table]
+    return [path for day in sorted(days) for path in files.get((table, day), [])]
+
+
 def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | list[str]) -> bool:
     """Create the view of one table over ``files``, a glob or the list of its objects;
     whether it has files (else it is a typed empty view)."""
@@ -371,15 +459,76 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | 
     return bool(has_files)
 
 
-def _create_mart(con: duckdb.DuckDBPyConnection, path: Path, seconds: dict[str, float]) -> str:
-    """Run one mart file (it must create the view named like the file), then materialize it.
+def _mart_files() -> list[Path]:
+    """The marts in build order: per-day ones first, then those merged over every day (which
+    may read the per-day ones' tables)."""
+    paths = sorted(MARTS_DIR.glob("*.sql"))
+    return [p for p in paths if _is_per_day(p)] + [p for p in paths if not _is_per_day(p)]
 
-    The mart's rows are computed once here, into ``mart_data.<name>``, and the view becomes
-    ``SELECT * FROM mart_data.<name>``: dashboards read a small table instead of aggregating
-    every instance on each refresh. The build runs after every materialization, so a mart is
-    as fresh as the Parquet it was computed from.
+
+def _is_per_day(path: Path) -> bool:
+    return any(line.strip() == PER_DAY for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def _create_mart(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    days: frozenset[date] | None,
+    seconds: dict[str, float],
+) -> str:
+    """Compute one mart into ``mart_data.<name>``; its view becomes ``SELECT *`` of that table.
+
+    Dashboards read a small table instead of aggregating every instance on each refresh; the
+    build runs after every materialization, so a mart is as fresh as the Parquet.
     """
+    if _is_per_day(path):
+        return _store_per_day(con, path, days, seconds, view=True)
     started = time.perf_counter()
+    name = _run_definition(con, path)
+    stored = f"{MART_SCHEMA}.{_identifier(name)}"
+    con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
+    con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
+    seconds[name] = time.perf_counter() - started
+    return name
+
+
+def _store_per_day(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    days: frozenset[date] | None,
+    seconds: dict[str, float],
+    *,
+    view: bool,
+) -> str:
+    """Store a per-day definition's rows: every day (``days`` None), else replace those days'.
+
+    With ``view`` the name then becomes a view of the stored rows (a mart); without, the
+    computing view is dropped and the rows live in ``mart_data`` only (a part).
+    """
+    if not _is_per_day(path):
+        raise ValueError(f"{path} must declare itself per-day with the line {PER_DAY!r}")
+    started = time.perf_counter()
+    name = _run_definition(con, path)
+    stored = f"{MART_SCHEMA}.{_identifier(name)}"
+    if days is None:
+        con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
+    elif days:
+        # literal dates, so that DuckDB prunes the Hive partitions to the changed days
+        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
+        con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
+        con.execute(
+            f"INSERT INTO {stored} SELECT * FROM {_identifier(name)} WHERE dt IN ({listed})"
+        )
+    if view:
+        con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
+    else:
+        con.execute(f"DROP VIEW {_identifier(name)}")
+    seconds[name] = time.perf_counter() - started
+    return name
+
+
+def _run_definition(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """Run one SQL file; it must create the view named like the file."""
     con.execute(path.read_text())
     name = path.stem
     found = scalar(
@@ -387,12 +536,120 @@ def _create_mart(con: duckdb.DuckDBPyConnection, path: Path, seconds: dict[str, 
     )
     if not found:
         raise ValueError(f"{path} must create the view {name}")
-    stored = f"{MART_SCHEMA}.{_identifier(name)}"
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
-    con.execute(f"CREATE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
-    con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
-    seconds[name] = time.perf_counter() - started
     return name
+
+
+def _full_rebuild_reason(target: Path, wanted: str) -> str:
+    """Why the file at ``target`` cannot be updated in place of a full rebuild, or ""."""
+    if not target.exists():
+        return "no previous file"
+    if Path(f"{target}.wal").exists():
+        return "the previous file has a write-ahead log (a writer crashed)"
+    try:
+        con = duckdb.connect(str(target), read_only=True)
+    except duckdb.Error:
+        return "the previous file does not open"
+    try:
+        row = con.execute(
+            f"SELECT value FROM {MART_SCHEMA}.build_state WHERE key = 'definitions'"
+        ).fetchone()
+    except duckdb.CatalogException:
+        row = None
+    finally:
+        con.close()
+    if row is None or row[0] != wanted:
+        return "definitions changed"
+    return ""
+
+
+def _day_files(
+    con: duckdb.DuckDBPyConnection, sources: Mapping[str, str | list[str]]
+) -> dict[tuple[str, date], list[str]]:
+    """The files of each (table, day), from each table's glob or list of objects: what
+    changes when a day is published (a run writes new names)."""
+    found: dict[tuple[str, date], list[str]] = {}
+    for table in TABLES:
+        source = sources[table]
+        if isinstance(source, str):
+            paths = [
+                str(f) for (f,) in con.execute("SELECT file FROM glob(?)", [source]).fetchall()
+            ]
+        else:
+            paths = list(source)
+        for path in paths:
+            folder = path.rsplit("/", 2)[-2]
+            found.setdefault((table, date.fromisoformat(folder[3:])), []).append(path)
+    return {key: sorted(paths) for key, paths in found.items()}
+
+
+def _changed_days(
+    con: duckdb.DuckDBPyConnection, files: Mapping[tuple[str, date], list[str]]
+) -> frozenset[date]:
+    """Days whose files differ from those the previous build recorded (new, changed, gone)."""
+    before = {
+        (table, day): names
+        for table, day, names in con.execute(
+            f"SELECT table_name, dt, files FROM {MART_SCHEMA}.built_files"
+        ).fetchall()
+    }
+    now = {key: "\n".join(paths) for key, paths in files.items()}
+    keys = before.keys() | now.keys()
+    return frozenset(
+        day for table, day in keys if before.get((table, day)) != now.get((table, day))
+    )
+
+
+def _record_state(
+    con: duckdb.DuckDBPyConnection,
+    files: Mapping[tuple[str, date], list[str]],
+    days: Collection[date] | None,
+    definitions: str,
+) -> dict[str, int]:
+    """Record what this build saw (each day's files and rows) and its definitions; returns
+    the rows of each table, counted for the recomputed days only."""
+    built = f"{MART_SCHEMA}.built_files"
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {built} "
+        "(table_name VARCHAR, dt DATE, files VARCHAR, row_count BIGINT)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {MART_SCHEMA}.build_state AS "
+        "SELECT 'definitions' AS key, ? AS value",
+        [definitions],
+    )
+    if days is None:
+        con.execute(f"DELETE FROM {built}")
+        days = {day for _, day in files}
+    for table in TABLES:
+        counts: dict[date, int] = {}
+        if days:
+            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
+            counts = dict(
+                con.execute(
+                    f"SELECT dt, count(*) FROM {_identifier(table)} "
+                    f"WHERE dt IN ({listed}) GROUP BY dt"
+                ).fetchall()
+            )
+        con.execute(
+            f"DELETE FROM {built} WHERE table_name = ? AND dt = ANY(?)", [table, list(days)]
+        )
+        recorded = [
+            (table, day, "\n".join(files[(table, day)]), counts.get(day, 0))
+            for day in days
+            if (table, day) in files
+        ]
+        if recorded:
+            con.executemany(f"INSERT INTO {built} VALUES (?, ?, ?, ?)", recorded)
+    return {
+        table: int(
+            scalar(
+                con,
+                f"SELECT coalesce(sum(row_count), 0) FROM {built} WHERE table_name = ?",
+                [table],
+            )
+        )
+        for table in TABLES
+    }
 
 
 def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:

@@ -79,6 +79,23 @@ def test_coc_etl_ingest_then_report(sim: SimulatorServer, tmp_path: Path) -> Non
     assert "Failure rate by zone" in report.stdout and "total" in report.stdout
 
 
+def test_coc_etl_ingest_updates_its_days_and_warehouse_rebuild_repairs(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    env = _env(sim, warehouse)
+    first = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
+    assert "(full rebuild: no previous file)" in first.stdout, first.stderr
+    second = _run([str(BIN / "coc-etl"), "ingest", "2026-11-19"], env)
+    assert "(incremental: days 2026-11-19)" in second.stdout, second.stderr
+    unchanged = _run([str(BIN / "coc-etl"), "warehouse"], env)
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "(incremental: days none)" in unchanged.stdout
+    repair = _run([str(BIN / "coc-etl"), "warehouse", "--rebuild"], env)
+    assert repair.returncode == 0, repair.stderr
+    assert "(full rebuild: asked)" in repair.stdout
+
+
 def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(sim: SimulatorServer, tmp_path: Path) -> None:
     warehouse = tmp_path / "wh"
     env = _env(sim, warehouse)

@@ -42,7 +42,15 @@ def _clean_sim(sim: SimulatorServer):
     sim.set_now(NOW)
 
 
-def _run(sim: SimulatorServer, root: Path, day: date, *, timezone: str = "UTC", **coc: Any):
+def _run(
+    sim: SimulatorServer,
+    root: Path,
+    day: date,
+    *,
+    timezone: str = "UTC",
+    run_config: dict[str, Any] | None = None,
+    **coc: Any,
+):
     partitions = daily_partitions(timezone)
     resources = {
         "coc": CocApiResource(endpoint=sim.url, ak=AK, sk=SK, max_rps="0", concurrency="8", **coc),
@@ -54,6 +62,7 @@ def _run(sim: SimulatorServer, root: Path, day: date, *, timezone: str = "UTC", 
         resources=resources,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
+        run_config=run_config,
     )
 
 
@@ -343,3 +352,34 @@ def test_a_processing_ticket_is_read_again_once_finished(
     count = len(sim.dataset.tickets_in_window(start, end, now=later))
     landed = _rows(tmp_path, f"SELECT count(*) FROM script_orders WHERE dt = DATE '{today}'")
     assert landed == [(count,)]
+
+
+def _build_metadata(result: Any) -> str:
+    [built] = [
+        m
+        for m in result.asset_materializations_for_node("coc_warehouse")
+        if m.asset_key.to_user_string() == "warehouse"
+    ]
+    return built.metadata["build"].value
+
+
+def test_the_warehouse_step_updates_the_runs_days_or_rebuilds_on_request(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    earlier = DAY - timedelta(days=1)
+    first = _run(sim, tmp_path, earlier)
+    assert first.success
+    assert _build_metadata(first) == "full rebuild (no previous file)"
+    second = _run(sim, tmp_path, DAY)
+    assert second.success
+    assert _build_metadata(second) == f"days {DAY.isoformat()}"
+    by_day = "SELECT dt, sum(instances) FROM failure_rates_daily GROUP BY dt ORDER BY dt"
+    assert [d for d, _ in _rows(tmp_path, by_day)] == [earlier, DAY]
+    incremental = _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL")
+
+    again = _run(
+        sim, tmp_path, DAY, run_config={"ops": {"coc_warehouse": {"config": {"rebuild": True}}}}
+    )
+    assert again.success
+    assert _build_metadata(again) == "full rebuild (asked)"
+    assert _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL") == incremental

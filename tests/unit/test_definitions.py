@@ -19,7 +19,15 @@ SECRET = "definitions-test-secret-value"
 
 @pytest.fixture
 def defs(monkeypatch: pytest.MonkeyPatch):
-    for name in ("COC_ENDPOINT", "COC_AK", "COC_SK", "COC_TOKEN", "COC_WAREHOUSE", "COC_DUCKDB"):
+    for name in (
+        "COC_ENDPOINT",
+        "COC_AK",
+        "COC_SK",
+        "COC_TOKEN",
+        "COC_WAREHOUSE",
+        "COC_DUCKDB",
+        "COC_EXECUTOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COC_TIMEZONE", "Asia/Shanghai")
     monkeypatch.setenv("COC_SK", SECRET)
@@ -116,3 +124,16 @@ def test_a_negative_lookback_is_refused_by_the_schedule_too() -> None:
         nightly_range(datetime(2026, 3, 1, 2, 0), -1)
     with pytest.raises(ValueError, match="COC_LOOKBACK_DAYS"):
         build_nightly_schedule("UTC", -1)
+
+
+def test_steps_run_in_the_run_process_unless_told_otherwise(
+    defs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.definitions as module
+
+    assert defs.resolve_job_def("coc_nightly").executor_def.name == "in_process"
+    monkeypatch.setenv("COC_EXECUTOR", "multiprocess")
+    reloaded = importlib.reload(module).defs
+    assert reloaded.resolve_job_def("coc_nightly").executor_def.name == "multiprocess"
+    with pytest.raises(ConfigError, match="COC_EXECUTOR must be one of in_process, multiprocess"):
+        module.executor_from_env("threads")

@@ -11,27 +11,35 @@
 -- first_seen, last_seen = earliest and latest failure time (finished_at, else created_at).
 -- example_message = the raw message of the latest such failure (ties broken by the
 --              instance's key). A NULL message gives the one row whose pattern is NULL.
+--
+-- Merged from the per-day figures of mart_data.failure_message_parts and the per-day host
+-- sets of mart_data.failure_message_hosts (parts/), so that a build after a run recomputes
+-- only the days that run changed; the merge is exact (see there).
 CREATE OR REPLACE VIEW failure_messages AS
-WITH failures AS (
+WITH hosts AS (
+    SELECT message_pattern, count(DISTINCT resource_id) AS hosts
+    FROM mart_data.failure_message_hosts
+    GROUP BY message_pattern
+),
+merged AS (
     SELECT
-        execute_uuid,
-        batch_index,
-        instance_id,
-        resource_id,
-        message,
-        coalesce(finished_at, created_at) AS failed_at,
-        message_pattern(message) AS message_pattern
-    FROM execution_instances
-    WHERE failed(status)
+        message_pattern,
+        CAST(sum(instances) AS BIGINT) AS instances,
+        CAST(sum(tickets) AS BIGINT) AS tickets,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen,
+        arg_max(example_message, example_latest) AS example_message
+    FROM mart_data.failure_message_parts
+    GROUP BY message_pattern
 )
 SELECT
-    message_pattern,
-    count(*) AS instances,
-    count(DISTINCT execute_uuid) AS tickets,
-    count(DISTINCT resource_id) AS hosts,
-    min(failed_at) AS first_seen,
-    max(failed_at) AS last_seen,
-    any_value(message ORDER BY failed_at DESC NULLS LAST, execute_uuid DESC,
-        batch_index DESC, instance_id DESC) AS example_message
-FROM failures
-GROUP BY message_pattern;
+    m.message_pattern,
+    m.instances,
+    m.tickets,
+    coalesce(h.hosts, 0) AS hosts,
+    m.first_seen,
+    m.last_seen,
+    m.example_message
+FROM merged AS m
+LEFT JOIN hosts AS h
+    ON h.message_pattern IS NOT DISTINCT FROM m.message_pattern;

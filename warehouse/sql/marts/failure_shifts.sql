@@ -42,6 +42,10 @@
 --   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news.
 -- since: the first day of the key's current unbroken run of alert days (consecutive calendar
 --   days with alert = true, ending at dt); NULL when alert is false.
+--
+-- Built from the per-day counts of mart_data.failure_shift_counts (parts/), which a build
+-- recomputes for the changed days only; everything from the baselines on is recomputed over
+-- those small counts at every build.
 CREATE OR REPLACE VIEW failure_shifts AS
 WITH params AS (
     SELECT
@@ -49,64 +53,16 @@ WITH params AS (
         5 AS min_failed,
         2.0 AS min_ratio
 ),
-located AS (
-    SELECT
-        i.dt,
-        i.status,
-        i.region_id,
-        i.zone_id,
-        i.application,
-        i.resource_id,
-        o.script_name,
-        nullif(concat_ws(' ', o.script_name, o.script_version_name), '') AS script_version
-    FROM execution_instances AS i
-    LEFT JOIN script_orders AS o
-        ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
-),
-by_key AS (
-    SELECT
-        dt,
-        CASE
-            WHEN grouping(region_id) = 0 THEN 'region'
-            WHEN grouping(zone_id) = 0 THEN 'zone'
-            WHEN grouping(application) = 0 THEN 'application'
-            WHEN grouping(script_name) = 0 THEN 'script'
-            WHEN grouping(script_version) = 0 THEN 'script_version'
-            ELSE 'host'
-        END AS dimension,
-        coalesce(region_id, zone_id, application, script_name, script_version, resource_id)
-            AS key,
-        count(*) FILTER (WHERE counted(status)) AS instances,
-        count(*) FILTER (WHERE failed(status)) AS failed
-    FROM located
-    GROUP BY GROUPING SETS (
-        (dt, region_id), (dt, zone_id), (dt, application), (dt, script_name),
-        (dt, script_version), (dt, resource_id)
-    )
-),
-day_totals AS (
-    SELECT dt, CAST(sum(instances) AS BIGINT) AS instances
-    FROM by_key
-    WHERE dimension = 'region'
-    GROUP BY dt
-),
-patterns AS (
-    SELECT
-        dt,
-        message_pattern(message) AS key,
-        count(*) AS failed
-    FROM execution_instances
-    WHERE failed(status)
-    GROUP BY ALL
-),
+-- the per-day counts (parts/failure_shift_counts.sql), computed for the changed days only
 daily AS (
     SELECT dt, dimension, key, instances, failed
-    FROM by_key
-    WHERE instances > 0
-    UNION ALL
-    SELECT p.dt, 'message_pattern', p.key, t.instances, p.failed
-    FROM patterns AS p
-    JOIN day_totals AS t ON t.dt = p.dt
+    FROM mart_data.failure_shift_counts
+    WHERE dimension <> '_day'
+),
+day_totals AS (
+    SELECT dt, instances
+    FROM mart_data.failure_shift_counts
+    WHERE dimension = '_day'
 ),
 -- the window before each day: per key, per dimension (pooled), and every instance
 keyed AS (

@@ -10,26 +10,21 @@
 -- last_failed_at = when the host's latest failure ended: max(finished_at, else created_at) over
 --                  its failed instances; NULL when it never failed.
 -- A host whose instances all lack an outcome still has a row, with instances = 0.
+--
+-- Merged from the per-day figures of mart_data.host_failure_parts (parts/), so that a build
+-- after a run recomputes only the days that run changed; the merge is exact (see there).
 CREATE OR REPLACE VIEW host_failures AS
 WITH counted AS (
     SELECT
         resource_id,
-        arg_max(host_name, latest) AS host_name,
-        arg_max(region_id, latest) AS region_id,
-        arg_max(zone_id, latest) AS zone_id,
-        count(DISTINCT execute_uuid) FILTER (WHERE counted(status)) AS tickets,
-        count(*) FILTER (WHERE counted(status)) AS instances,
-        count(*) FILTER (WHERE failed(status)) AS failed,
-        max(coalesce(finished_at, created_at)) FILTER (WHERE failed(status))
-            AS last_failed_at
-    FROM (
-        SELECT
-            *,
-            -- the order "latest first": created_at (unknown ones last), then the key
-            (coalesce(created_at, TIMESTAMPTZ '-infinity'), execute_uuid, batch_index,
-                instance_id) AS latest
-        FROM execution_instances
-    )
+        arg_max(host_name, host_name_latest) AS host_name,
+        arg_max(region_id, region_id_latest) AS region_id,
+        arg_max(zone_id, zone_id_latest) AS zone_id,
+        CAST(sum(tickets) AS BIGINT) AS tickets,
+        CAST(sum(instances) AS BIGINT) AS instances,
+        CAST(sum(failed) AS BIGINT) AS failed,
+        max(last_failed_at) AS last_failed_at
+    FROM mart_data.host_failure_parts
     GROUP BY resource_id
 )
 SELECT

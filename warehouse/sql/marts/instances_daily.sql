@@ -7,6 +7,7 @@
 -- instances, failed and failure_rate as every mart counts them (macros.sql: counted,
 -- failed, failure_rate). script_name is the ticket's, from script_orders joined on
 -- (execute_uuid, dt). NULL keys stay NULL.
+-- build: per-day
 CREATE OR REPLACE VIEW instances_daily AS
 WITH per_ticket AS (
     SELECT
