@@ -330,9 +330,13 @@ def test_sigterm_aborts_as_cleanly_as_sigint(tmp_path: Path, sigint: str) -> Non
     with SimulatorServer(config, ak=AK, sk=SK) as slow:
         warehouse = tmp_path / "wh"
         env = _env(slow, warehouse)
+        slow.stats.reset()
         assert _ingest(env, "2026-11-20").returncode == 0
         before = _published(warehouse)
-        slow.faults.update(latency_ms=40.0)
+        # The same run again is served at full speed for all but its last few requests, then
+        # throttled to one answer a minute: it has fetched (and so stages) more than a flush
+        # of rows and cannot finish before the signal, however loaded the machine is.
+        slow.faults.update(rate_limit=1 / 60, rate_burst=slow.stats.total - 4, retry_after_s=5)
         command = [COC_ETL, "ingest", "2026-11-20"]
         if sigint == "ignored":
             command = _exec_after("signal.signal(signal.SIGINT, signal.SIG_IGN)", command)
