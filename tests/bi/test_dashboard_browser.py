@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -112,6 +113,14 @@ def test_every_panel_renders_with_the_headline_of_duckdb(
     alerts = page.get_by_test_id("stAlert")  # only the failure_shifts warning, no error
     assert all("alert(s) on" in alerts.nth(i).inner_text() for i in range(alerts.count()))
     assert "Nothing computed yet" not in page.inner_text("body")  # failure_shifts exists
+    con = q.open_warehouse(bi_warehouse.duckdb_path)
+    newest = q.alerts(con)
+    con.close()
+    assert newest is not None and not newest.empty, "the BI warehouse has alerts to show"
+    shown = squash(page.get_by_test_id("stTable").first.inner_text())
+    for since in newest["since"]:  # each alert's since, as the day it is, not a timestamp
+        assert pd.Timestamp(since).date().isoformat() in shown, shown
+    assert "00:00:00" not in shown, shown
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard.png")
     assert bi_warehouse.duckdb_path.read_bytes() == written  # read-only: nothing written

@@ -28,6 +28,11 @@ def _percent(rate: float | None) -> str:
     return "none" if rate is None or pd.isna(rate) else f"{rate:.2%}"
 
 
+def _day(value: object) -> str:
+    """A DATE column's value as the day it is (YYYY-MM-DD), whatever pandas made of it."""
+    return "none" if value is None or pd.isna(value) else pd.Timestamp(value).date().isoformat()
+
+
 def _filters(options: q.Options) -> q.Filters | None:
     default = options.default_filters()
     if default is None or options.first_day is None or options.last_day is None:
@@ -65,11 +70,12 @@ def _alerts(frame: pd.DataFrame | None) -> None:
     if frame.empty:
         st.caption("No alert on the newest day of failure_shifts.")
         return
-    st.warning(f"{len(frame)} alert(s) on {frame['dt'].iloc[0]}")
+    st.warning(f"{len(frame)} alert(s) on {_day(frame['dt'].iloc[0])}")
     shown = frame.assign(
         failure_rate=frame["failure_rate"].map(_percent),
         baseline_rate=frame["baseline_rate"].map(_percent),
         score=frame["score"].round(2),
+        since=frame["since"].map(_day),  # a DATE comes back from pandas as a midnight timestamp
     )
     st.table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
 
