@@ -11,6 +11,10 @@ manifest is claimed by its next run, whatever zone its older days were cut in), 
 later run must use the same zone, until ``coc-etl repartition --timezone ZONE`` re-cuts
 every day on purpose. While a repartition is under way the manifest says so
 (``repartitioning_to``), and runs refuse to start until it has been finished.
+
+On an ``s3://`` warehouse the manifest is read and written through the same S3 client as the
+Parquet (``pipelines.objectstore.s3_filesystem``, built from ``ObjectStoreSettings``), so the
+endpoint, addressing style and credentials are the run's, never the SDK's own environment.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import asdict, dataclass
 import pyarrow.fs as pafs
 
 from pipelines.coc.errors import ConfigError
+from pipelines.objectstore import S3Location, s3_filesystem
+from pipelines.settings import ObjectStoreSettings
 
 MANIFEST = "_warehouse.json"
 
@@ -33,16 +39,16 @@ class Manifest:
     repartitioning_to: str | None = None
 
 
-def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in root:
-        fs, path = pafs.FileSystem.from_uri(root)
-        return fs, path.rstrip("/")
+def _filesystem(root: str, object_store: ObjectStoreSettings | None) -> tuple[pafs.FileSystem, str]:
+    if "://" in root:  # s3:// only (S3Location says so otherwise)
+        location = S3Location.parse(root)
+        return s3_filesystem(object_store or ObjectStoreSettings()), location.path
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
 
 
-def read_manifest(root: str) -> Manifest | None:
+def read_manifest(root: str, *, object_store: ObjectStoreSettings | None = None) -> Manifest | None:
     """The warehouse's manifest, or None when it has none yet."""
-    fs, base = _filesystem(root)
+    fs, base = _filesystem(root, object_store)
     path = f"{base}/{MANIFEST}"
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return None
@@ -57,9 +63,11 @@ def read_manifest(root: str) -> Manifest | None:
         raise ConfigError(f"{path} is not a warehouse manifest: {exc}") from None
 
 
-def write_manifest(root: str, manifest: Manifest) -> None:
+def write_manifest(
+    root: str, manifest: Manifest, *, object_store: ObjectStoreSettings | None = None
+) -> None:
     """Write the manifest (on a local disk: to a temporary name, then renamed over)."""
-    fs, base = _filesystem(root)
+    fs, base = _filesystem(root, object_store)
     body = (json.dumps(asdict(manifest), indent=2) + "\n").encode()
     path = f"{base}/{MANIFEST}"
     if isinstance(fs, pafs.LocalFileSystem):
@@ -75,12 +83,17 @@ def write_manifest(root: str, manifest: Manifest) -> None:
         stream.write(body)
 
 
-def claim_zone(root: str, timezone: str) -> Manifest:
-    """Check that ``timezone`` is the warehouse's zone; record it if it has none yet."""
-    manifest = read_manifest(root)
+def claim_zone(
+    root: str, timezone: str, *, object_store: ObjectStoreSettings | None = None
+) -> Manifest:
+    """Check that ``timezone`` is the warehouse's zone; record it if it has none yet.
+
+    ``object_store`` reaches an ``s3://`` root (``WarehouseSettings.object_store``).
+    """
+    manifest = read_manifest(root, object_store=object_store)
     if manifest is None:
         manifest = Manifest(timezone=timezone)
-        write_manifest(root, manifest)
+        write_manifest(root, manifest, object_store=object_store)
         return manifest
     if manifest.repartitioning_to is not None:
         raise ConfigError(

@@ -41,4 +41,4 @@ def check_warehouse(wh: WarehouseSettings) -> None:
             ) from None
     if wh.object_store is not None:  # bucket, credentials, endpoint: before anything is read
         check_access(wh.warehouse, wh.object_store)
-    claim_zone(wh.warehouse, wh.timezone)
+    claim_zone(wh.warehouse, wh.timezone, object_store=wh.object_store)

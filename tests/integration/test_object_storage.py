@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -383,6 +384,42 @@ def test_dagster_and_coc_etl_land_the_same_rows_as_a_local_warehouse(
     for out in (done, report, lost):
         assert s3_server.secret_access_key not in out.stdout + out.stderr
         assert SK not in out.stdout + out.stderr
+
+
+def test_the_zone_record_goes_through_the_runs_settings_not_the_sdks_environment(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-flight claims the warehouse's zone in ``_warehouse.json`` with the settings it
+    was given (endpoint, addressing, keys), whatever the process environment says: here the
+    ``AWS_*`` variables name another endpoint and other keys, as for a resource filled from
+    other values than the process's own."""
+    from pipelines.manifest import read_manifest as read_zone
+    from pipelines.preflight import check_warehouse
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", nowhere)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", nowhere)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "NOT-THE-RUNS-KEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-runs-secret-0123456789")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    wh = WarehouseSettings(
+        warehouse=f"s3://{s3_server.bucket()}/coc",
+        duckdb_path=str(tmp_path / "coc.duckdb"),
+        timezone="Asia/Shanghai",
+        object_store=s3_server.settings(),
+    )
+    check_warehouse(wh)
+    where = S3Location.parse(wh.warehouse)
+    assert f"{where.prefix}/_warehouse.json" in s3_server.keys(where.bucket)
+    zone = read_zone(wh.warehouse, object_store=wh.object_store)
+    assert zone is not None and zone.timezone == "Asia/Shanghai"
+    other = WarehouseSettings(  # read back: another zone is refused, naming the variable
+        warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+    )
+    with pytest.raises(ConfigError, match=r"COC_TIMEZONE is UTC .* partitioned in Asia/Shanghai"):
+        check_warehouse(other)
 
 
 # -- bad configuration -------------------------------------------------------------------------
