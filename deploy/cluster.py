@@ -4,14 +4,19 @@ What runs, each a process started here and stopped by its PID (data under one te
 
     redis-server         Celery broker and results (db 0, 1), rate budget and locks (db 2)
     postgres             Dagster's run, event and schedule storage
+    moto_server          the warehouse's object storage: an s3:// bucket, as OBS would hold it
     coc_simulator        the COC API, rate-limited at COC_MAX_RPS like the real gateway
     dagster-webserver    the UI and the GraphQL API the backfill is submitted through
     dagster-daemon       backfills -> queued runs -> Celery tasks; run monitoring
     2 x dagster-celery   workers: each takes a run from the queue and runs it whole
 
 Services missing on the machine are installed from Debian (``redis-server``,
-``postgresql``). Nothing here imports Dagster: the backfill and runs are driven through the
-webserver's GraphQL API, the workers found through the Celery result backend in Redis.
+``postgresql``); moto comes with the ``cluster`` extra. Given no warehouse, the cluster keeps
+it in a bucket of its own moto server (``s3://coc-cluster/warehouse``), every process told
+where with the documented ``AWS_*`` variables; a given ``COC_WAREHOUSE`` is used instead.
+
+Nothing here imports Dagster: the backfill and runs are driven through the webserver's
+GraphQL API, the workers found through the Celery result backend in Redis.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import contextlib
 import glob
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -39,6 +46,10 @@ DEPLOY = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 LOCATION = "pipelines.definitions"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+#: the bucket and prefix of the warehouse on the cluster's own moto server
+S3_WAREHOUSE = "s3://coc-cluster/warehouse"
+S3_REGION = "us-east-1"
+_MOTO_LISTENING = re.compile(rb"Running on (http://127\.0\.0\.1:\d+)")
 
 
 def _free_port() -> int:
@@ -85,6 +96,7 @@ class Cluster:
 
     root: Path
     max_rps: float
+    #: "" = an s3:// warehouse on a moto server the cluster starts (``S3_WAREHOUSE``)
     warehouse: str
     simulator_args: Sequence[str] = ()
     workers: int = 2
@@ -94,14 +106,17 @@ class Cluster:
     graphql_url: str = ""
     redis_port: int = 0
     pg_dir: Path | None = None
+    s3_endpoint: str = ""
 
     # -- starting ------------------------------------------------------------------------
 
     def start_services(self) -> None:
-        """Redis, Postgres and the simulator; then the environment every process shares."""
+        """Redis, Postgres, the simulator (and moto); then the environment every process
+        shares."""
         self.root.chmod(0o755)
         self.redis_port = self._start_redis()
         pg_url = self._start_postgres()
+        object_store = self._start_s3() if not self.warehouse else {}
         from coc_simulator.server import start_subprocess
 
         sim, url = start_subprocess(
@@ -114,7 +129,12 @@ class Cluster:
         home.mkdir()
         shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("COC_", "DAGSTER_"))
+                and not (object_store and k.startswith("AWS_"))
+            },
             "PATH": os.pathsep.join((str(BIN), os.environ.get("PATH", ""))),  # celery
             "DAGSTER_HOME": str(home),
             "COC_DAGSTER_PG_URL": pg_url,
@@ -125,6 +145,7 @@ class Cluster:
             "COC_WAREHOUSE": self.warehouse,
             "COC_MAX_RPS": str(self.max_rps),
             "COC_BACKFILL_DAYS_PER_RUN": str(self.days_per_run),
+            **object_store,
         }
         if "://" in self.warehouse:
             self.env["COC_DUCKDB"] = str(self.root / "coc.duckdb")
@@ -173,6 +194,43 @@ class Cluster:
 
         _wait("redis-server", ping, process=process)
         return port
+
+    def _start_s3(self) -> dict[str, str]:
+        """moto's S3 server on a port of its choosing, and the warehouse's bucket on it; the
+        ``AWS_*`` variables that reach it (a fresh secret per cluster, never printed)."""
+        process = self._spawn(
+            "s3",
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", "0"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log = self.root / "s3.log"
+
+        def listening() -> bool:
+            found = _MOTO_LISTENING.search(log.read_bytes())
+            if found:
+                self.s3_endpoint = found.group(1).decode()
+            return found is not None
+
+        _wait("moto_server", listening, process=process)
+        self.warehouse = S3_WAREHOUSE
+        env = {
+            "AWS_ACCESS_KEY_ID": "coc-cluster",
+            "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
+            "AWS_REGION": S3_REGION,
+            "AWS_ENDPOINT_URL": self.s3_endpoint,
+        }
+        import pyarrow.fs as pafs
+
+        scheme, _, host = self.s3_endpoint.partition("://")
+        pafs.S3FileSystem(
+            access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            region=S3_REGION,
+            endpoint_override=host,
+            scheme=scheme,
+            allow_bucket_creation=True,
+        ).create_dir(S3_WAREHOUSE.removeprefix("s3://").split("/", 1)[0])
+        return env
 
     def _start_postgres(self) -> str:
         bindir = _postgres_bin()
@@ -434,7 +492,10 @@ def running_cluster(
     workers: int = 2,
     root: Path | None = None,
 ) -> Iterator[Cluster]:
-    """Everything started (but the daemon) in a temp folder, stopped on the way out."""
+    """Everything started (but the daemon) in a temp folder, stopped on the way out.
+
+    ``warehouse`` None: an ``s3://`` warehouse on the cluster's own moto server.
+    """
     ensure_services()
     with contextlib.ExitStack() as stack:
         if root is None:
@@ -442,7 +503,7 @@ def running_cluster(
         cluster = Cluster(
             root=root,
             max_rps=max_rps,
-            warehouse=warehouse or str(root / "warehouse"),
+            warehouse=warehouse or "",
             simulator_args=simulator_args,
             workers=workers,
         )
@@ -470,15 +531,22 @@ def demo_days(count: int, today: str | None = None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``make cluster-demo``: a 7-day backfill across two workers, then the report.
 
-    ``COC_WAREHOUSE`` picks the warehouse (default: a local folder in the temp folder; an
-    ``s3://`` URI once object storage is configured with the ``AWS_*`` variables).
+    The warehouse is a bucket on a moto server started with the rest (``S3_WAREHOUSE``);
+    ``COC_WAREHOUSE`` picks another (a local folder, or an ``s3://`` URI with the ``AWS_*``
+    variables of its object storage).
     """
     days = demo_days(7)
     started = time.monotonic()
-    print("1/4 starting redis, postgres, the simulator, the webserver and 2 workers", flush=True)
+    print(
+        "1/4 starting redis, postgres, moto (S3), the simulator, the webserver and 2 workers",
+        flush=True,
+    )
     with running_cluster(warehouse=os.environ.get("COC_WAREHOUSE") or None) as cluster:
         print(f"    processes: {', '.join(f'{n}={p.pid}' for n, p in cluster.processes.items())}")
         print(f"    Dagster UI: {cluster.graphql_url.removesuffix('/graphql')}")
+        where = f" on moto at {cluster.s3_endpoint}" if cluster.s3_endpoint else ""
+        duckdb_file = cluster.env.get("COC_DUCKDB", "under the warehouse")
+        print(f"    warehouse: {cluster.warehouse}{where}; coc.duckdb: {duckdb_file}")
         print(f"2/4 backfill {days[0]}...{days[-1]}, one run per day", flush=True)
         backfill = cluster.launch_backfill(days)
         cluster.start_daemon()

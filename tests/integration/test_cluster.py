@@ -1,8 +1,9 @@
 """The distributed deployment of ``deploy/`` on loopback, as ``make cluster-demo`` starts it:
-Redis, Postgres, the simulator, the webserver, the daemon and two Celery workers, each a real
-process. A backfill fans out to one run per day across the workers and lands exactly what a
-single process lands; a run whose worker process is killed is marked failed by run
-monitoring, leaves the day as it was, and a new run of the day succeeds."""
+Redis, Postgres, moto's S3 server, the simulator, the webserver, the daemon and two Celery
+workers, each a real process, with the warehouse in a bucket (``s3://``). A backfill fans out
+to one run per day across the workers and lands exactly what a single process lands; a run
+whose worker process is killed is marked failed by run monitoring, leaves the day as it was,
+and a new run of the day succeeds."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow.fs as pafs
 import pytest
 
-from deploy.cluster import BIN, ROOT, Cluster, first_day, running_cluster
+from deploy.cluster import BIN, ROOT, S3_WAREHOUSE, Cluster, first_day, running_cluster
+from pipelines.objectstore import S3Location, s3_filesystem
+from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
+from warehouse.build import connect
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +40,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
         yield running, backfill
 
 
-def _single_process(cluster: Cluster, warehouse: Path) -> None:
-    env = {k: v for k, v in cluster.env.items() if k != "COC_REDIS_URL"}
+@pytest.fixture(scope="module")
+def single(cluster: tuple[Cluster, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same days run by one ``coc-etl ingest`` into a local folder, once the backfill is
+    done (the simulator's gateway serves one of them at a time at its rate)."""
+    running, backfill = cluster
+    running.wait_runs(len(DAYS), backfill, timeout=240)
+    warehouse = tmp_path_factory.mktemp("single")
+    env = {
+        k: v
+        for k, v in running.env.items()
+        if k not in ("COC_REDIS_URL", "COC_DUCKDB") and not k.startswith("AWS_")
+    }
     env["COC_WAREHOUSE"] = str(warehouse)
     done = subprocess.run(
         [str(BIN / "coc-etl"), "ingest", DAYS[0], "--to", DAYS[-1]],
@@ -48,51 +62,67 @@ def _single_process(cluster: Cluster, warehouse: Path) -> None:
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return warehouse
 
 
-def _differences(a: str, b: str, table: str, day: str | None = None) -> tuple[int, int]:
-    """Rows of ``a`` not in ``b`` and of ``b`` not in ``a`` (as multisets), with ``dt``."""
+def _warehouse(running: Cluster) -> WarehouseSettings:
+    return warehouse_settings_from_env(running.env)
+
+
+def _differences(
+    running: Cluster, single: Path, table: str, day: str | None = None
+) -> tuple[int, int]:
+    """Rows of the cluster's view ``table`` (in ``coc.duckdb``, over the bucket) not in the
+    single run's Parquet, and the other way round (as multisets), with ``dt``."""
     where = f"WHERE dt = DATE '{day}'" if day else ""
-
-    def rel(root: str) -> str:
-        return (
-            f"SELECT * FROM read_parquet('{root}/{table}/dt=*/*.parquet', "
-            f"hive_partitioning = true) {where}"
-        )
-
-    con = duckdb.connect()
+    mine = f"SELECT * FROM {table} {where}"
+    theirs = (
+        f"SELECT * FROM read_parquet('{single}/{table}/dt=*/*.parquet', "
+        f"hive_partitioning = true) {where}"
+    )
+    wh = _warehouse(running)
+    con = connect(wh.duckdb_path, object_store=wh.object_store)
     try:
-        left = con.execute(f"SELECT count(*) FROM ({rel(a)} EXCEPT ALL {rel(b)})").fetchone()
-        right = con.execute(f"SELECT count(*) FROM ({rel(b)} EXCEPT ALL {rel(a)})").fetchone()
+        left = con.execute(f"SELECT count(*) FROM ({mine} EXCEPT ALL {theirs})").fetchone()
+        right = con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {mine})").fetchone()
         assert left is not None and right is not None
         return int(left[0]), int(right[0])
     finally:
         con.close()
 
 
-def _day_files(warehouse: str, day: str) -> dict[str, int]:
-    files = {}
+def _published(running: Cluster, day: str) -> dict[str, Any]:
+    """The day as published in the bucket: its manifest, and every object under its
+    partitions with its size."""
+    wh = _warehouse(running)
+    assert wh.object_store is not None
+    fs = s3_filesystem(wh.object_store)
+    root = S3Location.parse(wh.warehouse).path
+    found: dict[str, Any] = {}
     for table in TABLES:
-        for path in sorted(Path(warehouse, table, f"dt={day}").glob("*.parquet")):
-            files[str(path)] = path.stat().st_size
-    return files
+        selector = pafs.FileSelector(f"{root}/{table}/dt={day}", allow_not_found=True)
+        for info in fs.get_file_info(selector):
+            found[info.path] = info.size
+    with fs.open_input_stream(f"{root}/_manifests/dt={day}.json") as stream:
+        found["manifest"] = stream.read()
+    return found
 
 
 def test_a_backfill_fans_out_over_the_workers_and_equals_one_process(
-    cluster: tuple[Cluster, str], tmp_path: Path
+    cluster: tuple[Cluster, str], single: Path
 ) -> None:
     running, backfill = cluster
+    assert running.warehouse == S3_WAREHOUSE and running.s3_endpoint  # the default: a bucket
     runs = running.wait_runs(len(DAYS), backfill, timeout=240)
     assert sorted(first_day(r) for r in runs) == DAYS  # one run per day
     assert [r["status"] for r in runs] == ["SUCCESS"] * len(DAYS)
     workers = {running.worker_of(r) for r in runs}
     assert workers <= {"worker-a", "worker-b"} and workers, workers
 
-    single = tmp_path / "single"
-    _single_process(running, single)
     for table in TABLES:
-        assert _differences(running.warehouse, str(single), table) == (0, 0), table
-    con = duckdb.connect(str(Path(running.warehouse) / "coc.duckdb"), read_only=True)
+        assert _differences(running, single, table) == (0, 0), table
+    wh = _warehouse(running)
+    con = connect(wh.duckdb_path, object_store=wh.object_store)
     try:  # the last build saw both days, whichever run built last
         days = con.execute("SELECT DISTINCT dt FROM execution_instances ORDER BY dt").fetchall()
         marts = con.execute("SELECT count(DISTINCT dt) FROM failure_rates_daily").fetchone()
@@ -100,16 +130,19 @@ def test_a_backfill_fans_out_over_the_workers_and_equals_one_process(
         con.close()
     assert [str(d[0]) for d in days] == DAYS
     assert marts == (len(DAYS),)
+    secret = running.env["AWS_SECRET_ACCESS_KEY"]
+    for log in running.root.glob("*.log"):  # every process's output
+        assert secret not in log.read_text(errors="replace"), log.name
 
 
 def test_a_killed_worker_fails_the_run_keeps_the_day_and_a_retry_succeeds(
-    cluster: tuple[Cluster, str], tmp_path: Path
+    cluster: tuple[Cluster, str], single: Path
 ) -> None:
     running, backfill = cluster
     running.wait_runs(len(DAYS), backfill, timeout=240)
     day = DAYS[0]
-    before = _day_files(running.warehouse, day)
-    assert before
+    before = _published(running, day)
+    assert len(before) == 1 + len(TABLES)
 
     run_id = running.launch_run(day)
     state = _wait_started(running, run_id)
@@ -118,16 +151,15 @@ def test_a_killed_worker_fails_the_run_keeps_the_day_and_a_retry_succeeds(
     assert running.wait_status(run_id, {"FAILURE", "SUCCESS", "CANCELED"}, timeout=120) == (
         "FAILURE"
     )
-    assert _day_files(running.warehouse, day) == before  # the published day, untouched
+    assert _published(running, day) == before  # the published day, untouched
 
     retry = running.launch_run(day)
     assert running.wait_status(retry, {"FAILURE", "SUCCESS", "CANCELED"}, timeout=180) == (
         "SUCCESS"
     )
-    single = tmp_path / "single"
-    _single_process(running, single)
+    assert _published(running, day)["manifest"] != before["manifest"]  # republished
     for table in TABLES:
-        assert _differences(running.warehouse, str(single), table, day) == (0, 0), table
+        assert _differences(running, single, table, day) == (0, 0), table
 
 
 def _wait_started(running: Cluster, run_id: str, timeout: float = 120) -> dict[str, Any]:
