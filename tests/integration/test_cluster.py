@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
 
-from deploy.cluster import BIN, ROOT, S3_WAREHOUSE, Cluster, first_day, running_cluster
+from deploy.cluster import S3_WAREHOUSE, Cluster, first_day, running_cluster
+from pipelines.coc.settings import ClientSettings
+from pipelines.ingest import ingest_days
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
 from warehouse.build import connect
@@ -29,12 +31,15 @@ DAYS = ["2026-11-24", "2026-11-25"]
 #: the simulator's clock and data, fixed so that a later single-process run reads the same
 SIMULATOR = ["--now", "2026-11-26T06:00:00Z", "--days", "4", "--seed", "11"]
 TABLES = ("script_orders", "order_batches", "execution_instances")
+#: the account's budget and the simulator's limit: a day is about 460 requests, so a walk
+#: lasts seconds (the killed run is still walking when it is killed)
+RPS = 100
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
     root = tmp_path_factory.mktemp("cluster")
-    with running_cluster(root=root, max_rps=50, simulator_args=SIMULATOR) as running:
+    with running_cluster(root=root, max_rps=RPS, simulator_args=SIMULATOR) as running:
         backfill = running.launch_backfill(DAYS)  # before the daemon: its first tick takes it
         running.start_daemon()
         yield running, backfill
@@ -42,26 +47,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
 
 @pytest.fixture(scope="module")
 def single(cluster: tuple[Cluster, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same days run by one ``coc-etl ingest`` into a local folder, once the backfill is
-    done (the simulator's gateway serves one of them at a time at its rate)."""
+    """The same days ingested by one process into a local folder, once the backfill is done
+    (the simulator's gateway allows its rate to one of them at a time)."""
     running, backfill = cluster
     running.wait_runs(len(DAYS), backfill, timeout=240)
     warehouse = tmp_path_factory.mktemp("single")
-    env = {
-        k: v
-        for k, v in running.env.items()
-        if k not in ("COC_REDIS_URL", "COC_DUCKDB") and not k.startswith("AWS_")
-    }
-    env["COC_WAREHOUSE"] = str(warehouse)
-    done = subprocess.run(
-        [str(BIN / "coc-etl"), "ingest", DAYS[0], "--to", DAYS[-1]],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    client = ClientSettings(endpoint=running.env["COC_ENDPOINT"], max_rps=RPS)
+    wh = WarehouseSettings(warehouse=str(warehouse), duckdb_path=str(warehouse / "coc.duckdb"))
+    ingest_days(client, wh, [date.fromisoformat(d) for d in DAYS])
     return warehouse
 
 
