@@ -46,6 +46,8 @@ DEPLOY = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 LOCATION = "pipelines.definitions"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+#: seconds the processes get to end after SIGTERM, before SIGKILL
+STOP_GRACE_S = 3.0
 #: the bucket and prefix of the warehouse on the cluster's own moto server
 S3_WAREHOUSE = "s3://coc-cluster/warehouse"
 S3_REGION = "us-east-1"
@@ -459,10 +461,14 @@ class Cluster:
     # -- stopping ------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """SIGTERM each process group we started (by its leader's PID), SIGKILL stragglers."""
+        """SIGTERM each process group we started (by its leader's PID), SIGKILL stragglers.
+
+        Everything here is scratch (the services' data is in temp folders), so stragglers get
+        a short grace: the daemon, for one, can take tens of seconds to end its threads.
+        """
         for name in reversed(list(self.processes)):
             _signal(self.processes[name], signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + STOP_GRACE_S
         for process in self.processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
