@@ -93,13 +93,12 @@ def test_an_unreachable_redis_is_a_configuration_error_naming_the_variable() -> 
 @pytest.mark.slow
 def test_runs_at_once_share_the_account_budget(redis_url: str, tmp_path: Path) -> None:
     """Three runs at once, each told COC_MAX_RPS=R, against a gateway that allows R: with the
-    shared budget fewer than 1% of requests meet a 429 and the runs end within 1.1x the time
-    R allows for all their requests; without it, each paces to R alone and the gateway
-    throttles them (the check the budget is measured against). The gate's adaptation to
-    429s is off in both, so that the budget is what holds the rate. The runs without the
-    budget go first, and the Redis client is imported before the clock starts: the imports a
-    run does on first use are then behind this process, whose three threads stand for three
-    run processes (bench/shared_rate.py has the split of the time)."""
+    shared budget fewer than 1% of requests meet a 429; without it, each paces to R alone and
+    the gateway throttles them (the check the budget is measured against). The gate's
+    adaptation to 429s is off in both, so that the budget is what holds the rate. The runs
+    without the budget go first, and the Redis client is imported before the clock starts.
+    How close the runs come to the time R allows is a speed figure, measured by
+    bench/shared_rate.py (target 1.1x), not asserted here."""
     import redis.asyncio  # noqa: F401
 
     with SimulatorServer(SimConfig(now=SIM_NOW, days=3, tickets_per_day=(12, 16))) as sim:
@@ -116,7 +115,6 @@ def test_runs_at_once_share_the_account_budget(redis_url: str, tmp_path: Path) -
             f"requests {shared.requests_ratio:.3f}x their schedule"
         )
         assert shared.throttled / shared.requests < 0.01
-        assert shared.ratio <= 1.1
 
 
 _HOLD = """
