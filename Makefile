@@ -30,14 +30,20 @@ cluster-demo: check-lock
 sync-dev: check-lock
 	$(UV) sync --frozen --quiet --extra dev --extra bench --extra cluster
 
+# The suite on 3 pytest-xdist workers: most tests wait on processes, HTTP and disks, so a
+# third worker still gains on 2 cores. Tests that share one expensive set-up (the cluster,
+# chromium, the planted days) are kept on one worker: see tests/conftest.py.
+TEST_WORKERS ?= 3
+PYTEST       := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: sync-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(SOURCES)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: sync-dev
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: sync-dev
 	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy $(SOURCES)

@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Shared fixtures, and how ``make test`` spreads the suite over its pytest-xdist workers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,25 @@ import pytest
 
 if TYPE_CHECKING:
     from coc_simulator import SimulatorServer
+
+#: Fixtures that one expensive service or data set stands behind, and the worker group of
+#: the tests using each (``--dist loadgroup``): such tests run on one worker, which sets it up
+#: once, instead of on every worker that happens to draw one of them.
+ONE_WORKER = {
+    "cluster": "cluster",  # Redis, Postgres, Dagster's webserver and daemon, 2 Celery workers
+    "planted": "planted",  # 14 simulated days with onsets, the last through Dagster
+    "browser": "browser",  # chromium, and the dashboard process over the BI warehouse
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, group in ONE_WORKER.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+
 
 #: The simulated clock of the ``simulator`` fixture: mid-afternoon UTC on the last day.
 SIM_NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

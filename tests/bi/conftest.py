@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ import pytest
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
+from tests.setup_lock import setup_lock
 from warehouse.build import build_warehouse
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -29,24 +32,42 @@ class BiWarehouse:
 
 def ingest(root: Path, *, seed: int = 7, days: int = DAYS) -> BiWarehouse:
     """Ingest the simulator's last ``days`` days into ``root`` and build ``coc.duckdb``."""
-    last = NOW.date() - timedelta(days=1)
-    span = tuple(last - timedelta(days=n) for n in reversed(range(days)))
     from coc_simulator import SimConfig, SimulatorServer
 
     duckdb_path = root / "coc.duckdb"
     with SimulatorServer(SimConfig(seed=seed, days=days + 1, now=NOW)) as sim:
         client = ClientSettings(endpoint=sim.url, max_rps=None)
         wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(duckdb_path))
-        ingest_days(client, wh, span)
+        ingest_days(client, wh, span(days))
     built = build_warehouse(warehouse=str(root), duckdb_path=str(duckdb_path))
-    return BiWarehouse(root=root, duckdb_path=duckdb_path, days=span, views=built.views)
+    return BiWarehouse(root=root, duckdb_path=duckdb_path, days=span(days), views=built.views)
 
 
 @pytest.fixture(scope="session")
 def bi_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BiWarehouse]:
-    """Read-only for the tests that use it: copy it (``copy_warehouse``) to change it."""
-    root = tmp_path_factory.mktemp("bi") / "warehouse"
-    yield ingest(root)
+    """Read-only for the tests that use it: copy it (``copy_warehouse``) to change it.
+
+    Built once per ``make test``: under pytest-xdist the first worker that needs it builds it
+    in the run's common temp folder, the others wait for that and open the same files.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        yield ingest(tmp_path_factory.mktemp("bi") / "warehouse")
+        return
+    shared = tmp_path_factory.getbasetemp().parent / "bi-shared"
+    root, built = shared / "warehouse", shared / "views.json"
+    with setup_lock(shared / "build.lock"):
+        if not built.exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a worker that died left, if any
+            made = ingest(root)
+            built.write_text(json.dumps(made.views))
+    views = tuple(json.loads(built.read_text()))
+    yield BiWarehouse(root=root, duckdb_path=root / "coc.duckdb", days=span(), views=views)
+
+
+def span(days: int = DAYS) -> tuple[date, ...]:
+    """The days ``ingest`` ingests: the ``days`` before ``NOW``'s, oldest first."""
+    last = NOW.date() - timedelta(days=1)
+    return tuple(last - timedelta(days=n) for n in reversed(range(days)))
 
 
 def copy_warehouse(source: BiWarehouse, target: Path) -> BiWarehouse:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.setup_lock import APT_LOCK, setup_lock
+
 COC_ETL = Path(sys.executable).with_name("coc-etl")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -85,13 +87,23 @@ def dashboard(
 def ensure_chromium() -> str:
     """Debian's chromium (and a CJK font for the hosts' names), installed when missing (CI is
     a fresh machine); never Playwright's own browser download."""
-    if not Path(CHROMIUM).exists():
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.fail(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium")
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium")
+    with setup_lock(APT_LOCK):  # another test worker may be installing right now
+        if Path(CHROMIUM).exists():
+            return CHROMIUM
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for command in (
             ["update", "-q"],
             ["install", "-y", "-q", "chromium", "fonts-wqy-microhei"],
         ):
-            subprocess.run(["apt-get", *command], env=env, check=True, stdout=subprocess.DEVNULL)
+            # and wait for dpkg's own lock rather than fail when something else holds it
+            subprocess.run(
+                ["apt-get", "-o", "DPkg::Lock::Timeout=600", *command],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
     return CHROMIUM

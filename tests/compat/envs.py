@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.setup_lock import setup_lock
+
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 CACHE = ROOT / ".cache" / "compat"
@@ -38,8 +40,16 @@ def compat_python(name: str) -> Path:
     folder = CACHE / name
     python = folder / "bin" / "python"
     stamp = folder / "requirements.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text() == digest:
-        return python
+    # one maker at a time: a test worker that finds another making it waits, then reuses it
+    with setup_lock(CACHE / f"{name}.lock"):
+        if not (python.exists() and stamp.exists() and stamp.read_text() == digest):
+            _make(folder, requirements, digest)
+    return python
+
+
+def _make(folder: Path, requirements: Path, digest: str) -> None:
+    python = folder / "bin" / "python"
+    stamp = folder / "requirements.sha256"
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
@@ -60,4 +70,3 @@ def compat_python(name: str) -> Path:
         env={k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))},
     )
     stamp.write_text(digest)
-    return python

@@ -23,6 +23,7 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
+from tests.setup_lock import ensure_cluster_services
 from warehouse.build import connect
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,7 @@ RPS = 100
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    ensure_cluster_services()  # before running_cluster's own check: one apt-get at a time
     root = tmp_path_factory.mktemp("cluster")
     with running_cluster(root=root, max_rps=RPS, simulator_args=SIMULATOR) as running:
         backfill = running.launch_backfill(DAYS)  # before the daemon: its first tick takes it

@@ -20,13 +20,13 @@ import pytest
 
 from bench.shared_rate import RPS, runs_at_once
 from coc_simulator import SimConfig, SimulatorServer
-from deploy.cluster import ensure_services
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.shared_rate import SharedRateBudget
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
 from pipelines.shared_lock import LockBusyError, SharedLease
 from tests.conftest import SIM_NOW
+from tests.setup_lock import ensure_cluster_services
 
 #: no snapshots, no append-only file: a scratch Redis
 SPARE = ["--save", "", "--appendonly", "no"]
@@ -36,7 +36,7 @@ DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server on a free loopback port, stopped by its PID."""
-    ensure_services()
+    ensure_cluster_services()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -308,13 +308,14 @@ def test_hostile_uuids_when_asked() -> None:
 
 
 def test_instances_per_day_is_exact_and_fast() -> None:
-    started = time.perf_counter()
+    # CPU seconds of this process, not wall time: the other test workers share the cores
+    started = time.process_time()
     dataset = Dataset(SimConfig(now=NOW, days=2, instances_per_day=1_000_000))
     start, end = dataset.day_window(dataset.days()[0])
     assert dataset.instance_count(start, end) == 1_000_000
     for ticket in dataset.tickets_in_window(start, end):
         dataset.run(ticket)
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
     small = Dataset(SimConfig(now=NOW, days=1, instances_per_day=250))
     assert small.instance_count(*small.day_window(small.days()[0]), now=10**14) == 250
 
