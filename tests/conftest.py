@@ -4,30 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from coc_simulator import SimulatorServer
 
-#: Fixtures that one expensive service or data set stands behind, and the worker group of
-#: the tests using each (``--dist loadgroup``): such tests run on one worker, which sets it up
-#: once, instead of on every worker that happens to draw one of them.
-ONE_WORKER = {
-    "cluster": "cluster",  # Redis, Postgres, Dagster's webserver and daemon, 2 Celery workers
-    "planted": "planted",  # 14 simulated days with onsets, the last through Dagster
-    "browser": "browser",  # chromium, and the dashboard process over the BI warehouse
-}
+#: Tests that share one expensive module-scoped set-up, by node-id prefix: under
+#: ``--dist loadgroup`` each prefix's tests go to one worker as a unit, which sets it up once,
+#: instead of every worker that draws one of them setting up its own.
+ONE_WORKER = (
+    # Redis, Postgres, Dagster's webserver and daemon, 2 Celery workers
+    "tests/integration/test_cluster.py::",
+    # chromium, and the dashboard process over the BI warehouse
+    "tests/bi/test_dashboard_browser.py::",
+    # 14 simulated days with planted onsets, the last through Dagster
+    "tests/integration/test_failure_shifts_scenarios.py::",
+)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        for fixture, group in ONE_WORKER.items():
-            if fixture in fixtures:
-                item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` whose groups are ``ONE_WORKER``'s prefixes, every other test its
+    own unit. xdist's ``xdist_group`` marks cannot be used: xdist 3.8 passes them in the node
+    id, which pytest 9.2 no longer lets it change (pytest-xdist issue 1386)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedSetupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            shared = next((p for p in ONE_WORKER if nodeid.startswith(p)), None)
+            return shared or super()._split_scope(nodeid)
+
+    return SharedSetupScheduling(config, log)
 
 
 #: The simulated clock of the ``simulator`` fixture: mid-afternoon UTC on the last day.
