@@ -110,9 +110,10 @@ def test_checks_and_mart_descriptions_come_from_their_one_home(defs) -> None:
 def test_a_bad_load_time_variable_fails_the_load_naming_it(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
-    monkeypatch.setenv(name, value)
+    # loaded before the variable is set: the first test of a worker may be the one to load it
     import pipelines.definitions as module
 
+    monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         importlib.reload(module)
     monkeypatch.delenv(name)
