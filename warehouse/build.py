@@ -65,11 +65,14 @@ from warehouse.definitions import (
     MARTS_DIR,
     PARTS_DIR,
     PER_DAY,
+    PER_MONTH,
+    ROLLUPS_DIR,
     VIEWS_DIR,
     definitions_hash,
     fill,
     identifier,
     is_per_day,
+    is_per_month,
     literal,
     mart_description,
     mart_files,
@@ -219,6 +222,9 @@ def build_warehouse(
             mart_seconds: dict[str, float] = {}
             for path in sorted(PARTS_DIR.glob("*.sql")):
                 _store_per_day(con, path, days, mart_seconds, view=False)
+            months = None if days is None else frozenset(d.replace(day=1) for d in days)
+            for path in sorted(ROLLUPS_DIR.glob("*.sql")):
+                _store_per_day(con, path, months, mart_seconds, view=False)
             per_day = [path for path in mart_files() if is_per_day(path)]
             names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
             empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
@@ -352,13 +358,17 @@ def _store_per_day(
     *,
     view: bool,
 ) -> str:
-    """Store a per-day definition's rows: every day (``days`` None), else replace those days'.
+    """Store a per-day definition's rows: every day (``days`` None), else replace those days'
+    (a per-month rollup: ``days`` are the first days of the changed months).
 
     With ``view`` the name then becomes a view of the stored rows (a mart); without, the
-    computing view is dropped and the rows live in ``mart_data`` only (a part).
+    computing view is dropped and the rows live in ``mart_data`` only (a part, a rollup).
     """
-    if not is_per_day(path):
-        raise ValueError(f"{path} must declare itself per-day with the line {PER_DAY!r}")
+    if not (is_per_day(path) or is_per_month(path)):
+        raise ValueError(
+            f"{path} must declare itself per-day or per-month with the line {PER_DAY!r} "
+            f"or {PER_MONTH!r}"
+        )
     started = time.perf_counter()
     name = run_definition(con, path)
     stored = f"{MART_SCHEMA}.{identifier(name)}"

@@ -1,10 +1,13 @@
 """The build's SQL files: where they live, what their headers declare, running one.
 
 ``sql/views/*.sql`` are the table views' templates, ``sql/macros.sql`` the failure-counting
-rule, ``sql/parts/*.sql`` per-day figures kept in ``mart_data`` only, ``sql/marts/*.sql`` the
-marts. A header line ``-- build: per-day`` says a file's rows of a day depend on that day's
-partitions only; ``-- build: trailing N`` that they depend on the per-day parts of that day
-and the N days before it (``trailing.py``). Every other mart is merged whole from the parts.
+rule, ``sql/parts/*.sql`` per-day figures kept in ``mart_data`` only, ``sql/rollups/*.sql``
+those figures merged per month (also in ``mart_data`` only), ``sql/marts/*.sql`` the marts.
+A header line says what a file's rows depend on: ``-- build: per-day``, a day's rows on that
+day's partitions only; ``-- build: per-month``, a month's rows (``dt`` its first day) on that
+month's days of a part only; ``-- build: trailing N``, a day's rows on the per-day parts of
+that day and the N days before it (``trailing.py``). Every other mart is merged whole from the
+parts or their rollups.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ MARTS_DIR = SQL_DIR / "marts"
 
 #: per-day figures the all-time marts are merged from; stored in ``mart_data`` only
 PARTS_DIR = SQL_DIR / "parts"
+#: the parts merged per month, which the all-time marts merge; stored in ``mart_data`` only
+ROLLUPS_DIR = SQL_DIR / "rollups"
 
 #: the failure-counting rule (``counted``, ``failed``, ``failure_rate``), created before the marts
 MACROS_SQL = SQL_DIR / "macros.sql"
@@ -32,6 +37,11 @@ MART_SCHEMA = "mart_data"
 
 #: the header line of a per-day mart or part
 PER_DAY = "-- build: per-day"
+#: the header line of a rollup: its rows of a month (``dt``, the month's first day) depend on
+#: that month's days of a part only
+PER_MONTH = "-- build: per-month"
+#: the header line of a mart that reads another mart's stored rows: ``-- build: after <mart>``
+AFTER = "-- build: after "
 #: the header line of a mart whose day depends on the N days before it: ``-- build: trailing N``
 TRAILING = "-- build: trailing "
 #: bumped when the build's own layout of ``mart_data`` changes (forces a full rebuild)
@@ -74,13 +84,40 @@ def mart_description(path: Path) -> str:
 
 def mart_files() -> list[Path]:
     """The marts in build order: per-day ones first, then those merged over every day (which
-    may read the per-day ones' tables)."""
+    may read the per-day ones' tables); a mart declaring ``-- build: after <mart>`` (it reads
+    that mart's stored rows) comes after it."""
     paths = sorted(MARTS_DIR.glob("*.sql"))
-    return [p for p in paths if is_per_day(p)] + [p for p in paths if not is_per_day(p)]
+    ordered = [p for p in paths if is_per_day(p)] + [p for p in paths if not is_per_day(p)]
+    placed: list[Path] = []
+    while ordered:
+        done = {p.stem for p in placed}
+        ready = next((p for p in ordered if built_after(p) <= done), None)
+        if ready is None:
+            raise ValueError(f"marts that wait on each other: {[p.name for p in ordered]}")
+        placed.append(ready)
+        ordered.remove(ready)
+    return placed
+
+
+def built_after(path: Path) -> set[str]:
+    """The marts a ``-- build: after <mart>`` line of ``path`` names."""
+    return {
+        line.strip()[len(AFTER) :].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(AFTER)
+    }
 
 
 def is_per_day(path: Path) -> bool:
-    return any(line.strip() == PER_DAY for line in path.read_text(encoding="utf-8").splitlines())
+    return _declares(path, PER_DAY)
+
+
+def is_per_month(path: Path) -> bool:
+    return _declares(path, PER_MONTH)
+
+
+def _declares(path: Path, header: str) -> bool:
+    return any(line.strip() == header for line in path.read_text(encoding="utf-8").splitlines())
 
 
 def trailing_days(path: Path) -> int | None:
