@@ -102,6 +102,11 @@ __all__ = [
     "scalar",
 ]
 
+#: DuckDB's memory limit while building: past it, aggregates spill to a folder beside the
+#: build file (``<name>.tmp-<pid>-<thread>.tmp``) instead of taking the machine's memory. An
+#: incremental build stays far below it; a full rebuild of a long history spills.
+BUILD_MEMORY_LIMIT = "4GB"
+
 #: the publishing swap, under the name the hardening tests reach it by
 _publish = publish
 
@@ -163,12 +168,14 @@ def build_warehouse(
     object_store: ObjectStoreSettings | None = None,
     changed_days: Iterable[date] = (),
     rebuild: bool = False,
+    memory_limit: str = BUILD_MEMORY_LIMIT,
 ) -> BuildResult:
     """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
     An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
-    ``rebuild``: recompute every day (a repair). See the module docstring.
+    ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's, for the build.
+    See the module docstring.
     """
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
@@ -204,7 +211,11 @@ def build_warehouse(
             shutil.copyfile(target, tmp)
             copy_seconds = time.perf_counter() - started
         con = duckdb.connect(
-            str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+            str(tmp),
+            config={
+                "storage_compatibility_version": STORAGE_COMPATIBILITY,
+                "memory_limit": memory_limit,
+            },
         )
         try:
             if object_store is not None:

@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -72,14 +73,18 @@ def check_build_target(duckdb_path: str) -> Path:
 
 
 def remove_debris(target: Path) -> list[Path]:
-    """Remove the build files (``<name>.tmp-<pid>-<thread>``, ``.wal``) of dead processes."""
-    pattern = re.compile(re.escape(target.name) + r"\.tmp-(\d+)-\d+(\.wal)?$")
+    """Remove the build files (``<name>.tmp-<pid>-<thread>``, its ``.wal`` and its ``.tmp``
+    spill folder) of dead processes."""
+    pattern = re.compile(re.escape(target.name) + r"\.tmp-(\d+)-\d+(\.wal|\.tmp)?$")
     removed = []
     for path in target.parent.glob(f"{target.name}.tmp-*"):
         found = pattern.match(path.name)
         if found is None or _alive(int(found.group(1))):
             continue
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
         removed.append(path)
     return removed
 
