@@ -102,11 +102,6 @@ __all__ = [
     "scalar",
 ]
 
-#: DuckDB's memory limit while building: past it, aggregates spill to a folder beside the
-#: build file (``<name>.tmp-<pid>-<thread>.tmp``) instead of taking the machine's memory. An
-#: incremental build stays far below it; a full rebuild of a long history spills.
-BUILD_MEMORY_LIMIT = "4GB"
-
 #: the publishing swap, under the name the hardening tests reach it by
 _publish = publish
 
@@ -168,14 +163,15 @@ def build_warehouse(
     object_store: ObjectStoreSettings | None = None,
     changed_days: Iterable[date] = (),
     rebuild: bool = False,
-    memory_limit: str = BUILD_MEMORY_LIMIT,
+    memory_limit: str | None = None,
 ) -> BuildResult:
     """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
     An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
-    ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's, for the build.
-    See the module docstring.
+    ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's for the build
+    (``"8GB"``; None: DuckDB's default), past which what can spill spills to a folder beside
+    the build file. See the module docstring.
     """
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
@@ -210,13 +206,12 @@ def build_warehouse(
             started = time.perf_counter()
             shutil.copyfile(target, tmp)
             copy_seconds = time.perf_counter() - started
-        con = duckdb.connect(
-            str(tmp),
-            config={
-                "storage_compatibility_version": STORAGE_COMPATIBILITY,
-                "memory_limit": memory_limit,
-            },
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "storage_compatibility_version": STORAGE_COMPATIBILITY
+        }
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        con = duckdb.connect(str(tmp), config=config)
         try:
             if object_store is not None:
                 register_s3(con, object_store)
