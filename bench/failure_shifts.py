@@ -78,14 +78,16 @@ def _onsets(root: Path, days: int) -> dict[str, Any]:
     )
     planted: list[tuple[str, str, date]] = [
         ("host", hosts[host].target["resource_id"], last - timedelta(days=7)),
-        ("message_pattern", "TLS handshake with mirror%", last - timedelta(days=5)),
-        ("zone", "cn-north-4b", last - timedelta(days=3)),
+        # the zone before the message: the new message fails 1% more of every ticket from
+        # its day on, which doubles a quiet zone's rate
+        ("zone", "cn-north-4b", last - timedelta(days=5)),
+        ("message_pattern", "TLS handshake with mirror%", last - timedelta(days=3)),
         ("script_version", "deploy_nginx v1.3.0", last),
     ]
     onsets = (
         HostOnset(host=host, day=planted[0][2], failure=0.9),
-        MessageOnset(day=planted[1][2], failure=0.01),
-        ZoneOnset(zone="cn-north-4b", day=planted[2][2], failure=0.1),
+        ZoneOnset(zone="cn-north-4b", day=planted[1][2], failure=0.1),
+        MessageOnset(day=planted[2][2], failure=0.01),
         VersionOnset(script="deploy_nginx", version="v1.3.0", day=planted[3][2], failure=0.2),
     )
     config = SimConfig(now=NOW, days=days, hosts=800, rollouts=False, onsets=onsets)

@@ -76,7 +76,15 @@ def child_build(
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"build_child failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    # progress on stderr: a long run shows its figures as they come
+    print(
+        f"  build of {root.name} ({'full' if result['full'] else 'incremental'}): "
+        f"{result['seconds']:.1f} s, peak RSS {mib(result['peak_rss']):.0f} MiB",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
 
 
 def _gib(n: float) -> float:

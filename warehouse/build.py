@@ -15,28 +15,12 @@ from small per-day tables (``sql/parts/*.sql``, per-day themselves, kept in ``ma
 only) whose columns merge exactly across days: sums, mins and maxes, arg_max with the key
 it chose by, and per-day distinct sets where distinct counts would not add.
 
-Which days changed: those the caller names (the ingest returns its days) and every day whose
-files differ from the files the previous build saw (``mart_data.built_files``: the file
-names of each day of each table; a publish writes new names), so a day published by a run
-whose build failed is picked up by the next one, and a day that lost its files too. A full
-rebuild happens when asked (``rebuild=True``: repairs), when there is no previous file, and
-when the SQL differs from the one the previous file was built with (``definitions_hash``
-over every SQL file, stored in ``mart_data.build_state``).
-
-Copy-on-write: the build works on a copy of the previous file (a new file for a full
-rebuild) next to its final place and swaps it in with ``os.replace``, so a BI tool opening
-it sees the old database or the new one, readers keep reading during the build, and a
-failed build leaves the previous file as it was.
-
-The file belongs to the pipeline. Publishing takes a shared ``fcntl`` lock on the old file
-first, the lock DuckDB's own read-only connections take: it cannot be had while a process
-holds the file open read-write (DuckDB holds an exclusive lock then), and while it is held no
-process can open the file read-write. So the old file's write-ahead log is removed and the
-new file swapped in only when no writer can touch either; a live writer fails the build
-with a ``WarehouseBusyError`` naming its process, and the file is left as it was. Readers
-keep reading (their copy is the old file). Build files left by a killed build
-(``coc.duckdb.tmp-<pid>-<thread>`` and its ``.wal``) are removed by the next build once
-their process is gone.
+Which days changed, and when a build is a full rebuild instead: ``changes.py``. Marts whose
+day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
+recomputed for the changed days and the N days after each: ``trailing.py``. The file is
+built on a copy and swapped in (copy-on-write, readers keep reading, a failed build leaves
+the previous file as it was): ``publish.py``. The SQL files and their headers:
+``definitions.py``.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. A view is bound to the
@@ -55,21 +39,15 @@ settings).
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import logging
 import os
-import re
 import shutil
-import struct
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -79,23 +57,55 @@ from pipelines.day_manifests import ViewsPublished, read_manifests, record_views
 from pipelines.objectstore import S3Location, register_s3, s3_filesystem
 from pipelines.schemas import TABLES
 from pipelines.settings import ObjectStoreSettings
+from warehouse.changes import changed_days as _changed_days
+from warehouse.changes import day_files, full_rebuild_reason, record_state
+from warehouse.definitions import (
+    MACROS_SQL,
+    MART_SCHEMA,
+    MARTS_DIR,
+    PARTS_DIR,
+    PER_DAY,
+    PER_MONTH,
+    ROLLUPS_DIR,
+    VIEWS_DIR,
+    definitions_hash,
+    fill,
+    identifier,
+    is_per_day,
+    is_per_month,
+    literal,
+    mart_description,
+    mart_files,
+    run_definition,
+    scalar,
+    trailing_days,
+)
+from warehouse.publish import (
+    BuildError,
+    WarehouseBusyError,
+    check_build_target,
+    publish,
+    remove_database,
+    remove_debris,
+)
+from warehouse.trailing import store_trailing
+
+__all__ = [
+    "MARTS_DIR",
+    "BuildError",
+    "BuildResult",
+    "WarehouseBusyError",
+    "build_warehouse",
+    "check_build_target",
+    "connect",
+    "mart_description",
+    "scalar",
+]
+
+#: the publishing swap, under the name the hardening tests reach it by
+_publish = publish
 
 log = logging.getLogger(__name__)
-
-SQL_DIR = Path(__file__).parent / "sql"
-VIEWS_DIR = SQL_DIR / "views"
-MARTS_DIR = SQL_DIR / "marts"
-#: per-day figures the all-time marts are merged from; stored in ``mart_data`` only
-PARTS_DIR = SQL_DIR / "parts"
-#: the failure-counting rule (``counted``, ``failed``, ``failure_rate``), created before the marts
-MACROS_SQL = SQL_DIR / "macros.sql"
-
-#: where the marts' computed rows live; the mart views read from here
-MART_SCHEMA = "mart_data"
-#: the header line of a per-day mart or part
-PER_DAY = "-- build: per-day"
-#: bumped when the build's own layout of ``mart_data`` changes (forces a full rebuild)
-BUILD_FORMAT = "2"
 
 #: The oldest DuckDB storage format the file is written in: DuckDB 1.1 and every later release
 #: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
@@ -103,18 +113,8 @@ STORAGE_COMPATIBILITY = "v1.1.0"
 
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
+
 _GLOB_CHARACTERS = frozenset("*?[]{}")
-#: folders of the kernel, not of data: a DuckDB file there cannot be written
-_NOT_DATA = ("/proc", "/sys", "/dev")
-_FLOCK = "hhqqi"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
-
-
-class BuildError(Exception):
-    """The DuckDB file cannot be built or published where it was asked for."""
-
-
-class WarehouseBusyError(BuildError):
-    """Another process holds the DuckDB file open read-write."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,24 +156,6 @@ def connect(
     return con
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
-    """The single value a one-row query answers."""
-    row = con.execute(sql, params).fetchone()
-    if row is None:
-        raise RuntimeError(f"no row from a one-row query: {sql}")
-    return row[0]
-
-
-def definitions_hash() -> str:
-    """A hash of every SQL file of the build (views, macros, parts, marts) and its format:
-    a file built with other definitions is rebuilt in full."""
-    digest = hashlib.sha256(BUILD_FORMAT.encode())
-    for path in sorted(SQL_DIR.rglob("*.sql")):
-        digest.update(path.relative_to(SQL_DIR).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def build_warehouse(
     *,
     warehouse: str,
@@ -181,12 +163,15 @@ def build_warehouse(
     object_store: ObjectStoreSettings | None = None,
     changed_days: Iterable[date] = (),
     rebuild: bool = False,
+    memory_limit: str | None = None,
 ) -> BuildResult:
     """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
     An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
-    ``rebuild``: recompute every day (a repair). See the module docstring.
+    ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's for the build
+    (``"8GB"``; None: DuckDB's default), past which what can spill spills to a folder beside
+    the build file. See the module docstring.
     """
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
@@ -212,24 +197,27 @@ def build_warehouse(
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
-    _remove_database(tmp)
+    remove_database(tmp)
     wanted = definitions_hash()
-    reason = "asked" if rebuild else _full_rebuild_reason(target, wanted)
+    reason = "asked" if rebuild else full_rebuild_reason(target, wanted)
     copy_seconds = 0.0
     try:
         if not reason:
             started = time.perf_counter()
             shutil.copyfile(target, tmp)
             copy_seconds = time.perf_counter() - started
-        con = duckdb.connect(
-            str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "storage_compatibility_version": STORAGE_COMPATIBILITY
+        }
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        con = duckdb.connect(str(tmp), config=config)
         try:
             if object_store is not None:
                 register_s3(con, object_store)
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
-            files = _day_files(con, sources)
+            files = day_files(con, sources)
             days: frozenset[date] | None = None
             if not reason:
                 days = _changed_days(con, files) | frozenset(changed_days)
@@ -240,22 +228,25 @@ def build_warehouse(
             mart_seconds: dict[str, float] = {}
             for path in sorted(PARTS_DIR.glob("*.sql")):
                 _store_per_day(con, path, days, mart_seconds, view=False)
-            per_day = [path for path in _mart_files() if _is_per_day(path)]
+            months = None if days is None else frozenset(d.replace(day=1) for d in days)
+            for path in sorted(ROLLUPS_DIR.glob("*.sql")):
+                _store_per_day(con, path, months, mart_seconds, view=False)
+            per_day = [path for path in mart_files() if is_per_day(path)]
             names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
             empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
             names += [
                 _create_mart(con, path, days, mart_seconds)
-                for path in _mart_files()
-                if not _is_per_day(path)
+                for path in mart_files()
+                if not is_per_day(path)
             ]
             marts = tuple(sorted(names))
-            rows = _record_state(con, files, days, wanted)
+            rows = record_state(con, files, days, wanted)
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        _publish(tmp, target)
+        publish(tmp, target)
     finally:
-        _remove_database(tmp)
+        remove_database(tmp)
     if published is not None:
         _views_published(*published)
     return BuildResult(
@@ -269,125 +260,6 @@ def build_warehouse(
         changed_days=tuple(sorted(days or ())),
         mart_seconds=mart_seconds,
         copy_seconds=copy_seconds,
-    )
-
-
-def mart_description(path: Path) -> str:
-    """A mart's description: the first paragraph of its file's header comment, without the
-    leading ``<name>:``."""
-    lines: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("--") or not line[2:].strip():
-            break
-        lines.append(line[2:].strip())
-    text = " ".join(lines)
-    prefix = f"{path.stem}:"
-    text = text[len(prefix) :].strip() if text.startswith(prefix) else text
-    if not text:
-        raise ValueError(f"{path} must open with a comment describing the mart")
-    return text[0].upper() + text[1:]
-
-
-def check_build_target(duckdb_path: str) -> Path:
-    """The DuckDB file's path, once it is known the build can publish there.
-
-    Checked before a run fetches anything: the path is not a folder, not under ``/proc``,
-    ``/sys`` or ``/dev``, its folder exists (it is created) and takes new files, and no
-    process holds the current file open read-write.
-    """
-    target = Path(duckdb_path).expanduser().resolve()
-    if any(target == Path(d) or Path(d) in target.parents for d in _NOT_DATA):
-        raise BuildError(f"COC_DUCKDB={duckdb_path!r} is under {target.parts[1]}: not for data")
-    if target.is_dir():
-        raise BuildError(
-            f"COC_DUCKDB={duckdb_path!r} is a folder; name a file, e.g. {target / 'coc.duckdb'}"
-        )
-    if target.exists() and not target.is_file():
-        raise BuildError(f"COC_DUCKDB={duckdb_path!r} exists and is not a regular file")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        probe = target.with_name(f".{target.name}.probe-{os.getpid()}")
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise BuildError(
-            f"COC_DUCKDB={duckdb_path!r}: cannot create files in {target.parent} "
-            f"({exc.strerror or exc})"
-        ) from None
-    writer = _writer_pid(target)
-    if writer is not None:
-        raise _busy(target, writer)
-    return target
-
-
-def remove_debris(target: Path) -> list[Path]:
-    """Remove the build files (``<name>.tmp-<pid>-<thread>``, ``.wal``) of dead processes."""
-    pattern = re.compile(re.escape(target.name) + r"\.tmp-(\d+)-\d+(\.wal)?$")
-    removed = []
-    for path in target.parent.glob(f"{target.name}.tmp-*"):
-        found = pattern.match(path.name)
-        if found is None or _alive(int(found.group(1))):
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process, alive
-        return True
-    return True
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Swap ``tmp`` in at ``target`` while no process can write the old file."""
-    try:
-        fd = os.open(target, os.O_RDONLY)
-    except FileNotFoundError:
-        fd = None
-    try:
-        if fd is not None:
-            try:
-                fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0))
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-                raise _busy(target, _writer_pid(target)) from None
-        # No writer can hold the old file now: a write-ahead log beside it is a crashed
-        # writer's, and would be replayed against the new file. Drop it, then swap.
-        Path(f"{target}.wal").unlink(missing_ok=True)
-        os.replace(tmp, target)
-    finally:
-        if fd is not None:
-            os.close(fd)  # releases the lock
-
-
-def _writer_pid(target: Path) -> int | None:
-    """The process holding ``target`` open read-write (an exclusive lock), or None."""
-    try:
-        fd = os.open(target, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        probe = struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0)
-        l_type, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
-    finally:
-        os.close(fd)
-    return None if l_type == fcntl.F_UNLCK else pid
-
-
-def _busy(target: Path, pid: int | None) -> WarehouseBusyError:
-    who = f"process {pid}" if pid else "another process"
-    return WarehouseBusyError(
-        f"{target} is open read-write by {who}: the file belongs to the pipeline, which "
-        "replaces it at every build; close that connection (keep your own tables in your "
-        "own DuckDB file that ATTACHes this one read-only) and build again"
     )
 
 
@@ -444,30 +316,19 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | 
     schema = TABLES[table]
     if isinstance(files, str):
         has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [files])
-        named = _literal(files)
+        named = literal(files)
     else:
         has_files = bool(files)
-        named = "[" + ", ".join(_literal(f) for f in files) + "]"
+        named = "[" + ", ".join(literal(f) for f in files) + "]"
     if has_files:
         source = f"read_parquet({named}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
     else:
         source = _empty_relation(con, schema)
     template = (VIEWS_DIR / f"{table}.sql").read_text()
     con.execute(
-        _fill(template, columns=", ".join(_identifier(n) for n in schema.names), source=source)
+        fill(template, columns=", ".join(identifier(n) for n in schema.names), source=source)
     )
     return bool(has_files)
-
-
-def _mart_files() -> list[Path]:
-    """The marts in build order: per-day ones first, then those merged over every day (which
-    may read the per-day ones' tables)."""
-    paths = sorted(MARTS_DIR.glob("*.sql"))
-    return [p for p in paths if _is_per_day(p)] + [p for p in paths if not _is_per_day(p)]
-
-
-def _is_per_day(path: Path) -> bool:
-    return any(line.strip() == PER_DAY for line in path.read_text(encoding="utf-8").splitlines())
 
 
 def _create_mart(
@@ -481,13 +342,16 @@ def _create_mart(
     Dashboards read a small table instead of aggregating every instance on each refresh; the
     build runs after every materialization, so a mart is as fresh as the Parquet.
     """
-    if _is_per_day(path):
+    if is_per_day(path):
         return _store_per_day(con, path, days, seconds, view=True)
+    reach = trailing_days(path)
+    if reach is not None:
+        return store_trailing(con, path, days, seconds, reach=reach)
     started = time.perf_counter()
-    name = _run_definition(con, path)
-    stored = f"{MART_SCHEMA}.{_identifier(name)}"
-    con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
-    con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
+    name = run_definition(con, path)
+    stored = f"{MART_SCHEMA}.{identifier(name)}"
+    con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
+    con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
     seconds[name] = time.perf_counter() - started
     return name
 
@@ -500,156 +364,33 @@ def _store_per_day(
     *,
     view: bool,
 ) -> str:
-    """Store a per-day definition's rows: every day (``days`` None), else replace those days'.
+    """Store a per-day definition's rows: every day (``days`` None), else replace those days'
+    (a per-month rollup: ``days`` are the first days of the changed months).
 
     With ``view`` the name then becomes a view of the stored rows (a mart); without, the
-    computing view is dropped and the rows live in ``mart_data`` only (a part).
+    computing view is dropped and the rows live in ``mart_data`` only (a part, a rollup).
     """
-    if not _is_per_day(path):
-        raise ValueError(f"{path} must declare itself per-day with the line {PER_DAY!r}")
+    if not (is_per_day(path) or is_per_month(path)):
+        raise ValueError(
+            f"{path} must declare itself per-day or per-month with the line {PER_DAY!r} "
+            f"or {PER_MONTH!r}"
+        )
     started = time.perf_counter()
-    name = _run_definition(con, path)
-    stored = f"{MART_SCHEMA}.{_identifier(name)}"
+    name = run_definition(con, path)
+    stored = f"{MART_SCHEMA}.{identifier(name)}"
     if days is None:
-        con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {_identifier(name)}")
+        con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
     elif days:
         # literal dates, so that DuckDB prunes the Hive partitions to the changed days
         listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
         con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
-        con.execute(
-            f"INSERT INTO {stored} SELECT * FROM {_identifier(name)} WHERE dt IN ({listed})"
-        )
+        con.execute(f"INSERT INTO {stored} SELECT * FROM {identifier(name)} WHERE dt IN ({listed})")
     if view:
-        con.execute(f"CREATE OR REPLACE VIEW {_identifier(name)} AS SELECT * FROM {stored}")
+        con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
     else:
-        con.execute(f"DROP VIEW {_identifier(name)}")
+        con.execute(f"DROP VIEW {identifier(name)}")
     seconds[name] = time.perf_counter() - started
     return name
-
-
-def _run_definition(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """Run one SQL file; it must create the view named like the file."""
-    con.execute(path.read_text())
-    name = path.stem
-    found = scalar(
-        con, "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
-    )
-    if not found:
-        raise ValueError(f"{path} must create the view {name}")
-    return name
-
-
-def _full_rebuild_reason(target: Path, wanted: str) -> str:
-    """Why the file at ``target`` cannot be updated in place of a full rebuild, or ""."""
-    if not target.exists():
-        return "no previous file"
-    if Path(f"{target}.wal").exists():
-        return "the previous file has a write-ahead log (a writer crashed)"
-    try:
-        con = duckdb.connect(str(target), read_only=True)
-    except duckdb.Error:
-        return "the previous file does not open"
-    try:
-        row = con.execute(
-            f"SELECT value FROM {MART_SCHEMA}.build_state WHERE key = 'definitions'"
-        ).fetchone()
-    except duckdb.CatalogException:
-        row = None
-    finally:
-        con.close()
-    if row is None or row[0] != wanted:
-        return "definitions changed"
-    return ""
-
-
-def _day_files(
-    con: duckdb.DuckDBPyConnection, sources: Mapping[str, str | list[str]]
-) -> dict[tuple[str, date], list[str]]:
-    """The files of each (table, day), from each table's glob or list of objects: what
-    changes when a day is published (a run writes new names)."""
-    found: dict[tuple[str, date], list[str]] = {}
-    for table in TABLES:
-        source = sources[table]
-        if isinstance(source, str):
-            paths = [
-                str(f) for (f,) in con.execute("SELECT file FROM glob(?)", [source]).fetchall()
-            ]
-        else:
-            paths = list(source)
-        for path in paths:
-            folder = path.rsplit("/", 2)[-2]
-            found.setdefault((table, date.fromisoformat(folder[3:])), []).append(path)
-    return {key: sorted(paths) for key, paths in found.items()}
-
-
-def _changed_days(
-    con: duckdb.DuckDBPyConnection, files: Mapping[tuple[str, date], list[str]]
-) -> frozenset[date]:
-    """Days whose files differ from those the previous build recorded (new, changed, gone)."""
-    before = {
-        (table, day): names
-        for table, day, names in con.execute(
-            f"SELECT table_name, dt, files FROM {MART_SCHEMA}.built_files"
-        ).fetchall()
-    }
-    now = {key: "\n".join(paths) for key, paths in files.items()}
-    keys = before.keys() | now.keys()
-    return frozenset(
-        day for table, day in keys if before.get((table, day)) != now.get((table, day))
-    )
-
-
-def _record_state(
-    con: duckdb.DuckDBPyConnection,
-    files: Mapping[tuple[str, date], list[str]],
-    days: Collection[date] | None,
-    definitions: str,
-) -> dict[str, int]:
-    """Record what this build saw (each day's files and rows) and its definitions; returns
-    the rows of each table, counted for the recomputed days only."""
-    built = f"{MART_SCHEMA}.built_files"
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {built} "
-        "(table_name VARCHAR, dt DATE, files VARCHAR, row_count BIGINT)"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TABLE {MART_SCHEMA}.build_state AS "
-        "SELECT 'definitions' AS key, ? AS value",
-        [definitions],
-    )
-    if days is None:
-        con.execute(f"DELETE FROM {built}")
-        days = {day for _, day in files}
-    for table in TABLES:
-        counts: dict[date, int] = {}
-        if days:
-            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
-            counts = dict(
-                con.execute(
-                    f"SELECT dt, count(*) FROM {_identifier(table)} "
-                    f"WHERE dt IN ({listed}) GROUP BY dt"
-                ).fetchall()
-            )
-        con.execute(
-            f"DELETE FROM {built} WHERE table_name = ? AND dt = ANY(?)", [table, list(days)]
-        )
-        recorded = [
-            (table, day, "\n".join(files[(table, day)]), counts.get(day, 0))
-            for day in days
-            if (table, day) in files
-        ]
-        if recorded:
-            con.executemany(f"INSERT INTO {built} VALUES (?, ?, ?, ?)", recorded)
-    return {
-        table: int(
-            scalar(
-                con,
-                f"SELECT coalesce(sum(row_count), 0) FROM {built} WHERE table_name = ?",
-                [table],
-            )
-        )
-        for table in TABLES
-    }
 
 
 def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
@@ -660,31 +401,8 @@ def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
     """
     types = con.from_arrow(schema.empty_table()).types
     columns = [
-        f"CAST(NULL AS {duckdb_type}) AS {_identifier(name)}"
+        f"CAST(NULL AS {duckdb_type}) AS {identifier(name)}"
         for name, duckdb_type in zip(schema.names, types, strict=True)
     ]
     columns.append("CAST(NULL AS DATE) AS dt")
     return "(SELECT " + ", ".join(columns) + " WHERE false)"
-
-
-def _fill(template: str, **values: str) -> str:
-    """Replace each ``{name}`` placeholder; every one must be present."""
-    for name, value in values.items():
-        placeholder = "{" + name + "}"
-        if placeholder not in template:
-            raise ValueError(f"view template lacks the placeholder {placeholder}")
-        template = template.replace(placeholder, value)
-    return template
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _remove_database(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    Path(f"{path}.wal").unlink(missing_ok=True)

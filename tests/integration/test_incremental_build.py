@@ -40,7 +40,7 @@ from warehouse.build import MARTS_DIR
 
 D3 = date(2026, 11, 26)
 D4 = date(2026, 11, 27)
-D5 = date(2026, 11, 28)
+D5 = date(2026, 12, 1)  # another month: the all-time marts merge two months
 MARTS = sorted(path.stem for path in MARTS_DIR.glob("*.sql"))
 
 # D3 and D4: the same hosts failing with the same patterns as on D1 (distinct hosts and

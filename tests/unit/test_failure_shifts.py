@@ -331,3 +331,65 @@ def test_the_message_masking_has_one_home() -> None:
     restating = [p.name for p in sources if "regexp_replace" in p.read_text()]
     assert restating == []
     assert "regexp_replace" in (sql / "macros.sql").read_text(encoding="utf-8")
+
+
+def test_a_changed_day_rescores_the_days_it_reaches_like_a_full_rebuild(tmp_path: Path) -> None:
+    # zone cn-east-3b at 1% but for a run of alert days 8-11 (each at least twice the 7 days
+    # before it); three quiet zones beside it; 26 days, so days after the reach (D + 14) exist
+    zone = "cn-east-3b"
+    failed = {8: 30, 9: 75, 10: 175, 11: 350}
+    quiet = [("cn-north-4a", 300, 3), ("cn-north-4b", 250, 4), ("cn-east-3a", 400, 8)]
+
+    def cells(changes: dict[int, int]) -> list[Cell]:
+        rates = failed | changes
+        return [Cell(d, z, n, f) for d in range(26) for z, n, f in quiet] + [
+            Cell(d, zone, 500, rates.get(d, 5)) for d in range(26)
+        ]
+
+    def rows(path: str) -> dict[tuple[int, str, str | None], tuple]:
+        con = connect(path)
+        try:
+            found = con.execute("SELECT * FROM failure_shifts").fetchall()
+        finally:
+            con.close()
+        return {((r[0] - DAY0).days, r[1], r[2]): r for r in found}
+
+    root, path = tmp_path / "wh", str(tmp_path / "coc.duckdb")
+    write_cells(root, cells({}))
+    build_warehouse(warehouse=str(root), duckdb_path=path)
+    before = rows(path)
+    assert [before[d, "zone", zone][-2] for d in range(7, 13)] == [False] + [True] * 4 + [False]
+    assert before[11, "zone", zone][-1] == DAY0 + timedelta(days=8)
+
+    def rematerialize(
+        changes: dict[int, int], day: int
+    ) -> dict[tuple[int, str, str | None], tuple]:
+        write_cells(root, [c for c in cells(changes) if c.day == day])
+        built = build_warehouse(
+            warehouse=str(root), duckdb_path=path, changed_days=[DAY0 + timedelta(days=day)]
+        )
+        assert not built.full
+        full = build_warehouse(
+            warehouse=str(root), duckdb_path=str(tmp_path / f"full-{day}.duckdb"), rebuild=True
+        )
+        after = rows(path)
+        assert after == rows(full.duckdb_path)
+        return after
+
+    # day 9 back at 1%: the run splits, days 10-11 start a new one (since is a day after the
+    # change, inside its reach); baselines and scores move on days 10-16 and the dispersion's
+    # window to day 23; nothing after the reach changes
+    after = rematerialize({9: 5}, day=9)
+    assert [after[d, "zone", zone][-2] for d in range(8, 12)] == [True, False, True, True]
+    assert after[11, "zone", zone][-1] == after[10, "zone", zone][-1] == DAY0 + timedelta(days=10)
+    moved = {key[0] for key, row in after.items() if row != before.get(key)}
+    assert {9, 10, 11, 16} <= moved <= set(range(9, 24))
+
+    # day 11 lower but still alerting: its run continues from day 10, before the changed day,
+    # so its since is carried from the stored row of day 10
+    before = after
+    after = rematerialize({9: 5, 11: 200}, day=11)
+    assert after[11, "zone", zone][-2] is True
+    assert after[11, "zone", zone][-1] == DAY0 + timedelta(days=10)
+    moved = {key[0] for key, row in after.items() if row != before.get(key)}
+    assert {11, 12} <= moved <= set(range(11, 26))

@@ -13,12 +13,13 @@
 --              instance's key). A NULL message gives the one row whose pattern is NULL.
 --
 -- Merged from the per-day figures of mart_data.failure_message_parts and the per-day host
--- sets of mart_data.failure_message_hosts (parts/), so that a build after a run recomputes
--- only the days that run changed; the merge is exact (see there).
+-- sets of mart_data.failure_message_hosts (parts/), rolled up per month (rollups/), so that a
+-- build after a run recomputes only the days that run changed and their months; the merge is
+-- exact (see there).
 CREATE OR REPLACE VIEW failure_messages AS
 WITH hosts AS (
     SELECT message_pattern, count(DISTINCT resource_id) AS hosts
-    FROM mart_data.failure_message_hosts
+    FROM mart_data.failure_message_hosts_months
     GROUP BY message_pattern
 ),
 merged AS (
@@ -29,7 +30,7 @@ merged AS (
         min(first_seen) AS first_seen,
         max(last_seen) AS last_seen,
         arg_max(example_message, example_latest) AS example_message
-    FROM mart_data.failure_message_parts
+    FROM mart_data.failure_message_parts_months
     GROUP BY message_pattern
 )
 SELECT

@@ -29,9 +29,10 @@
 --   3x on five runs does not. The reference is the key's baseline; a key without one (no
 --   instances in the window: a new host, a new script version) is compared with its
 --   dimension's pooled counts over the same window. On the first day of data nothing has a
---   reference: score is NULL. G is divided by the dimension's dispersion before the root
---   (see `dispersion` below: runs of one ticket fail together, so rates vary more from day
---   to day than independent runs would).
+--   reference: score is NULL. G is divided by the dimension's dispersion on that day before
+--   the root (see `dispersion` below: runs of one ticket fail together, so rates vary more
+--   from day to day than independent runs would), taken over the day and the same 7 days
+--   before it.
 -- alert: the product's decision, all of
 --   1. score beats a Bonferroni threshold over every key tested that day, all dimensions
 --      together (m = rows of the day with a score): the one-sided p-value, bounded above by
@@ -44,8 +45,13 @@
 --   days with alert = true, ending at dt); NULL when alert is false.
 --
 -- Built from the per-day counts of mart_data.failure_shift_counts (parts/), which a build
--- recomputes for the changed days only; everything from the baselines on is recomputed over
--- those small counts at every build.
+-- recomputes for the changed days only. A day's row depends on the counts of that day and
+-- the 14 before it (its baseline: 7 days; its dispersion: the G of the day and the 7 before,
+-- each with its own 7-day baseline), so a build recomputes the changed days and the 14 after
+-- each (warehouse/trailing.py), reading the counts of the 14 days before those; `since`,
+-- which follows a run of alert days back as far as it goes, is then set by
+-- failure_shifts_since for the alert rows from the first recomputed day on.
+-- build: trailing 14
 CREATE OR REPLACE VIEW failure_shifts AS
 WITH params AS (
     SELECT
@@ -57,12 +63,12 @@ WITH params AS (
 daily AS (
     SELECT dt, dimension, key, instances, failed
     FROM mart_data.failure_shift_counts
-    WHERE dimension <> '_day'
+    WHERE dimension <> '_day' AND build_window(dt)
 ),
 day_totals AS (
     SELECT dt, instances
     FROM mart_data.failure_shift_counts
-    WHERE dimension = '_day'
+    WHERE dimension = '_day' AND build_window(dt)
 ),
 -- the window before each day: per key, per dimension (pooled), and every instance
 keyed AS (
@@ -151,14 +157,23 @@ tested AS (
     FROM rates
 ),
 -- runs of one ticket fail together (same script, region, moment), so daily rates vary more
--- than independent runs would: G is divided by the dimension's dispersion, its median over
--- every tested day and key divided by the median of a chi-square with 1 degree of freedom
--- (quasi-binomial scaling, robust to the few real shifts), and never by less than 1
+-- than independent runs would: G is divided by the dimension's dispersion on the day, the
+-- median G of its tested keys over the day and the 7 days before it, divided by the median of
+-- a chi-square with 1 degree of freedom (quasi-binomial scaling, robust to the few real
+-- shifts), and never by less than 1
 dispersion AS (
-    SELECT dimension, greatest(1.0, median(2 * llr) / 0.4549364231195724) AS phi
+    SELECT DISTINCT
+        dt,
+        dimension,
+        greatest(
+            1.0,
+            median(2 * llr) OVER (
+                PARTITION BY dimension ORDER BY dt
+                RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND CURRENT ROW
+            ) / 0.4549364231195724
+        ) AS phi
     FROM tested
     WHERE llr IS NOT NULL
-    GROUP BY dimension
 ),
 scored AS (
     SELECT
@@ -166,7 +181,7 @@ scored AS (
         sign(t.p1 - t.p0) * sqrt(2 * t.llr / d.phi) AS score,
         count(t.llr) OVER (PARTITION BY t.dt) AS tests
     FROM tested AS t
-    LEFT JOIN dispersion AS d ON d.dimension = t.dimension
+    LEFT JOIN dispersion AS d ON d.dt = t.dt AND d.dimension = t.dimension
 ),
 decided AS (
     SELECT
@@ -184,14 +199,6 @@ decided AS (
         ) AS alert
     FROM scored AS s, params AS q
 ),
-runs AS (
-    SELECT
-        *,
-        -- consecutive alert days share dt - (their rank among the key's alert days)
-        dt - CAST(row_number() OVER (PARTITION BY dimension, key, alert ORDER BY dt) AS INTEGER)
-            AS run
-    FROM decided
-)
 SELECT
     dt,
     dimension,
@@ -204,7 +211,39 @@ SELECT
     failure_rate(baseline_failed, baseline_instances) AS baseline_rate,
     score,
     alert,
-    CASE
-        WHEN alert THEN min(dt) OVER (PARTITION BY dimension, key, alert, run)
-    END AS since
-FROM runs;
+    -- set by failure_shifts_since once the rows are stored
+    CAST(NULL AS DATE) AS since
+FROM decided;
+
+-- since, for the stored alert rows from first_day on: the first day of their key's run of
+-- consecutive alert days (consecutive days share dt - their rank among the key's alert
+-- days). A run that reaches back past first_day keeps the since stored on the day before
+-- first_day, whose row no change after it can alter. It reads the view failure_shifts, by then
+-- the stored rows (mart_data.failure_shifts).
+CREATE OR REPLACE MACRO failure_shifts_since(first_day) AS TABLE
+WITH alerts AS (
+    SELECT dt, dimension, key, since
+    FROM failure_shifts
+    WHERE alert AND dt >= first_day - 1
+),
+runs AS (
+    SELECT
+        *,
+        dt - CAST(row_number() OVER (PARTITION BY dimension, key ORDER BY dt) AS INTEGER)
+            AS run
+    FROM alerts
+),
+started AS (
+    SELECT
+        *,
+        min(dt) OVER (PARTITION BY dimension, key, run) AS run_start,
+        arg_min(since, dt) OVER (PARTITION BY dimension, key, run) AS carried
+    FROM runs
+)
+SELECT
+    dt,
+    dimension,
+    key,
+    CASE WHEN run_start < first_day THEN carried ELSE run_start END AS since
+FROM started
+WHERE dt >= first_day;

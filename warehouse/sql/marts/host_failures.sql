@@ -11,8 +11,9 @@
 --                  its failed instances; NULL when it never failed.
 -- A host whose instances all lack an outcome still has a row, with instances = 0.
 --
--- Merged from the per-day figures of mart_data.host_failure_parts (parts/), so that a build
--- after a run recomputes only the days that run changed; the merge is exact (see there).
+-- Merged from the per-day figures of mart_data.host_failure_parts (parts/), rolled up per
+-- month (rollups/), so that a build after a run recomputes only the days that run changed and
+-- their months; the merge is exact (see there).
 CREATE OR REPLACE VIEW host_failures AS
 WITH counted AS (
     SELECT
@@ -24,7 +25,7 @@ WITH counted AS (
         CAST(sum(instances) AS BIGINT) AS instances,
         CAST(sum(failed) AS BIGINT) AS failed,
         max(last_failed_at) AS last_failed_at
-    FROM mart_data.host_failure_parts
+    FROM mart_data.host_failure_parts_months
     GROUP BY resource_id
 )
 SELECT

@@ -1,0 +1,158 @@
+"""The build's SQL files: where they live, what their headers declare, running one.
+
+``sql/views/*.sql`` are the table views' templates, ``sql/macros.sql`` the failure-counting
+rule, ``sql/parts/*.sql`` per-day figures kept in ``mart_data`` only, ``sql/rollups/*.sql``
+those figures merged per month (also in ``mart_data`` only), ``sql/marts/*.sql`` the marts.
+A header line says what a file's rows depend on: ``-- build: per-day``, a day's rows on that
+day's partitions only; ``-- build: per-month``, a month's rows (``dt`` its first day) on that
+month's days of a part only; ``-- build: trailing N``, a day's rows on the per-day parts of
+that day and the N days before it (``trailing.py``). Every other mart is merged whole from the
+parts or their rollups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+VIEWS_DIR = SQL_DIR / "views"
+
+MARTS_DIR = SQL_DIR / "marts"
+
+#: per-day figures the all-time marts are merged from; stored in ``mart_data`` only
+PARTS_DIR = SQL_DIR / "parts"
+#: the parts merged per month, which the all-time marts merge; stored in ``mart_data`` only
+ROLLUPS_DIR = SQL_DIR / "rollups"
+
+#: the failure-counting rule (``counted``, ``failed``, ``failure_rate``), created before the marts
+MACROS_SQL = SQL_DIR / "macros.sql"
+
+#: where the marts' computed rows live; the mart views read from here
+MART_SCHEMA = "mart_data"
+
+#: the header line of a per-day mart or part
+PER_DAY = "-- build: per-day"
+#: the header line of a rollup: its rows of a month (``dt``, the month's first day) depend on
+#: that month's days of a part only
+PER_MONTH = "-- build: per-month"
+#: the header line of a mart that reads another mart's stored rows: ``-- build: after <mart>``
+AFTER = "-- build: after "
+#: the header line of a mart whose day depends on the N days before it: ``-- build: trailing N``
+TRAILING = "-- build: trailing "
+#: bumped when the build's own layout of ``mart_data`` changes (forces a full rebuild)
+BUILD_FORMAT = "2"
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The single value a one-row query answers."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from a one-row query: {sql}")
+    return row[0]
+
+
+def definitions_hash() -> str:
+    """A hash of every SQL file of the build (views, macros, parts, marts) and its format:
+    a file built with other definitions is rebuilt in full."""
+    digest = hashlib.sha256(BUILD_FORMAT.encode())
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        digest.update(path.relative_to(SQL_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def mart_description(path: Path) -> str:
+    """A mart's description: the first paragraph of its file's header comment, without the
+    leading ``<name>:``."""
+    lines: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--") or not line[2:].strip():
+            break
+        lines.append(line[2:].strip())
+    text = " ".join(lines)
+    prefix = f"{path.stem}:"
+    text = text[len(prefix) :].strip() if text.startswith(prefix) else text
+    if not text:
+        raise ValueError(f"{path} must open with a comment describing the mart")
+    return text[0].upper() + text[1:]
+
+
+def mart_files() -> list[Path]:
+    """The marts in build order: per-day ones first, then those merged over every day (which
+    may read the per-day ones' tables); a mart declaring ``-- build: after <mart>`` (it reads
+    that mart's stored rows) comes after it."""
+    paths = sorted(MARTS_DIR.glob("*.sql"))
+    ordered = [p for p in paths if is_per_day(p)] + [p for p in paths if not is_per_day(p)]
+    placed: list[Path] = []
+    while ordered:
+        done = {p.stem for p in placed}
+        ready = next((p for p in ordered if built_after(p) <= done), None)
+        if ready is None:
+            raise ValueError(f"marts that wait on each other: {[p.name for p in ordered]}")
+        placed.append(ready)
+        ordered.remove(ready)
+    return placed
+
+
+def built_after(path: Path) -> set[str]:
+    """The marts a ``-- build: after <mart>`` line of ``path`` names."""
+    return {
+        line.strip()[len(AFTER) :].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(AFTER)
+    }
+
+
+def is_per_day(path: Path) -> bool:
+    return _declares(path, PER_DAY)
+
+
+def is_per_month(path: Path) -> bool:
+    return _declares(path, PER_MONTH)
+
+
+def _declares(path: Path, header: str) -> bool:
+    return any(line.strip() == header for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def trailing_days(path: Path) -> int | None:
+    """N of a ``-- build: trailing N`` header line, or None."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith(TRAILING):
+            return int(line.strip()[len(TRAILING) :])
+    return None
+
+
+def run_definition(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """Run one SQL file; it must create the view named like the file."""
+    con.execute(path.read_text())
+    name = path.stem
+    found = scalar(
+        con, "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
+    )
+    if not found:
+        raise ValueError(f"{path} must create the view {name}")
+    return name
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace each ``{name}`` placeholder; every one must be present."""
+    for name, value in values.items():
+        placeholder = "{" + name + "}"
+        if placeholder not in template:
+            raise ValueError(f"view template lacks the placeholder {placeholder}")
+        template = template.replace(placeholder, value)
+    return template
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

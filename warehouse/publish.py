@@ -1,0 +1,152 @@
+"""Copy-on-write publishing of ``coc.duckdb``: where it may go, the swap, a crashed build's debris.
+
+The build works on a copy of the previous file (a new file for a full rebuild) next to its
+final place and swaps it in with ``os.replace``, so a BI tool opening it sees the old
+database or the new one, readers keep reading during the build, and a failed build leaves
+the previous file as it was.
+
+The file belongs to the pipeline. Publishing takes a shared ``fcntl`` lock on the old file
+first, the lock DuckDB's own read-only connections take: it cannot be had while a process
+holds the file open read-write (DuckDB holds an exclusive lock then), and while it is held no
+process can open the file read-write. So the old file's write-ahead log is removed and the
+new file swapped in only when no writer can touch either; a live writer fails the build
+with a ``WarehouseBusyError`` naming its process, and the file is left as it was. Readers
+keep reading (their copy is the old file). Build files left by a killed build
+(``coc.duckdb.tmp-<pid>-<thread>`` and its ``.wal``) are removed by the next build once
+their process is gone.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+#: folders of the kernel, not of data: a DuckDB file there cannot be written
+_NOT_DATA = ("/proc", "/sys", "/dev")
+
+_FLOCK = "hhqqi"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+class BuildError(Exception):
+    """The DuckDB file cannot be built or published where it was asked for."""
+
+
+class WarehouseBusyError(BuildError):
+    """Another process holds the DuckDB file open read-write."""
+
+
+def check_build_target(duckdb_path: str) -> Path:
+    """The DuckDB file's path, once it is known the build can publish there.
+
+    Checked before a run fetches anything: the path is not a folder, not under ``/proc``,
+    ``/sys`` or ``/dev``, its folder exists (it is created) and takes new files, and no
+    process holds the current file open read-write.
+    """
+    target = Path(duckdb_path).expanduser().resolve()
+    if any(target == Path(d) or Path(d) in target.parents for d in _NOT_DATA):
+        raise BuildError(f"COC_DUCKDB={duckdb_path!r} is under {target.parts[1]}: not for data")
+    if target.is_dir():
+        raise BuildError(
+            f"COC_DUCKDB={duckdb_path!r} is a folder; name a file, e.g. {target / 'coc.duckdb'}"
+        )
+    if target.exists() and not target.is_file():
+        raise BuildError(f"COC_DUCKDB={duckdb_path!r} exists and is not a regular file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.with_name(f".{target.name}.probe-{os.getpid()}")
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise BuildError(
+            f"COC_DUCKDB={duckdb_path!r}: cannot create files in {target.parent} "
+            f"({exc.strerror or exc})"
+        ) from None
+    writer = _writer_pid(target)
+    if writer is not None:
+        raise _busy(target, writer)
+    return target
+
+
+def remove_debris(target: Path) -> list[Path]:
+    """Remove the build files (``<name>.tmp-<pid>-<thread>``, its ``.wal`` and its ``.tmp``
+    spill folder) of dead processes."""
+    pattern = re.compile(re.escape(target.name) + r"\.tmp-(\d+)-\d+(\.wal|\.tmp)?$")
+    removed = []
+    for path in target.parent.glob(f"{target.name}.tmp-*"):
+        found = pattern.match(path.name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Swap ``tmp`` in at ``target`` while no process can write the old file."""
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0))
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                raise _busy(target, _writer_pid(target)) from None
+        # No writer can hold the old file now: a write-ahead log beside it is a crashed
+        # writer's, and would be replayed against the new file. Drop it, then swap.
+        Path(f"{target}.wal").unlink(missing_ok=True)
+        os.replace(tmp, target)
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _writer_pid(target: Path) -> int | None:
+    """The process holding ``target`` open read-write (an exclusive lock), or None."""
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        probe = struct.pack(_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0)
+        l_type, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+    finally:
+        os.close(fd)
+    return None if l_type == fcntl.F_UNLCK else pid
+
+
+def _busy(target: Path, pid: int | None) -> WarehouseBusyError:
+    who = f"process {pid}" if pid else "another process"
+    return WarehouseBusyError(
+        f"{target} is open read-write by {who}: the file belongs to the pipeline, which "
+        "replaces it at every build; close that connection (keep your own tables in your "
+        "own DuckDB file that ATTACHes this one read-only) and build again"
+    )
+
+
+def remove_database(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)

@@ -1,0 +1,10 @@
+-- failure_message_hosts_months: the distinct (message_pattern, resource_id) pairs of each
+-- month (dt = the month's first day), from failure_message_hosts; distinct again across months
+-- they count failure_messages' hosts exactly. Stored in mart_data only; see build.py.
+-- build: per-month
+CREATE OR REPLACE VIEW failure_message_hosts_months AS
+SELECT DISTINCT
+    CAST(date_trunc('month', dt) AS DATE) AS dt,
+    message_pattern,
+    resource_id
+FROM mart_data.failure_message_hosts;
