@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.shared_rate import RPS, runs_at_once
+from bench.shared_rate import RPS, redis_server, runs_at_once
 from coc_simulator import SimConfig, SimulatorServer
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.shared_rate import SharedRateBudget
@@ -29,7 +28,6 @@ from tests.conftest import SIM_NOW
 from tests.setup_lock import ensure_cluster_services
 
 #: no snapshots, no append-only file: a scratch Redis
-SPARE = ["--save", "", "--appendonly", "no"]
 DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
 
 
@@ -37,28 +35,8 @@ DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server on a free loopback port, stopped by its PID."""
     ensure_cluster_services()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data), *SPARE],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def test_budget_slots_are_spaced_for_everyone_who_shares_the_key(redis_url: str) -> None:
