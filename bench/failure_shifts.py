@@ -13,21 +13,13 @@ template, a zone, a script version rolled out); each should alert on its day wit
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.core import Row, Scale, Section, Spread, Target, scratch_dir
-from coc_simulator import (
-    Dataset,
-    HostOnset,
-    MessageOnset,
-    SimConfig,
-    SimulatorServer,
-    VersionOnset,
-    ZoneOnset,
-)
-from coc_simulator.catalog import BAD_ZONE
+from coc_simulator import SimConfig, SimulatorServer
+from coc_simulator.scenarios import planted_shifts
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
@@ -69,42 +61,23 @@ def _false_alarms(path: str) -> dict[str, Any]:
 
 
 def _onsets(root: Path, days: int) -> dict[str, Any]:
-    last = NOW.date() - timedelta(days=1)
-    hosts = Dataset(SimConfig(now=NOW, days=days, hosts=800)).hosts
-    host = next(
-        n
-        for n, h in enumerate(hosts)
-        if h.zone_id not in (BAD_ZONE, "cn-north-4b") and h.target["agent_status"] == "ONLINE"
-    )
-    planted: list[tuple[str, str, date]] = [
-        ("host", hosts[host].target["resource_id"], last - timedelta(days=7)),
-        # the zone before the message: the new message fails 1% more of every ticket from
-        # its day on, which doubles a quiet zone's rate
-        ("zone", "cn-north-4b", last - timedelta(days=5)),
-        ("message_pattern", "TLS handshake with mirror%", last - timedelta(days=3)),
-        ("script_version", "deploy_nginx v1.3.0", last),
-    ]
-    onsets = (
-        HostOnset(host=host, day=planted[0][2], failure=0.9),
-        ZoneOnset(zone="cn-north-4b", day=planted[1][2], failure=0.1),
-        MessageOnset(day=planted[2][2], failure=0.01),
-        VersionOnset(script="deploy_nginx", version="v1.3.0", day=planted[3][2], failure=0.2),
-    )
-    config = SimConfig(now=NOW, days=days, hosts=800, rollouts=False, onsets=onsets)
+    scenario = planted_shifts(now=NOW, last=NOW.date() - timedelta(days=1), days=days)
+    config = scenario.config
     path = _warehouse(config, root)
     con = connect(path)
     found: dict[str, Any] = {}
     try:
-        for dimension, key, day in planted:
-            ranked = con.execute(
+        for dimension, day in scenario.days.items():
+            key, alert, since, score = con.execute(
                 """
-                SELECT key LIKE ? AS planted, alert, since, score
+                SELECT key, alert, since, score
                 FROM failure_shifts WHERE dt = ? AND dimension = ? AND score IS NOT NULL
                 ORDER BY score DESC LIMIT 1
                 """,
-                [key, day, dimension],
+                [day, dimension],
             ).fetchall()[0]
-            first, alert, since, score = ranked
+            want = scenario.keys[dimension]  # a message's key starts with the template
+            first = key.startswith(want) if dimension == "message_pattern" else key == want
             found[dimension] = {
                 "day": day.isoformat(),
                 "ranks_first": bool(first),

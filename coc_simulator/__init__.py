@@ -6,6 +6,7 @@ model.py      the shared types and constants: SimConfig, Ticket, Batch, Run, sta
 plan.py       every ticket's creation, script, batches, fate and ids
 execution.py  how one ticket runs, drawn lazily from its seed
 data.py       Dataset and its truth API (what each endpoint answers at ``now``)
+scenarios.py  the planted-shifts scenario that failure_shifts' tests and bench share
 faults.py     injectable faults: 429, 5xx, drops, latency, forced statuses, stuck markers
 stats.py      request counters
 app.py        the raw ASGI app of the five GET endpoints

@@ -22,16 +22,8 @@ from assets.ingestion import build_ingestion_asset
 from assets.partitions import daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
-from coc_simulator import (
-    Dataset,
-    HostOnset,
-    MessageOnset,
-    SimConfig,
-    SimulatorServer,
-    VersionOnset,
-    ZoneOnset,
-)
-from coc_simulator.catalog import BAD_ZONE
+from coc_simulator import SimConfig, SimulatorServer, scenarios
+from coc_simulator.scenarios import MESSAGE, onset_days, planted_shifts
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.quality import NO_FAILURE_SHIFTS
@@ -40,16 +32,12 @@ from warehouse import build_warehouse, connect
 
 FIRST = date(2026, 11, 12)
 LAST = date(2026, 11, 25)
-#: the zone's onset comes before the message's: the new message fails 1% more of every
-#: ticket from its day on, which doubles a quiet zone's rate (an alert of its own)
+ONSET = onset_days(LAST)
 HOST_DAY, ZONE_DAY, MESSAGE_DAY, VERSION_DAY = (
-    date(2026, 11, 18),
-    date(2026, 11, 20),
-    date(2026, 11, 22),
-    LAST,
+    ONSET[d] for d in ("host", "zone", "message_pattern", "script_version")
 )
-ZONE = "cn-north-4b"
-VERSION = "deploy_nginx v1.3.0"
+ZONE = scenarios.ZONE
+VERSION = f"{scenarios.SCRIPT} {scenarios.VERSION}"
 #: the simulated clock: after the last day, so every ticket of it has finished
 NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
 BIN = Path(sys.executable).parent
@@ -78,19 +66,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
     """14 days with four onsets; days before the last ingested directly, the last through
     Dagster. Yields (duckdb path, the planted host's resource_id, the Dagster result)."""
     root = tmp_path_factory.mktemp("planted")
-    hosts = Dataset(SimConfig(now=NOW, days=15, hosts=800)).hosts
-    host = next(
-        n
-        for n, h in enumerate(hosts)
-        if h.zone_id not in (BAD_ZONE, ZONE) and h.target["agent_status"] == "ONLINE"
-    )
-    onsets = (
-        HostOnset(host=host, day=HOST_DAY, failure=0.9),
-        MessageOnset(day=MESSAGE_DAY, failure=0.01),
-        ZoneOnset(zone=ZONE, day=ZONE_DAY, failure=0.1),
-        VersionOnset(script="deploy_nginx", version="v1.3.0", day=VERSION_DAY, failure=0.2),
-    )
-    config = SimConfig(now=NOW, days=15, hosts=800, rollouts=False, onsets=onsets)
+    scenario = planted_shifts(now=NOW, last=LAST)
+    config = scenario.config
     with SimulatorServer(config) as sim:
         ingest(sim, root, days(FIRST, LAST - timedelta(days=1)))
         partitions = daily_partitions("UTC")
@@ -104,7 +81,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
             instance=DagsterInstance.ephemeral(),
         )
     assert result.success
-    yield root / "coc.duckdb", hosts[host].target["resource_id"], result
+    yield root / "coc.duckdb", scenario.keys["host"], result
 
 
 @pytest.mark.slow
@@ -132,7 +109,7 @@ def test_each_onset_alerts_on_its_day_and_ranks_first(planted, dimension: str, o
     )
     key, alert, since, _ = ranked[0]
     if dimension == "message_pattern":
-        assert key.startswith("TLS handshake with mirror <ip>:<n> failed: certificate expired")
+        assert key.startswith(MESSAGE)
     else:
         assert key == wanted[dimension]
     assert alert is True
