@@ -28,7 +28,8 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.quality import NO_FAILURE_SHIFTS
 from pipelines.settings import WarehouseSettings
-from warehouse import build_warehouse, connect
+from tests.duck import query as rows
+from warehouse import build_warehouse
 
 FIRST = date(2026, 11, 12)
 LAST = date(2026, 11, 25)
@@ -51,14 +52,6 @@ def ingest(sim: SimulatorServer, root: Path, span: list[date]) -> None:
     settings = ClientSettings(endpoint=sim.url, max_rps=None)
     wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(root / "coc.duckdb"))
     ingest_days(settings, wh, span)
-
-
-def rows(duckdb_path: str | Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = connect(duckdb_path)
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.schemas import TABLES
+from tests.duck import query
 from tests.unit.test_marts import (
     BATCHES,
     CONN_A,
@@ -113,14 +114,6 @@ def snapshot(duckdb_path: str) -> dict[str, list[tuple]]:
     con = connect(duckdb_path)
     try:
         return {m: con.execute(f"SELECT * FROM {m} ORDER BY ALL").fetchall() for m in MARTS}
-    finally:
-        con.close()
-
-
-def query(duckdb_path: str, sql: str) -> list[tuple]:
-    con = connect(duckdb_path)
-    try:
-        return con.execute(sql).fetchall()
     finally:
         con.close()
 

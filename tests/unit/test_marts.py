@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.schemas import TABLES
+from tests.duck import query
 from warehouse import build_warehouse, connect, failure_report, format_report
 from warehouse.report import ReportRow
 
@@ -170,14 +171,6 @@ def duckdb_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     result = build_warehouse(warehouse=str(root), duckdb_path=str(root / "coc.duckdb"))
     assert result.rows == {"execution_instances": 17, "script_orders": 5, "order_batches": 6}
     return result.duckdb_path
-
-
-def query(duckdb_path: str, sql: str) -> list[tuple]:
-    con = connect(duckdb_path)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_failure_rates_daily(duckdb_path: str) -> None:
