@@ -11,11 +11,10 @@ of ``c - N .. c + N``; a day that lost its data just loses its rows.
 What reaches further than N days is a run: ``since``, the first day of a key's run of
 consecutive alert days, can start before the window. The mart's file defines
 ``<name>_since(first_day)``, a table macro over the mart's view (by then the stored rows)
-answering (dt, dimension,
-key, since) for the alert rows from ``first_day`` on (a run that reaches back past
-``first_day`` keeps the ``since`` stored on the day before it); the build sets ``since``
-from it from the first recomputed day on, which covers the later days whose run continues
-through a changed day. Both macros are dropped once the rows are stored.
+answering (dt, dimension, key, since) for the alert rows from ``first_day`` on (a run that
+reaches back past ``first_day`` keeps the ``since`` stored on the day before it); the build
+sets ``since`` from it from the first recomputed day on, which covers the later days whose
+run continues through a changed day. Both macros are dropped once the rows are stored.
 """
 
 from __future__ import annotations
