@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, scratch_dir
 from bench.day import DAY, simulator_process
+from pipelines.demo import materialize_command
 
 #: a day of the simulator's span without tickets (its data is the two days before NOW)
 EMPTY_DAY = date(2026, 11, 1)
@@ -47,17 +48,7 @@ def _env(endpoint: str, warehouse: Path) -> dict[str, str]:
 
 def _command(kind: str, day: date) -> list[str]:
     if kind == "dagster":
-        return [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "*",
-            "--partition",
-            day.isoformat(),
-        ]
+        return materialize_command("--partition", day.isoformat())
     return [str(BIN / "coc-etl"), "ingest", day.isoformat()]
 
 

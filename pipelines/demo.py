@@ -24,6 +24,16 @@ from warehouse.report import (
 )
 
 DEMO_AK = "DEMOACCESSKEY"
+
+
+def materialize_command(*partitions: str) -> list[str]:
+    """The contract's command, with this environment's ``dagster``: every asset of
+    ``pipelines.definitions`` for ``partitions`` (``--partition D`` or ``--partition-range``)."""
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    selection = ["-m", "pipelines.definitions", "--select", "*"]
+    return [dagster, "asset", "materialize", *selection, *partitions]
+
+
 _SHOWN = (" - coc_day - ", " - coc_warehouse - ")
 
 
@@ -65,17 +75,7 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
         env.pop("COC_TOKEN", None)
         env.pop("COC_DUCKDB", None)
         env.pop("COC_TIMEZONE", None)
-        command = [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "*",
-            "--partition-range",
-            f"{first}...{last}",
-        ]
+        command = materialize_command("--partition-range", f"{first}...{last}")
         log_path = logs / "materialize.log"
         code = _run_streaming(command, env, log_path)
         if code != 0:

@@ -14,6 +14,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from pipelines.demo import materialize_command
 from tests.cli_env import cli_env
 
 AK = "CLITESTAK"
@@ -34,8 +35,7 @@ def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:
 
 def _materialize(*selection: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The contract's command: ``dagster asset materialize -m pipelines.definitions ...``."""
-    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
-    return _run([*command, "--select", "*", *selection], env)
+    return _run(materialize_command(*selection), env)
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from pipelines.demo import materialize_command
 from pipelines.walk import WalkStats, _listed
 from tests.cli_env import cli_env
 from warehouse.build import WarehouseBusyError, _publish
@@ -486,8 +487,7 @@ def test_dagster_refuses_to_load_naming_the_variable(
 ) -> None:
     env = _env(sim, tmp_path / "wh", **{name: value})
     (tmp_path / "dagster_home").mkdir(exist_ok=True)  # cli_env makes it too
-    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
-    done = _run([*command, "--select", "*", "--partition", "2026-11-18"], env)
+    done = _run(materialize_command("--partition", "2026-11-18"), env)
     assert done.returncode != 0
     assert name in done.stdout + done.stderr
     assert not (tmp_path / "wh" / "execution_instances").exists()

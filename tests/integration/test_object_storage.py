@@ -26,6 +26,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.coc.errors import CocError, ConfigError
 from pipelines.coc.settings import ClientSettings
 from pipelines.day_manifests import read_manifest
+from pipelines.demo import materialize_command
 from pipelines.ingest import ingest_days
 from pipelines.objectstore import S3Location, check_access, s3_filesystem
 from pipelines.parquet import DayWriter, warehouse_publisher
@@ -361,8 +362,7 @@ def test_dagster_and_coc_etl_land_the_same_rows_as_a_local_warehouse(
 
     dagster_wh = f"s3://{s3_server.bucket()}/coc"
     env = cli_env(sim, s3_server, dagster_wh, tmp_path / "dagster")
-    materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions"]
-    done = run([*materialize, "--select", "*", "--partition", DAY.isoformat()], env)
+    done = run(materialize_command("--partition", DAY.isoformat()), env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert s3_server.secret_access_key not in done.stdout + done.stderr
     wh = warehouse_settings_from_env(env)
