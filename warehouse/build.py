@@ -102,9 +102,6 @@ __all__ = [
     "scalar",
 ]
 
-#: the publishing swap, under the name the hardening tests reach it by
-_publish = publish
-
 log = logging.getLogger(__name__)
 
 #: The oldest DuckDB storage format the file is written in: DuckDB 1.1 and every later release

@@ -26,7 +26,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
 from pipelines.walk import WalkStats, _listed
 from tests.cli_env import cli_env
-from warehouse.build import WarehouseBusyError, _publish
+from warehouse.publish import WarehouseBusyError, publish
 
 AK = "HARDENINGAK"
 SK = "hardening-secret-key-0123456789abcdef"
@@ -261,7 +261,7 @@ def test_the_swap_itself_refuses_a_writer_that_came_after_the_checks(tmp_path: P
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         with pytest.raises(WarehouseBusyError, match=f"process {writer.pid}"):
-            _publish(built, target)
+            publish(built, target)
     finally:
         writer.kill()
         writer.wait()
@@ -271,7 +271,7 @@ def test_the_swap_itself_refuses_a_writer_that_came_after_the_checks(tmp_path: P
         "analyst_notes",
     }
     con.close()
-    _publish(built, target)  # the writer is gone: the swap goes ahead
+    publish(built, target)  # the writer is gone: the swap goes ahead
     con = duckdb.connect(str(target), read_only=True)
     assert con.execute("SELECT x FROM new").fetchall() == [(2,)]
 
