@@ -10,10 +10,14 @@ open it too; its views use absolute paths, so it opens from anywhere.
 
 Incremental: a build recomputes only the days that changed. Per-day SQL (a header line
 ``-- build: per-day``: the rows of a day depend on that day's partitions only) is stored per
-day and its changed days are deleted and recomputed. Every other mart is recomputed whole
-from small per-day tables (``sql/parts/*.sql``, per-day themselves, kept in ``mart_data``
-only) whose columns merge exactly across days: sums, mins and maxes, arg_max with the key
-it chose by, and per-day distinct sets where distinct counts would not add.
+day and its changed days are deleted and recomputed, a group of days at a time (at most
+``CHUNK_ROWS`` instances, so that a full rebuild of a long history needs the memory of one
+group). Every other mart is recomputed whole from small per-day tables (``sql/parts/*.sql``,
+per-day themselves, kept in ``mart_data`` only) whose columns merge exactly across days:
+sums, mins and maxes, arg_max with the key it chose by, and per-day distinct sets where
+distinct counts would not add; merged first per month (``sql/rollups/*.sql``, recomputed for
+the changed months from those months' parts only), so that the all-time marts merge a few
+rows per key and month.
 
 Which days changed, and when a build is a full rebuild instead: ``changes.py``. Marts whose
 day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
@@ -44,9 +48,9 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -68,6 +72,8 @@ from warehouse.definitions import (
     PER_MONTH,
     ROLLUPS_DIR,
     VIEWS_DIR,
+    WINDOW_MACRO,
+    dates_sql,
     definitions_hash,
     fill,
     identifier,
@@ -79,6 +85,7 @@ from warehouse.definitions import (
     run_definition,
     scalar,
     trailing_days,
+    windowed,
 )
 from warehouse.publish import (
     BuildError,
@@ -108,6 +115,13 @@ log = logging.getLogger(__name__)
 #: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
 STORAGE_COMPATIBILITY = "v1.1.0"
 
+#: The instances a build computes the per-day SQL over at a time (whole days, a larger day
+#: alone): a full rebuild needs DuckDB's memory for one such chunk, not for the history.
+CHUNK_ROWS = 4_000_000
+
+#: the table whose rows size the chunks
+INSTANCES = "execution_instances"
+
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
 
@@ -133,6 +147,8 @@ class BuildResult:
     mart_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)
     #: seconds spent copying the previous file (incremental builds)
     copy_seconds: float = field(default=0.0, compare=False)
+    #: the groups of days the per-day SQL ran over, one at a time (``CHUNK_ROWS``)
+    chunks: int = field(default=1, compare=False)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -161,6 +177,7 @@ def build_warehouse(
     changed_days: Iterable[date] = (),
     rebuild: bool = False,
     memory_limit: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> BuildResult:
     """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
 
@@ -168,7 +185,8 @@ def build_warehouse(
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
     ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's for the build
     (``"8GB"``; None: DuckDB's default), past which what can spill spills to a folder beside
-    the build file. See the module docstring.
+    the build file; ``chunk_rows``: the instances the per-day SQL reads at a time (whole
+    days). See the module docstring.
     """
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
@@ -218,18 +236,32 @@ def build_warehouse(
             days: frozenset[date] | None = None
             if not reason:
                 days = _changed_days(con, files) | frozenset(changed_days)
-            # The per-day SQL runs over table views of the changed days' files only, so it
-            # reads nothing else whatever its shape (a CTE read twice, GROUPING SETS).
-            for table in TABLES:
-                _create_table_view(con, table, _files_of(table, files, days, sources))
+            built = sorted({day for _, day in files} if days is None else days)
             mart_seconds: dict[str, float] = {}
-            for path in sorted(PARTS_DIR.glob("*.sql")):
-                _store_per_day(con, path, days, mart_seconds, view=False)
-            months = None if days is None else frozenset(d.replace(day=1) for d in days)
-            for path in sorted(ROLLUPS_DIR.glob("*.sql")):
-                _store_per_day(con, path, months, mart_seconds, view=False)
             per_day = [path for path in mart_files() if is_per_day(path)]
-            names = [_create_mart(con, path, days, mart_seconds) for path in per_day]
+            # The per-day SQL runs over table views of a few days' files at a time, so it reads
+            # nothing else whatever its shape (a CTE read twice, GROUPING SETS), and a full
+            # rebuild needs the memory of one chunk, not of the history.
+            chunks = day_chunks(con, built, files, chunk_rows)
+            for n, chunk in enumerate(chunks, 1):
+                if len(chunks) > 1:
+                    log.info(
+                        "build: days %s to %s (%d of %d groups of days)",
+                        min(chunk),
+                        max(chunk),
+                        n,
+                        len(chunks),
+                    )
+                for table in TABLES:
+                    _create_table_view(con, table, _files_of(table, files, chunk))
+                for path in sorted(PARTS_DIR.glob("*.sql")):
+                    _store_per_day(con, path, chunk, mart_seconds, view=False)
+                for path in per_day:
+                    _store_per_day(con, path, chunk, mart_seconds, view=True)
+            months: Sequence[date | None] = sorted({day.replace(day=1) for day in built})
+            for month in months or [None]:
+                store_rollups(con, month, mart_seconds)
+            names = [path.stem for path in per_day]
             empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
             names += [
                 _create_mart(con, path, days, mart_seconds)
@@ -257,6 +289,7 @@ def build_warehouse(
         changed_days=tuple(sorted(days or ())),
         mart_seconds=mart_seconds,
         copy_seconds=copy_seconds,
+        chunks=len(chunks),
     )
 
 
@@ -296,14 +329,9 @@ def _warehouse_root(warehouse: str) -> str:
 
 
 def _files_of(
-    table: str,
-    files: Mapping[tuple[str, date], list[str]],
-    days: frozenset[date] | None,
-    sources: Mapping[str, str | list[str]],
-) -> str | list[str]:
-    """``table``'s files on ``days`` (None: every day, its glob or list of objects)."""
-    if days is None:
-        return sources[table]
+    table: str, files: Mapping[tuple[str, date], list[str]], days: Collection[date]
+) -> list[str]:
+    """``table``'s files on ``days``."""
     return [path for day in sorted(days) for path in files.get((table, day), [])]
 
 
@@ -339,8 +367,6 @@ def _create_mart(
     Dashboards read a small table instead of aggregating every instance on each refresh; the
     build runs after every materialization, so a mart is as fresh as the Parquet.
     """
-    if is_per_day(path):
-        return _store_per_day(con, path, days, seconds, view=True)
     reach = trailing_days(path)
     if reach is not None:
         return store_trailing(con, path, days, seconds, reach=reach)
@@ -356,13 +382,13 @@ def _create_mart(
 def _store_per_day(
     con: duckdb.DuckDBPyConnection,
     path: Path,
-    days: frozenset[date] | None,
+    days: Collection[date],
     seconds: dict[str, float],
     *,
     view: bool,
 ) -> str:
-    """Store a per-day definition's rows: every day (``days`` None), else replace those days'
-    (a per-month rollup: ``days`` are the first days of the changed months).
+    """Store a per-day definition's rows of ``days``, replacing those days' rows (a per-month
+    rollup: ``days`` are the first days of the months to replace).
 
     With ``view`` the name then becomes a view of the stored rows (a mart); without, the
     computing view is dropped and the rows live in ``mart_data`` only (a part, a rollup).
@@ -375,19 +401,68 @@ def _store_per_day(
     started = time.perf_counter()
     name = run_definition(con, path)
     stored = f"{MART_SCHEMA}.{identifier(name)}"
-    if days is None:
-        con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
-    elif days:
-        # literal dates, so that DuckDB prunes the Hive partitions to the changed days
-        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
+    con.execute(f"CREATE TABLE IF NOT EXISTS {stored} AS SELECT * FROM {identifier(name)} LIMIT 0")
+    if days:
+        # literal dates, so that DuckDB prunes the Hive partitions to these days
+        listed = dates_sql(days)
         con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
         con.execute(f"INSERT INTO {stored} SELECT * FROM {identifier(name)} WHERE dt IN ({listed})")
     if view:
         con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
     else:
         con.execute(f"DROP VIEW {identifier(name)}")
-    seconds[name] = time.perf_counter() - started
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
     return name
+
+
+def store_rollups(
+    con: duckdb.DuckDBPyConnection, month: date | None, seconds: dict[str, float]
+) -> None:
+    """Replace the rollups' rows of ``month`` (its first day), merged from the parts of its
+    days only (their SQL reads the parts through ``build_window(dt)``); None: only create
+    the rollups' tables if they are missing (a warehouse with no day yet)."""
+    if month is None:
+        window = "false"
+    else:
+        end = (month + timedelta(days=32)).replace(day=1)
+        window = f"d >= DATE '{month.isoformat()}' AND d < DATE '{end.isoformat()}'"
+    con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
+    months = [] if month is None else [month]
+    for path in sorted(ROLLUPS_DIR.glob("*.sql")):
+        _store_per_day(con, windowed(path), months, seconds, view=False)
+    con.execute(f"DROP MACRO {WINDOW_MACRO}")
+
+
+def day_chunks(
+    con: duckdb.DuckDBPyConnection,
+    days: Sequence[date],
+    files: Mapping[tuple[str, date], list[str]],
+    chunk_rows: int,
+) -> list[frozenset[date]]:
+    """``days`` in consecutive groups of at most ``chunk_rows`` instances (a larger day alone),
+    counted from the Parquet footers; one empty group when there are no days, so that every
+    stored table exists."""
+    paths = [path for day in days for path in files.get((INSTANCES, day), [])]
+    rows: dict[str, int] = {}
+    if paths:
+        rows = dict(
+            con.execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [paths]
+            ).fetchall()
+        )
+    chunks: list[frozenset[date]] = []
+    chunk: list[date] = []
+    total = 0
+    for day in days:
+        count = sum(rows.get(path, 0) for path in files.get((INSTANCES, day), []))
+        if chunk and total + count > chunk_rows:
+            chunks.append(frozenset(chunk))
+            chunk, total = [], 0
+        chunk.append(day)
+        total += count
+    if chunk or not chunks:
+        chunks.append(frozenset(chunk))
+    return chunks
 
 
 def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.schemas import TABLES
-from warehouse.definitions import MART_SCHEMA, identifier, scalar
+from warehouse.definitions import MART_SCHEMA, dates_sql, identifier, scalar
 
 
 def full_rebuild_reason(target: Path, wanted: str) -> str:
@@ -105,7 +105,7 @@ def record_state(
     for table in TABLES:
         counts: dict[date, int] = {}
         if days:
-            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
+            listed = dates_sql(days)
             counts = dict(
                 con.execute(
                     f"SELECT dt, count(*) FROM {identifier(table)} "

@@ -5,14 +5,16 @@ rule, ``sql/parts/*.sql`` per-day figures kept in ``mart_data`` only, ``sql/roll
 those figures merged per month (also in ``mart_data`` only), ``sql/marts/*.sql`` the marts.
 A header line says what a file's rows depend on: ``-- build: per-day``, a day's rows on that
 day's partitions only; ``-- build: per-month``, a month's rows (``dt`` its first day) on that
-month's days of a part only; ``-- build: trailing N``, a day's rows on the per-day parts of
-that day and the N days before it (``trailing.py``). Every other mart is merged whole from the
-parts or their rollups.
+month's days of a part only, which it reads through ``build_window(dt)``; ``-- build:
+trailing N``, a day's rows on the per-day parts of that day and the N days before it
+(``trailing.py``). Every other mart is merged whole from the parts or their rollups.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,9 @@ PER_MONTH = "-- build: per-month"
 AFTER = "-- build: after "
 #: the header line of a mart whose day depends on the N days before it: ``-- build: trailing N``
 TRAILING = "-- build: trailing "
+#: the macro a trailing mart or a rollup filters the parts it reads with: ``build_window(dt)``,
+#: defined by the build before it runs the SQL (``trailing.py``, ``build.store_rollups``)
+WINDOW_MACRO = "build_window"
 #: bumped when the build's own layout of ``mart_data`` changes (forces a full rebuild)
 BUILD_FORMAT = "2"
 
@@ -128,6 +133,14 @@ def trailing_days(path: Path) -> int | None:
     return None
 
 
+def windowed(path: Path) -> Path:
+    """``path``, after checking that its SQL reads what it merges through ``build_window``
+    (a rollup or a trailing mart that did not would read every day at every build)."""
+    if f"{WINDOW_MACRO}(" not in path.read_text(encoding="utf-8"):
+        raise ValueError(f"{path} must filter the rows it reads with {WINDOW_MACRO}(dt)")
+    return path
+
+
 def run_definition(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """Run one SQL file; it must create the view named like the file."""
     con.execute(path.read_text())
@@ -148,6 +161,12 @@ def fill(template: str, **values: str) -> str:
             raise ValueError(f"view template lacks the placeholder {placeholder}")
         template = template.replace(placeholder, value)
     return template
+
+
+def dates_sql(days: Iterable[date]) -> str:
+    """``days`` as DuckDB date literals, sorted, comma-separated: filters on literal dates
+    prune Hive partitions and row groups."""
+    return ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
 
 
 def literal(value: str) -> str:

@@ -26,10 +26,15 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.definitions import MART_SCHEMA, identifier, run_definition, scalar
-
-#: the macro a trailing mart's SQL filters its parts with
-WINDOW_MACRO = "build_window"
+from warehouse.definitions import (
+    MART_SCHEMA,
+    WINDOW_MACRO,
+    dates_sql,
+    identifier,
+    run_definition,
+    scalar,
+    windowed,
+)
 
 
 def reached_days(changed: Collection[date], reach: int) -> list[date]:
@@ -53,9 +58,9 @@ def store_trailing(
     """Compute a trailing mart into ``mart_data.<name>``: every day (``days`` None), else the
     days ``days`` reach; then ``since`` from the first of them on. Returns its name."""
     started = time.perf_counter()
-    window = "true" if days is None else f"d IN ({_dates(read_days(days, reach)) or 'NULL'})"
+    window = "true" if days is None else f"d IN ({dates_sql(read_days(days, reach)) or 'NULL'})"
     con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
-    name = run_definition(con, path)
+    name = run_definition(con, windowed(path))
     stored = f"{MART_SCHEMA}.{identifier(name)}"
     since = identifier(f"{name}_since")
     first: date | None
@@ -64,7 +69,7 @@ def store_trailing(
         first = scalar(con, f"SELECT min(dt) FROM {stored}")
     elif days:
         reached = reached_days(days, reach)
-        listed = _dates(reached)
+        listed = dates_sql(reached)
         con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
         con.execute(f"INSERT INTO {stored} SELECT * FROM {identifier(name)} WHERE dt IN ({listed})")
         first = reached[0]
@@ -82,8 +87,3 @@ def store_trailing(
     con.execute(f"DROP MACRO IF EXISTS {WINDOW_MACRO}")
     seconds[name] = time.perf_counter() - started
     return name
-
-
-def _dates(days: Collection[date]) -> str:
-    """``days`` as DuckDB date literals, so that filters on them prune row groups."""
-    return ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))

@@ -241,3 +241,46 @@ def test_an_incremental_build_reads_only_the_changed_days(tmp_path: Path) -> Non
     assert query(path, f"SELECT sum(failed) FROM failure_rates_daily WHERE dt = '{D5}'") == [(1,)]
     with pytest.raises(Exception, match=d2.name):
         build_warehouse(warehouse=str(root), duckdb_path=path, rebuild=True)
+
+
+def test_a_full_rebuild_day_by_day_equals_one_in_one_go(tmp_path: Path) -> None:
+    """The per-day SQL runs over groups of at most ``chunk_rows`` instances (whole days):
+    groups of one day give the same marts as one group of every day, two months included."""
+    root = tmp_path / "wh"
+    first_history(root)
+    changes(root)
+    whole = build_warehouse(
+        warehouse=str(root), duckdb_path=str(tmp_path / "whole.duckdb"), chunk_rows=10**9
+    )
+    daily = build_warehouse(
+        warehouse=str(root), duckdb_path=str(tmp_path / "daily.duckdb"), chunk_rows=1
+    )
+    # D1, D2, then D3 (empty: no instances) with D5
+    assert (whole.chunks, daily.chunks) == (1, 3)
+    one, by_day = snapshot(whole.duckdb_path), snapshot(daily.duckdb_path)
+    for mart in MARTS:
+        assert by_day[mart] == one[mart], mart
+    assert all(one[mart] for mart in ("failure_messages", "host_failures", "instances_daily"))
+    assert daily.rows == whole.rows
+
+
+def test_an_empty_warehouse_builds_every_mart(tmp_path: Path) -> None:
+    built = build_warehouse(warehouse=str(tmp_path / "wh"), duckdb_path=str(tmp_path / "c.duckdb"))
+    assert built.chunks == 1 and built.marts == tuple(MARTS)
+    assert all(rows == [] for rows in snapshot(built.duckdb_path).values())
+
+
+def test_a_rollup_that_reads_every_day_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """A rollup must read its parts through build_window(dt), or each build would merge the
+    whole history's parts again."""
+    import warehouse.build as build
+
+    rollups = tmp_path / "rollups"
+    shutil.copytree(build.ROLLUPS_DIR, rollups)
+    lazy = rollups / "host_failure_parts_months.sql"
+    lazy.write_text(lazy.read_text().replace("WHERE build_window(dt)\n", ""))
+    monkeypatch.setattr(build, "ROLLUPS_DIR", rollups)
+    root = tmp_path / "wh"
+    first_history(root)
+    with pytest.raises(ValueError, match=r"host_failure_parts_months\.sql must filter"):
+        build_warehouse(warehouse=str(root), duckdb_path=str(tmp_path / "c.duckdb"))

@@ -1,7 +1,7 @@
--- failure_message_parts_months: failure_message_parts merged per month (dt = the month's
--- first day), the way failure_messages merges them over every day: sums, min, max, and
--- arg_max by the order the example was chosen by, kept beside it. Stored in mart_data only;
--- see build.py.
+-- failure_message_parts_months: failure_message_parts merged per month (dt = the month's first
+-- day), the way failure_messages merges them over every day: sums, min, max, and arg_max by the
+-- order the example was chosen by, kept beside it. Stored in mart_data only; the build
+-- recomputes the changed months, reading only their days' rows (build_window: see build.py).
 -- build: per-month
 CREATE OR REPLACE VIEW failure_message_parts_months AS
 SELECT
@@ -14,4 +14,5 @@ SELECT
     arg_max(example_message, example_latest) AS example_message,
     max(example_latest) AS example_latest
 FROM mart_data.failure_message_parts
+WHERE build_window(dt)
 GROUP BY ALL;

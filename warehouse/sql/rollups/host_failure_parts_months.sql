@@ -1,8 +1,8 @@
--- host_failure_parts_months: host_failure_parts merged per month (dt = the month's first
--- day), the way host_failures merges them over every day: sums, max, and arg_max by the
--- order each value was chosen by, kept beside it. So host_failures merges a few rows per
--- host and month instead of one per host and day, and a build recomputes only the months of
--- the changed days. Stored in mart_data only; see build.py.
+-- host_failure_parts_months: host_failure_parts merged per month (dt = the month's first day),
+-- the way host_failures merges them over every day: sums, max, and arg_max by the order each
+-- value was chosen by, kept beside it. So host_failures merges a few rows per host and month
+-- instead of one per host and day. Stored in mart_data only; the build recomputes the changed
+-- months, reading only their days' rows (build_window: see build.py).
 -- build: per-month
 CREATE OR REPLACE VIEW host_failure_parts_months AS
 SELECT
@@ -19,4 +19,5 @@ SELECT
     CAST(sum(failed) AS BIGINT) AS failed,
     max(last_failed_at) AS last_failed_at
 FROM mart_data.host_failure_parts
+WHERE build_window(dt)
 GROUP BY ALL;
