@@ -5,13 +5,13 @@ day): ``Scale.history_days`` days each, ~10M and ~100M instances. They are gener
 and cached under ``bench/results/tmp/history-<days>x<rows>`` (git-ignored; about 0.4 GiB
 per 10M instances), since writing 100M rows takes minutes.
 
-Per round and history: the last 4 days are re-materialized (new files through the product's
-``DayWriter``, other rows than before: a new seed), then ``build_warehouse`` runs in a fresh
-process (``bench.build_child``) with those 4 days named, as after the nightly run: its wall
-time, the seconds of the copy-on-write copy within it, and its peak RSS. The histories take
-turns within each round, so the ratio 100M / 10M is taken round by round. Then, on the 100M
-history, a full rebuild in a fresh process (the first build of a fresh history is one, else
-``rebuild=True``) gives the incremental / full ratio and the full build's memory.
+Per round (5 at full size) and history: the last 4 days are re-materialized (new files through
+the product's ``DayWriter``, other rows than before: a new seed), then ``build_warehouse`` runs
+in a fresh process (``bench.build_child``) with those 4 days named, as after the nightly run:
+its wall time, the seconds of the copy-on-write copy within it, and its peak RSS. The histories
+take turns within each round, so the ratio 100M / 10M is taken round by round. Then, on the
+100M history, a full rebuild in a fresh process (the first build of a fresh history is one,
+else ``rebuild=True``) gives the incremental / full ratio and the full build's memory.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from pipelines.parquet import DayWriter
 LAST_DAY = dt.date(2026, 11, 25)
 #: days a nightly run writes again: yesterday and the 3 before it
 CHANGED_DAYS = 4
+#: rounds of the full-size measurement: each build takes seconds, so its ratio is noisy
+ROUNDS = 5
 
 
 def history(days: int, rows_per_day: int) -> Path:
@@ -104,7 +106,7 @@ def measure(scale: Scale) -> Section:
     # bring each file up to date with its history (a full build the first time)
     first = {label: child_build(root) for label, root in roots.items()}
     runs: dict[str, list[dict[str, Any]]] = {"small": [], "large": []}
-    for round_ in range(max(2, scale.repeats)):
+    for round_ in range(max(2, scale.repeats) if scale.quick else ROUNDS):
         for label, root in roots.items():
             changed = rematerialize(root, rows, round_)
             runs[label].append(child_build(root, changed=changed))

@@ -17,7 +17,8 @@ per-day themselves, kept in ``mart_data`` only) whose columns merge exactly acro
 sums, mins and maxes, arg_max with the key it chose by, and per-day distinct sets where
 distinct counts would not add; merged first per month (``sql/rollups/*.sql``, recomputed for
 the changed months from those months' parts only), so that the all-time marts merge a few
-rows per key and month.
+rows per key and month, and distinct sets tallied over every month by difference (the
+all-time distinct hosts of a message pattern): ``store.py``.
 
 Which days changed, and when a build is a full rebuild instead: ``changes.py``. Marts whose
 day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
@@ -50,7 +51,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -68,24 +69,17 @@ from warehouse.definitions import (
     MART_SCHEMA,
     MARTS_DIR,
     PARTS_DIR,
-    PER_DAY,
-    PER_MONTH,
-    ROLLUPS_DIR,
     VIEWS_DIR,
-    WINDOW_MACRO,
-    dates_sql,
     definitions_hash,
     fill,
     identifier,
     is_per_day,
-    is_per_month,
     literal,
     mart_description,
     mart_files,
     run_definition,
     scalar,
     trailing_days,
-    windowed,
 )
 from warehouse.publish import (
     BuildError,
@@ -95,6 +89,7 @@ from warehouse.publish import (
     remove_database,
     remove_debris,
 )
+from warehouse.store import CHUNK_ROWS, day_chunks, store_per_day, store_rollups
 from warehouse.trailing import store_trailing
 
 __all__ = [
@@ -114,13 +109,6 @@ log = logging.getLogger(__name__)
 #: The oldest DuckDB storage format the file is written in: DuckDB 1.1 and every later release
 #: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
 STORAGE_COMPATIBILITY = "v1.1.0"
-
-#: The instances a build computes the per-day SQL over at a time (whole days, a larger day
-#: alone): a full rebuild needs DuckDB's memory for one such chunk, not for the history.
-CHUNK_ROWS = 4_000_000
-
-#: the table whose rows size the chunks
-INSTANCES = "execution_instances"
 
 #: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
 PARTITION_GLOB = "dt=????-??-??/*.parquet"
@@ -255,9 +243,9 @@ def build_warehouse(
                 for table in TABLES:
                     _create_table_view(con, table, _files_of(table, files, chunk))
                 for path in sorted(PARTS_DIR.glob("*.sql")):
-                    _store_per_day(con, path, chunk, mart_seconds, view=False)
+                    store_per_day(con, path, chunk, mart_seconds, view=False)
                 for path in per_day:
-                    _store_per_day(con, path, chunk, mart_seconds, view=True)
+                    store_per_day(con, path, chunk, mart_seconds, view=True)
             months: Sequence[date | None] = sorted({day.replace(day=1) for day in built})
             for month in months or [None]:
                 store_rollups(con, month, mart_seconds)
@@ -377,92 +365,6 @@ def _create_mart(
     con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
     seconds[name] = time.perf_counter() - started
     return name
-
-
-def _store_per_day(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    days: Collection[date],
-    seconds: dict[str, float],
-    *,
-    view: bool,
-) -> str:
-    """Store a per-day definition's rows of ``days``, replacing those days' rows (a per-month
-    rollup: ``days`` are the first days of the months to replace).
-
-    With ``view`` the name then becomes a view of the stored rows (a mart); without, the
-    computing view is dropped and the rows live in ``mart_data`` only (a part, a rollup).
-    """
-    if not (is_per_day(path) or is_per_month(path)):
-        raise ValueError(
-            f"{path} must declare itself per-day or per-month with the line {PER_DAY!r} "
-            f"or {PER_MONTH!r}"
-        )
-    started = time.perf_counter()
-    name = run_definition(con, path)
-    stored = f"{MART_SCHEMA}.{identifier(name)}"
-    con.execute(f"CREATE TABLE IF NOT EXISTS {stored} AS SELECT * FROM {identifier(name)} LIMIT 0")
-    if days:
-        # literal dates, so that DuckDB prunes the Hive partitions to these days
-        listed = dates_sql(days)
-        con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
-        con.execute(f"INSERT INTO {stored} SELECT * FROM {identifier(name)} WHERE dt IN ({listed})")
-    if view:
-        con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
-    else:
-        con.execute(f"DROP VIEW {identifier(name)}")
-    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-    return name
-
-
-def store_rollups(
-    con: duckdb.DuckDBPyConnection, month: date | None, seconds: dict[str, float]
-) -> None:
-    """Replace the rollups' rows of ``month`` (its first day), merged from the parts of its
-    days only (their SQL reads the parts through ``build_window(dt)``); None: only create
-    the rollups' tables if they are missing (a warehouse with no day yet)."""
-    if month is None:
-        window = "false"
-    else:
-        end = (month + timedelta(days=32)).replace(day=1)
-        window = f"d >= DATE '{month.isoformat()}' AND d < DATE '{end.isoformat()}'"
-    con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
-    months = [] if month is None else [month]
-    for path in sorted(ROLLUPS_DIR.glob("*.sql")):
-        _store_per_day(con, windowed(path), months, seconds, view=False)
-    con.execute(f"DROP MACRO {WINDOW_MACRO}")
-
-
-def day_chunks(
-    con: duckdb.DuckDBPyConnection,
-    days: Sequence[date],
-    files: Mapping[tuple[str, date], list[str]],
-    chunk_rows: int,
-) -> list[frozenset[date]]:
-    """``days`` in consecutive groups of at most ``chunk_rows`` instances (a larger day alone),
-    counted from the Parquet footers; one empty group when there are no days, so that every
-    stored table exists."""
-    paths = [path for day in days for path in files.get((INSTANCES, day), [])]
-    rows: dict[str, int] = {}
-    if paths:
-        rows = dict(
-            con.execute(
-                "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [paths]
-            ).fetchall()
-        )
-    chunks: list[frozenset[date]] = []
-    chunk: list[date] = []
-    total = 0
-    for day in days:
-        count = sum(rows.get(path, 0) for path in files.get((INSTANCES, day), []))
-        if chunk and total + count > chunk_rows:
-            chunks.append(frozenset(chunk))
-            chunk, total = [], 0
-        chunk.append(day)
-        total += count
-    if chunk or not chunks:
-        chunks.append(frozenset(chunk))
-    return chunks
 
 
 def _empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:

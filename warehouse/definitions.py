@@ -5,9 +5,10 @@ rule, ``sql/parts/*.sql`` per-day figures kept in ``mart_data`` only, ``sql/roll
 those figures merged per month (also in ``mart_data`` only), ``sql/marts/*.sql`` the marts.
 A header line says what a file's rows depend on: ``-- build: per-day``, a day's rows on that
 day's partitions only; ``-- build: per-month``, a month's rows (``dt`` its first day) on that
-month's days of a part only, which it reads through ``build_window(dt)``; ``-- build:
-trailing N``, a day's rows on the per-day parts of that day and the N days before it
-(``trailing.py``). Every other mart is merged whole from the parts or their rollups.
+month's days of a part only, which it reads through ``build_window(dt)``; ``-- build: tally
+of <rollup>``, the months of a rollup in which each of its keys appears (``store.py``);
+``-- build: trailing N``, a day's rows on the per-day parts of that day and the N days before
+it (``trailing.py``). Every other mart is merged whole from the parts, rollups and tallies.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ PER_MONTH = "-- build: per-month"
 AFTER = "-- build: after "
 #: the header line of a mart whose day depends on the N days before it: ``-- build: trailing N``
 TRAILING = "-- build: trailing "
+#: the header line of a tally: ``-- build: tally of <rollup>`` (``store.py``)
+TALLY = "-- build: tally of "
 #: the macro a trailing mart or a rollup filters the parts it reads with: ``build_window(dt)``,
 #: defined by the build before it runs the SQL (``trailing.py``, ``build.store_rollups``)
 WINDOW_MACRO = "build_window"
@@ -123,6 +126,14 @@ def is_per_month(path: Path) -> bool:
 
 def _declares(path: Path, header: str) -> bool:
     return any(line.strip() == header for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def tally_of(path: Path) -> str:
+    """The rollup a ``-- build: tally of <rollup>`` header line of ``path`` names, or ""."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith(TALLY):
+            return line.strip()[len(TALLY) :].strip()
+    return ""
 
 
 def trailing_days(path: Path) -> int | None:

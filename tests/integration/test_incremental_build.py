@@ -125,6 +125,7 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path) -> None:
     first = build_warehouse(warehouse=str(root), duckdb_path=path)
     assert first.full and first.full_reason == "no previous file"
     before = snapshot(path)
+    shutil.copyfile(path, path + ".before")
 
     changes(root)
     # the run names D2 and D3 (D4's files vanished and D5 appeared: the build sees them)
@@ -148,6 +149,15 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path) -> None:
         }
     )
     assert incremental != before  # the changes did change the marts
+    # the tally kept by difference holds each pair of the monthly host sets once, with the
+    # months it appears in, as a count over every month would
+    tally = "SELECT * FROM mart_data.failure_message_host_months ORDER BY ALL"
+    recount = (
+        "SELECT message_pattern, resource_id, count(*) FROM "
+        "mart_data.failure_message_hosts_months GROUP BY ALL ORDER BY ALL"
+    )
+    assert query(path, tally) == query(path, recount) == query(full.duckdb_path, tally)
+    assert query(path, tally) != query(path + ".before", tally)
 
     # the all-time marts, as a reading of the data: distinct hosts and tickets across days
     conn = "Connection to <ip>:<n> refused after <n> retries"
@@ -273,13 +283,13 @@ def test_an_empty_warehouse_builds_every_mart(tmp_path: Path) -> None:
 def test_a_rollup_that_reads_every_day_is_refused(tmp_path: Path, monkeypatch) -> None:
     """A rollup must read its parts through build_window(dt), or each build would merge the
     whole history's parts again."""
-    import warehouse.build as build
+    import warehouse.store as store
 
     rollups = tmp_path / "rollups"
-    shutil.copytree(build.ROLLUPS_DIR, rollups)
+    shutil.copytree(store.ROLLUPS_DIR, rollups)
     lazy = rollups / "host_failure_parts_months.sql"
     lazy.write_text(lazy.read_text().replace("WHERE build_window(dt)\n", ""))
-    monkeypatch.setattr(build, "ROLLUPS_DIR", rollups)
+    monkeypatch.setattr(store, "ROLLUPS_DIR", rollups)
     root = tmp_path / "wh"
     first_history(root)
     with pytest.raises(ValueError, match=r"host_failure_parts_months\.sql must filter"):

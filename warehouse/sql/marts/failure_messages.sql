@@ -13,13 +13,15 @@
 --              instance's key). A NULL message gives the one row whose pattern is NULL.
 --
 -- Merged from the per-day figures of mart_data.failure_message_parts and the per-day host
--- sets of mart_data.failure_message_hosts (parts/), rolled up per month (rollups/), so that a
+-- sets of mart_data.failure_message_hosts (parts/), rolled up per month (rollups/), the host
+-- sets then tallied over every month (rollups/failure_message_host_months.sql), so that a
 -- build after a run recomputes only the days that run changed and their months; the merge is
 -- exact (see there).
 CREATE OR REPLACE VIEW failure_messages AS
 WITH hosts AS (
-    SELECT message_pattern, count(DISTINCT resource_id) AS hosts
-    FROM mart_data.failure_message_hosts_months
+    -- one row per (message_pattern, resource_id) that appears in any month
+    SELECT message_pattern, count(*) AS hosts
+    FROM mart_data.failure_message_host_months
     GROUP BY message_pattern
 ),
 merged AS (
