@@ -34,7 +34,10 @@ sync-dev: check-lock
 # third worker still gains on 2 cores. Tests that share one expensive set-up (the cluster,
 # chromium, the planted days) are kept on one worker: see tests/conftest.py.
 TEST_WORKERS ?= 3
-PYTEST       := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+# Bytecode is written while the tests run, even where PYTHONDONTWRITEBYTECODE is set: the
+# suite starts hundreds of Python processes (Dagster, the CLI, workers), and each would
+# otherwise compile every module it imports (dagster alone: seconds of CPU) from source.
+PYTEST       := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test: sync-dev
 	$(BIN)/ruff format --check .

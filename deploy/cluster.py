@@ -322,6 +322,10 @@ class Cluster:
                     str(DEPLOY / "celery.yaml"),
                     "--name",
                     name,
+                    # the code location imported once, before the pool forks: a run (and the
+                    # process that replaces a killed one) starts without importing it again
+                    "-i",
+                    LOCATION,
                     "--",
                     "--concurrency=1",
                     "--without-gossip",

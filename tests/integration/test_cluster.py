@@ -11,13 +11,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
 
+from coc_simulator import SimConfig, SimulatorServer
 from deploy.cluster import S3_WAREHOUSE, Cluster, first_day, running_cluster
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
@@ -29,8 +30,10 @@ from warehouse.build import connect
 pytestmark = pytest.mark.slow
 
 DAYS = ["2026-11-24", "2026-11-25"]
-#: the simulator's clock and data, fixed so that a later single-process run reads the same
-SIMULATOR = ["--now", "2026-11-26T06:00:00Z", "--days", "4", "--seed", "11"]
+#: the simulator's clock and data, fixed so that a single-process run of a simulator of its own
+#: reads the same
+SIM_NOW, SIM_DAYS, SIM_SEED = "2026-11-26T06:00:00Z", 4, 11
+SIMULATOR = ["--now", SIM_NOW, "--days", str(SIM_DAYS), "--seed", str(SIM_SEED)]
 TABLES = ("script_orders", "order_batches", "execution_instances")
 #: the account's budget and the simulator's limit: a day is about 460 requests, so a walk
 #: lasts seconds (the killed run is still walking when it is killed)
@@ -48,15 +51,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
 
 
 @pytest.fixture(scope="module")
-def single(cluster: tuple[Cluster, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same days ingested by one process into a local folder, once the backfill is done
-    (the simulator's gateway allows its rate to one of them at a time)."""
-    running, backfill = cluster
-    running.wait_runs(len(DAYS), backfill, timeout=240)
+def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same days ingested by one process into a local folder, from a simulator of its
+    own serving the same data (``SIMULATOR``'s clock, days and seed) without a rate limit:
+    done before the cluster starts, rather than after its backfill, at the gateway's rate."""
     warehouse = tmp_path_factory.mktemp("single")
-    client = ClientSettings(endpoint=running.env["COC_ENDPOINT"], max_rps=RPS)
-    wh = WarehouseSettings(warehouse=str(warehouse), duckdb_path=str(warehouse / "coc.duckdb"))
-    ingest_days(client, wh, [date.fromisoformat(d) for d in DAYS])
+    config = SimConfig(now=datetime.fromisoformat(SIM_NOW), days=SIM_DAYS, seed=SIM_SEED)
+    with SimulatorServer(config) as sim:
+        client = ClientSettings(endpoint=sim.url, max_rps=None)
+        wh = WarehouseSettings(warehouse=str(warehouse), duckdb_path=str(warehouse / "coc.duckdb"))
+        ingest_days(client, wh, [date.fromisoformat(d) for d in DAYS])
     return warehouse
 
 
@@ -104,7 +108,7 @@ def _published(running: Cluster, day: str) -> dict[str, Any]:
 
 
 def test_a_backfill_fans_out_over_the_workers_and_equals_one_process(
-    cluster: tuple[Cluster, str], single: Path
+    single: Path, cluster: tuple[Cluster, str]
 ) -> None:
     running, backfill = cluster
     assert running.warehouse == S3_WAREHOUSE and running.s3_endpoint  # the default: a bucket
@@ -131,7 +135,7 @@ def test_a_backfill_fans_out_over_the_workers_and_equals_one_process(
 
 
 def test_a_killed_worker_fails_the_run_keeps_the_day_and_a_retry_succeeds(
-    cluster: tuple[Cluster, str], single: Path
+    single: Path, cluster: tuple[Cluster, str]
 ) -> None:
     running, backfill = cluster
     running.wait_runs(len(DAYS), backfill, timeout=240)

@@ -241,7 +241,9 @@ def test_a_reader_never_sees_a_republished_day_twice_or_half(
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for i in range(1, 7):
+        # three republishes (120, 300, 120 rows): superseded objects outlive the grace period,
+        # so views not bound to one manifest would show both runs in every read after the first
+        for i in range(1, 4):
             republish(i)
     finally:
         stop.set()
