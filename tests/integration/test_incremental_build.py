@@ -10,6 +10,7 @@ hosts that fail with the same message on several days.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import date
 from pathlib import Path
@@ -253,7 +254,9 @@ def test_an_incremental_build_reads_only_the_changed_days(tmp_path: Path) -> Non
         build_warehouse(warehouse=str(root), duckdb_path=path, rebuild=True)
 
 
-def test_a_full_rebuild_day_by_day_equals_one_in_one_go(tmp_path: Path) -> None:
+def test_a_full_rebuild_day_by_day_equals_one_in_one_go(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The per-day SQL runs over groups of at most ``chunk_rows`` instances (whole days):
     groups of one day give the same marts as one group of every day, two months included."""
     root = tmp_path / "wh"
@@ -262,9 +265,16 @@ def test_a_full_rebuild_day_by_day_equals_one_in_one_go(tmp_path: Path) -> None:
     whole = build_warehouse(
         warehouse=str(root), duckdb_path=str(tmp_path / "whole.duckdb"), chunk_rows=10**9
     )
-    daily = build_warehouse(
-        warehouse=str(root), duckdb_path=str(tmp_path / "daily.duckdb"), chunk_rows=1
-    )
+    with caplog.at_level(logging.INFO, logger="warehouse.build"):
+        daily = build_warehouse(
+            warehouse=str(root), duckdb_path=str(tmp_path / "daily.duckdb"), chunk_rows=1
+        )
+    # a long rebuild shows its progress, group by group
+    assert [r.getMessage() for r in caplog.records if "groups of days" in r.getMessage()] == [
+        f"build: days {D1} to {D1} (1 of 3 groups of days)",
+        f"build: days {D2} to {D2} (2 of 3 groups of days)",
+        f"build: days {D3} to {D5} (3 of 3 groups of days)",
+    ]
     # D1, D2, then D3 (empty: no instances) with D5
     assert (whole.chunks, daily.chunks) == (1, 3)
     one, by_day = snapshot(whole.duckdb_path), snapshot(daily.duckdb_path)
