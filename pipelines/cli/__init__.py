@@ -1,0 +1,251 @@
+"""``coc-etl``: the command line. Parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes (``outcome.py``): 0 success, 1 unexpected failure, 2 bad configuration or arguments
+(found before any request), 3 the COC API failed permanently (the message names ticket, batch
+and marker), 4 writing the warehouse failed, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM). A day is published whole or not at all; when a range stops early, the message
+names the days that were published, and ``coc.duckdb`` is rebuilt for them.
+
+One module per command (``ingest.py``, ``warehouse.py``, ``read.py``); each imports what it
+needs when it runs, so ``--help`` and a refused setting load neither Dagster, Arrow, DuckDB
+nor the HTTP client, nor asyncio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from types import FrameType
+
+from pipelines.cli import ingest, read, warehouse
+from pipelines.cli.outcome import (
+    EXIT_API,
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_WRITE,
+    MartsStaleError,
+    days_text,
+)
+from pipelines.coc.errors import CocError, ConfigError
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    return run_demo(base=args.dir, days=args.days, seed=args.seed)
+
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    from coc_simulator.cli import main as simulator_main
+
+    return simulator_main(args.options, prog="coc-etl simulator")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coc-etl", description="Huawei Cloud COC script orders into Parquet and DuckDB."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    # its options belong to coc_simulator, which is imported only when this command runs
+    p = sub.add_parser(
+        "simulator",
+        help="run the embedded COC API simulator (options: coc-etl simulator --help)",
+        add_help=False,
+    )
+    p.set_defaults(handler=_cmd_simulator)
+
+    p = sub.add_parser(
+        "ingest",
+        help="ingest day(s) without Dagster, then rebuild coc.duckdb",
+        description="Ingest day(s) of COC script orders, publish each day whole, then "
+        "rebuild coc.duckdb. Configuration comes from the environment.",
+        epilog=ingest.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE), >= 2024-01-01")
+    p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
+    p.set_defaults(handler=ingest.run)
+
+    p = sub.add_parser(
+        "repartition",
+        help="re-cut every day of the warehouse in another time zone",
+        description="Move every ticket, with its batches and instances, to its day in ZONE; "
+        "the warehouse then belongs to ZONE (set COC_TIMEZONE to it). The days at the edges "
+        "are partial: the command names them, to be ingested again.",
+    )
+    p.add_argument("--timezone", required=True, metavar="ZONE", help="IANA zone, e.g. UTC")
+    p.set_defaults(handler=warehouse.run_repartition)
+
+    p = sub.add_parser(
+        "warehouse",
+        aliases=["build-warehouse"],
+        help="update coc.duckdb: the days whose files changed, or every day with --rebuild",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="recompute every mart over every day (a repair) instead of the changed days",
+    )
+    p.set_defaults(handler=warehouse.run_build)
+
+    p = sub.add_parser(
+        "report", help="print the newest day's failure-shift alerts, then failure rates"
+    )
+    p.add_argument(
+        "--days", type=read.recent_days, default=7, help="how many recent days (default 7)"
+    )
+    p.add_argument(
+        "--by",
+        choices=("region", "zone", "application", "script"),
+        default="region",
+        help="the key of each line (default region)",
+    )
+    p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
+    p.set_defaults(handler=read.run_report)
+
+    p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")
+    p.add_argument("--port", type=int, default=8501, help="default 8501")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument(
+        "--duckdb",
+        help="the DuckDB file (default: COC_DUCKDB, the warehouse's, "
+        f"else the demo's {read.DEMO_DUCKDB})",
+    )
+    p.set_defaults(handler=read.run_dashboard)
+
+    p = sub.add_parser("demo", help="simulator + Dagster + DuckDB on this machine")
+    p.add_argument("--dir", default=".demo", help="where the demo's data goes (default .demo)")
+    p.add_argument("--days", type=int, default=7, help="daily partitions to materialize")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed")
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+class _Terminated:
+    """SIGTERM (what ``kill`` and schedulers send) aborts like SIGINT, and the same clean-up
+    runs (the run is cancelled, staged files are removed). Where SIGINT has Python's or
+    asyncio's handler, this handler raises SIGINT. Where SIGINT is ignored (a command started
+    with ``&`` from a script), it cancels the tasks of the running event loop, as asyncio's
+    own SIGINT handler would, or raises ``KeyboardInterrupt`` outside a loop. ``received``
+    tells ``main`` which message and exit code to give."""
+
+    received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        if callable(signal.getsignal(signal.SIGINT)):
+            signal.raise_signal(signal.SIGINT)
+            return
+        asyncio = sys.modules.get("asyncio")  # not loaded: no event loop can be running
+        try:
+            if asyncio is None:
+                raise RuntimeError("no running event loop")
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+
+
+def _cancelled(exc: BaseException) -> bool:
+    """An interrupt: ``KeyboardInterrupt``, or ``asyncio.CancelledError`` once asyncio runs."""
+    asyncio = sys.modules.get("asyncio")
+    return isinstance(exc, KeyboardInterrupt) or (
+        asyncio is not None and isinstance(exc, asyncio.CancelledError)
+    )
+
+
+def _outcome(args: argparse.Namespace) -> str:
+    """What a run that stopped early left published, for its last message."""
+    published: list[date] = getattr(args, "published", [])
+    if getattr(args, "command", None) != "ingest":
+        return ""
+    if not published:
+        return "; no day was published"
+    marts = (
+        "coc.duckdb rebuilt over them"
+        if getattr(args, "rebuilt", False)
+        else "coc.duckdb NOT rebuilt (marts stale: run `coc-etl build-warehouse`)"
+    )
+    return (
+        f"; published before it stopped: {days_text(published)} ({marts}); "
+        "the day it stopped in keeps its previous contents"
+    )
+
+
+def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
+    from pipelines.coc.retry import is_retriable
+
+    if not is_retriable(exc):
+        return ""
+    client = getattr(args, "client", None)
+    now = (
+        f" (now {client.max_attempts} and {client.retry_budget_s:g})" if client is not None else ""
+    )
+    return f"; retries ran out: raise COC_MAX_ATTEMPTS or COC_RETRY_BUDGET_S{now}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "simulator":
+        args.options = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.published = []
+    terminated = _Terminated()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, terminated)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    started = time.monotonic()
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        print(f"coc-etl: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CocError as exc:
+        hint = _retry_hint(exc, args)
+        print(f"coc-etl: COC API error: {exc}{hint}{_outcome(args)}", file=sys.stderr)
+        return EXIT_API
+    except MartsStaleError as exc:
+        print(f"coc-etl: write error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
+    except Exception as exc:
+        from pipelines.parquet import WriteError
+        from pipelines.shared_lock import LockBusyError
+        from warehouse.build import BuildError
+
+        if isinstance(exc, WriteError | BuildError | LockBusyError):
+            print(f"coc-etl: write error: {exc}{_outcome(args)}", file=sys.stderr)
+            return EXIT_WRITE
+        raise
+    except BaseException as exc:  # KeyboardInterrupt, asyncio.CancelledError; not SystemExit
+        if not _cancelled(exc):
+            raise
+        what = "terminated (SIGTERM)" if terminated.received else "interrupted"
+        print(f"coc-etl: {what}{_outcome(args)}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
+    finally:
+        logging.getLogger(__name__).debug("done in %.1fs", time.monotonic() - started)
+
+
+__all__ = ["build_parser", "main"]

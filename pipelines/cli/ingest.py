@@ -1,0 +1,169 @@
+"""``coc-etl ingest``: days without Dagster, then ``coc.duckdb`` rebuilt over them.
+
+Everything that can be refused is refused before the heavy modules load (the client, Arrow,
+DuckDB): a bad setting or day exits 2 in the time it takes to start Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from pipelines.cli.outcome import EXIT_OK, MartsStaleError, days_text
+from pipelines.coc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.ingest import DayResult
+    from pipelines.settings import ObjectStoreSettings
+    from warehouse.build import BuildResult
+
+HELP = """\
+environment:
+  COC_ENDPOINT          base URL of the COC API (required; https, or http to loopback only)
+  COC_AK, COC_SK        sign requests with SDK-HMAC-SHA256, or
+  COC_TOKEN             send an IAM token (not both)
+  COC_PROJECT_ID        sent as x-project-id
+  COC_CA_BUNDLE         CA bundle for a private certificate authority
+  COC_WAREHOUSE         warehouse root: a local folder or an s3:// URI (required)
+  COC_DUCKDB            the DuckDB file (default: coc.duckdb in a local COC_WAREHOUSE)
+  COC_TIMEZONE          zone of the day boundaries (default UTC; fixed per warehouse)
+  COC_MAX_RPS           request rate cap, 1..10000 per second, 0 = no cap (default 50)
+  COC_CONCURRENCY       requests in flight, 1..256 (default 16)
+  COC_MAX_ATTEMPTS      attempts per request, 1..100 (default 8)
+  COC_RETRY_BUDGET_S    seconds one request may spend retrying, 1..86400 (default 600)
+  COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400 (600)
+
+exit codes:
+  0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),
+  3 COC API failure (names ticket, batch, marker), 4 write failure (published days named),
+  130 interrupted (SIGINT), 143 terminated (SIGTERM)
+"""
+
+
+def check_build_target(duckdb_path: str) -> None:
+    """``COC_DUCKDB`` can take the build (``warehouse.publish``), else a ``ConfigError``."""
+    from warehouse.publish import BuildError
+    from warehouse.publish import check_build_target as check
+
+    try:
+        check(duckdb_path)
+    except BuildError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.settings import (
+        check_day_range,
+        client_settings_from_env,
+        warehouse_settings_from_env,
+    )
+
+    client = client_settings_from_env(os.environ)
+    args.client = client
+    wh = warehouse_settings_from_env(os.environ)
+    last = args.to or args.day
+    check_day_range(args.day, last, tz=wh.tz)
+
+    from pipelines.preflight import check_warehouse
+
+    check_warehouse(wh)
+    check_build_target(wh.duckdb_path)
+    days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
+    published: list[date] = args.published
+
+    def on_day(result: DayResult) -> None:
+        published.append(result.day)
+        print(
+            f"{result.day}: {result.walk.tickets} tickets, {result.walk.batches} batches, "
+            f"{result.rows} instances, {result.http.requests} requests "
+            f"({result.http.retries} retries) in {result.seconds:.1f}s",
+            flush=True,
+        )
+
+    from pipelines.ingest import ingest_days
+
+    try:
+        ingest_days(
+            client,
+            wh,
+            days,
+            on_day=on_day,
+            report=lambda m: print(m, flush=True),
+        )
+    except BaseException:
+        if published:  # the days before the failing one are published: build over them
+            args.rebuilt = rebuild_quietly(
+                wh.warehouse,
+                wh.duckdb_path,
+                published,
+                redis_url=wh.redis_url,
+                object_store=wh.object_store,
+            )
+        raise
+    rebuild(
+        wh.warehouse,
+        wh.duckdb_path,
+        published,
+        redis_url=wh.redis_url,
+        object_store=wh.object_store,
+    )
+    return EXIT_OK
+
+
+def rebuild(
+    warehouse: str,
+    duckdb_path: str,
+    published: Sequence[date],
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
+) -> None:
+    """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
+    import duckdb
+
+    from pipelines.shared_lock import build_lock
+    from warehouse.build import BuildError, build_warehouse
+
+    try:
+        with build_lock(duckdb_path, redis_url=redis_url):
+            built = build_warehouse(
+                warehouse=warehouse,
+                duckdb_path=duckdb_path,
+                object_store=object_store,
+                changed_days=published,
+            )
+    except (BuildError, duckdb.Error, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MartsStaleError(
+            f"published {days_text(published)}, but building {duckdb_path} failed: "
+            f"{first_line}; the marts are stale until `coc-etl build-warehouse` succeeds"
+        ) from exc
+    print(f"warehouse: {built.duckdb_path} ({build_kind(built)})")
+
+
+def rebuild_quietly(
+    warehouse: str,
+    duckdb_path: str,
+    published: Sequence[date],
+    *,
+    redis_url: str | None = None,
+    object_store: ObjectStoreSettings | None = None,
+) -> bool:
+    """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
+    try:
+        rebuild(warehouse, duckdb_path, published, redis_url=redis_url, object_store=object_store)
+    except Exception as exc:  # the run's own failure is the one to report
+        print(f"coc-etl: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def build_kind(built: BuildResult) -> str:
+    if built.full:
+        return f"full rebuild: {built.full_reason}"
+    days = ", ".join(day.isoformat() for day in built.changed_days) or "none"
+    return f"incremental: days {days}"

@@ -1,0 +1,59 @@
+"""``coc-etl warehouse`` (alias ``build-warehouse``) and ``coc-etl repartition``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pipelines.cli.ingest import build_kind, check_build_target, rebuild
+from pipelines.cli.outcome import EXIT_OK, days_text
+from pipelines.coc.errors import ConfigError
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from pipelines.settings import warehouse_settings_from_env
+    from pipelines.shared_lock import build_lock
+    from warehouse.build import build_warehouse
+
+    wh = warehouse_settings_from_env(os.environ)
+    with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
+        built = build_warehouse(
+            warehouse=wh.warehouse,
+            duckdb_path=wh.duckdb_path,
+            object_store=wh.object_store,
+            rebuild=args.rebuild,
+        )
+    print(f"{built.duckdb_path} ({build_kind(built)}): {', '.join(built.views)}")
+    for table, rows in built.rows.items():
+        print(f"  {table}: {rows} rows")
+    return EXIT_OK
+
+
+def run_repartition(args: argparse.Namespace) -> int:
+    from pipelines.settings import warehouse_settings_from_env, zone
+
+    wh = warehouse_settings_from_env({**os.environ, "COC_TIMEZONE": "UTC"})
+    assumed = os.environ.get("COC_TIMEZONE", "").strip() or "UTC"
+    try:
+        zone(args.timezone)
+    except ConfigError:
+        raise ConfigError(f"--timezone {args.timezone!r} is not a known IANA time zone") from None
+    zone(assumed)
+    check_build_target(wh.duckdb_path)
+
+    from pipelines.repartition import repartition
+
+    done = repartition(wh.warehouse, timezone=args.timezone, assumed_timezone=assumed)
+    print(
+        f"re-cut {done.tickets} tickets of {len(done.old_days)} days in {done.old_timezone} "
+        f"into {len(done.days)} days in {done.timezone}"
+    )
+    rebuild(wh.warehouse, wh.duckdb_path, done.days)
+    if done.partial_days:
+        print(
+            f"partial (some of their hours were in no old day): {days_text(done.partial_days)}; "
+            f"with COC_TIMEZONE={done.timezone}, ingest them again: "
+            + "; ".join(f"coc-etl ingest {d}" for d in done.partial_days)
+        )
+    print(f"set COC_TIMEZONE={done.timezone} for every later run")
+    return EXIT_OK
