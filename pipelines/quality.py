@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -27,6 +26,9 @@ from pipelines.ingest import DayResult
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.schemas import TABLES
 from pipelines.settings import ObjectStoreSettings
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def read_day(
     On object storage (``object_store`` given) the objects the day's manifest names, never a
     listing of the prefix (it may still hold superseded objects).
     """
+    import pyarrow.dataset as ds  # here: loading it loads pandas, a second at every import
+
     dataset: ds.Dataset
     if object_store is not None:
         fs: pafs.FileSystem = s3_filesystem(object_store)
