@@ -160,6 +160,9 @@ class _Terminated:
             raise KeyboardInterrupt from None
         for task in asyncio.all_tasks(loop):
             task.cancel()
+        # the loop may be asleep in its selector until its next timer (a retry's back-off):
+        # a callback scheduled thread-safely wakes it, so the cancellations run now
+        loop.call_soon_threadsafe(lambda: None)
 
 
 def _cancelled(exc: BaseException) -> bool:
