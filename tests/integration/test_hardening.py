@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,7 +40,10 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimConfig(seed=5, days=4, now=NOW), ak=AK, sk=SK) as server:
+    # small days (about a tenth of the default): no test here needs volume but the SIGTERM
+    # one, which has its own simulator
+    config = SimConfig(seed=5, days=4, now=NOW, tickets_per_day=(6, 8), max_batch_size=60)
+    with SimulatorServer(config, ak=AK, sk=SK) as server:
         yield server
 
 
@@ -324,31 +329,56 @@ def test_another_zone_is_refused_until_the_warehouse_is_repartitioned(
 # -- F7: SIGTERM and build debris ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sigint", ["default", "ignored"])
-def test_sigterm_aborts_as_cleanly_as_sigint(tmp_path: Path, sigint: str) -> None:
-    """``sigint=ignored`` is a command started with ``&`` from a script."""
+@dataclass(frozen=True)
+class SlowDay:
+    sim: SimulatorServer
+    warehouse: Path
+    requests: int  # what a clean run of the day asked
+
+
+@pytest.fixture(scope="module")
+def published_slow_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowDay]:
+    """A simulator with a day big enough to stage more than a flush of rows, and a warehouse
+    where a clean run published that day; each SIGTERM case interrupts a copy of it."""
     config = SimConfig(seed=11, days=2, now=NOW, tickets_per_day=(60, 60))
     with SimulatorServer(config, ak=AK, sk=SK) as slow:
-        warehouse = tmp_path / "wh"
-        env = _env(slow, warehouse)
+        warehouse = tmp_path_factory.mktemp("published") / "wh"
         slow.stats.reset()
-        assert _ingest(env, "2026-11-20").returncode == 0
-        before = _published(warehouse)
-        # The same run again is served at full speed for all but its last few requests, then
-        # throttled to one answer a minute: it has fetched (and so stages) more than a flush
-        # of rows and cannot finish before the signal, however loaded the machine is.
-        slow.faults.update(rate_limit=1 / 60, rate_burst=slow.stats.total - 4, retry_after_s=5)
-        command = [COC_ETL, "ingest", "2026-11-20"]
-        if sigint == "ignored":
-            command = _exec_after("signal.signal(signal.SIGINT, signal.SIG_IGN)", command)
-        run = subprocess.Popen(
-            command,
-            env={**env, "COC_CONCURRENCY": "4"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
+        done = _ingest(_env(slow, warehouse), "2026-11-20")
+        assert done.returncode == 0, done.stderr[-2000:]
+        yield SlowDay(slow, warehouse, slow.stats.total)
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_aborts_as_cleanly_as_sigint(
+    published_slow_day: SlowDay, tmp_path: Path, sigint: str
+) -> None:
+    """``sigint=ignored`` is a command started with ``&`` from a script."""
+    slow = published_slow_day.sim
+    warehouse = tmp_path / "wh"
+    shutil.copytree(published_slow_day.warehouse, warehouse)
+    env = _env(slow, warehouse)
+    before = _published(warehouse)
+    assert before, "the clean run published the day"
+    # The same run again is served at full speed for all but its last few requests, then
+    # throttled to one answer a minute: it has fetched (and so stages) more than a flush
+    # of rows and cannot finish before the signal, however loaded the machine is.
+    slow.faults.reset()
+    slow.faults.update(
+        rate_limit=1 / 60, rate_burst=published_slow_day.requests - 4, retry_after_s=5
+    )
+    command = [COC_ETL, "ingest", "2026-11-20"]
+    if sigint == "ignored":
+        command = _exec_after("signal.signal(signal.SIGINT, signal.SIG_IGN)", command)
+    run = subprocess.Popen(
+        command,
+        env={**env, "COC_CONCURRENCY": "4"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
         staging = warehouse / "_staging"
         deadline = time.monotonic() + 60
         while not list(staging.glob("dt=*/*/*/*.parquet")):
@@ -357,6 +387,11 @@ def test_sigterm_aborts_as_cleanly_as_sigint(tmp_path: Path, sigint: str) -> Non
             time.sleep(0.05)
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        slow.faults.reset()
     assert run.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     assert not list(staging.glob("dt=*/*/*")), "staged files left behind"
