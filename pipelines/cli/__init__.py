@@ -8,7 +8,7 @@ names the days that were published, and ``coc.duckdb`` is rebuilt for them.
 
 One module per command (``ingest.py``, ``warehouse.py``, ``read.py``); each imports what it
 needs when it runs, so ``--help`` and a refused setting load neither Dagster, Arrow, DuckDB
-nor the HTTP client, nor asyncio.
+nor the HTTP client (``--help`` not even asyncio).
 """
 
 from __future__ import annotations

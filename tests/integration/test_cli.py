@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,8 +27,10 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with SimulatorServer(SimConfig(seed=3, days=4, now=NOW), ak=AK, sk=SK) as server:
+def sim() -> Iterator[SimulatorServer]:
+    # small days: these tests are about the commands, not volume
+    config = SimConfig(seed=3, days=4, now=NOW, tickets_per_day=(6, 8), max_batch_size=60)
+    with SimulatorServer(config, ak=AK, sk=SK) as server:
         yield server
 
 
@@ -67,52 +72,78 @@ def test_a_missing_endpoint_is_a_clear_error(sim: SimulatorServer, tmp_path: Pat
     assert not (tmp_path / "wh" / "execution_instances").exists()
 
 
-def test_coc_etl_ingest_then_report(sim: SimulatorServer, tmp_path: Path) -> None:
-    warehouse = tmp_path / "wh"
-    done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], _env(sim, warehouse))
+def _coc_etl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return _run([str(BIN / "coc-etl"), *args], env)
+
+
+def _parquet(warehouse: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")}
+
+
+@dataclass
+class Session:
+    """What a user's ``coc-etl`` commands printed, one after the other on one warehouse."""
+
+    runs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
+    victim: str = ""
+    before_forbidden: dict[Path, bytes] = field(default_factory=dict)
+    after_forbidden: dict[Path, bytes] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def session(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Session:
+    """One warehouse through the commands a user runs: ingest a day, report, ingest the next
+    day, update and repair ``coc.duckdb``, then ingest the first day again while the API
+    refuses one of its tickets. Each test below reads the outcomes it is about."""
+    env = _env(sim, tmp_path_factory.mktemp("session") / "wh")
+    warehouse = Path(env["COC_WAREHOUSE"])
+    out = Session()
+    out.runs["ingest"] = _coc_etl("ingest", "2026-11-18", env=env)
+    out.runs["report"] = _coc_etl("report", "--days", "3", "--by", "zone", env=env)
+    out.runs["next day"] = _coc_etl("ingest", "2026-11-19", env=env)
+    out.runs["unchanged"] = _coc_etl("warehouse", env=env)
+    out.runs["repair"] = _coc_etl("warehouse", "--rebuild", env=env)
+    out.before_forbidden = _parquet(warehouse)
+    start, end = sim.dataset.day_window("2026-11-18")
+    out.victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
+    sim.faults.update(forced={out.victim: 403})
+    try:
+        out.runs["forbidden"] = _coc_etl("ingest", "2026-11-18", env=env)
+    finally:
+        sim.faults.reset()
+    out.after_forbidden = _parquet(warehouse)
+    return out
+
+
+def test_coc_etl_ingest_then_report(session: Session) -> None:
+    done = session.runs["ingest"]
     assert done.returncode == 0, done.stderr
     assert "2026-11-18:" in done.stdout and "instances" in done.stdout
-    report = _run(
-        [str(BIN / "coc-etl"), "report", "--days", "3", "--by", "zone"], _env(sim, warehouse)
-    )
+    report = session.runs["report"]
     assert report.returncode == 0, report.stderr
     assert "Failure rate by zone" in report.stdout and "total" in report.stdout
 
 
-def test_coc_etl_ingest_updates_its_days_and_warehouse_rebuild_repairs(
-    sim: SimulatorServer, tmp_path: Path
-) -> None:
-    warehouse = tmp_path / "wh"
-    env = _env(sim, warehouse)
-    first = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
+def test_coc_etl_ingest_updates_its_days_and_warehouse_rebuild_repairs(session: Session) -> None:
+    first, second = session.runs["ingest"], session.runs["next day"]
     assert "(full rebuild: no previous file)" in first.stdout, first.stderr
-    second = _run([str(BIN / "coc-etl"), "ingest", "2026-11-19"], env)
     assert "(incremental: days 2026-11-19)" in second.stdout, second.stderr
-    unchanged = _run([str(BIN / "coc-etl"), "warehouse"], env)
+    unchanged = session.runs["unchanged"]
     assert unchanged.returncode == 0, unchanged.stderr
     assert "(incremental: days none)" in unchanged.stdout
-    repair = _run([str(BIN / "coc-etl"), "warehouse", "--rebuild"], env)
+    repair = session.runs["repair"]
     assert repair.returncode == 0, repair.stderr
     assert "(full rebuild: asked)" in repair.stdout
 
 
-def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(sim: SimulatorServer, tmp_path: Path) -> None:
-    warehouse = tmp_path / "wh"
-    env = _env(sim, warehouse)
-    assert _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env).returncode == 0
-    before = {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")}
-    start, end = sim.dataset.day_window("2026-11-18")
-    victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
-    sim.faults.update(forced={victim: 403})
-    try:
-        done = _run([str(BIN / "coc-etl"), "ingest", "2026-11-18"], env)
-    finally:
-        sim.faults.reset()
+def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(session: Session) -> None:
+    assert session.runs["ingest"].returncode == 0
+    done = session.runs["forbidden"]
     assert done.returncode == 3
-    assert f"ticket={victim}" in done.stderr and "403" in done.stderr
+    assert f"ticket={session.victim}" in done.stderr and "403" in done.stderr
     assert "Traceback" not in done.stderr
     assert SK not in done.stdout + done.stderr
-    assert {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")} == before
+    assert session.before_forbidden and session.after_forbidden == session.before_forbidden
 
 
 def test_coc_etl_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
@@ -152,3 +183,45 @@ def test_coc_etl_simulator_serves_with_the_simulators_options(tmp_path: Path) ->
 def test_coc_etl_rejects_options_it_does_not_know(tmp_path: Path) -> None:
     done = _run([str(BIN / "coc-etl"), "report", "--bogus"], {**os.environ})
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
+
+
+LOADED = """
+import json, sys
+from pipelines.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules})]))
+"""
+HEAVY = {"dagster", "pyarrow", "duckdb", "httpx", "aiohttp", "numpy", "pandas", "coc_simulator"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "not_loaded"),
+    [
+        (["--help"], 0, HEAVY | {"asyncio"}),
+        (["ingest", "--help"], 0, HEAVY | {"asyncio"}),
+        (["ingest", "2026-11-18"], 2, HEAVY),  # COC_CONCURRENCY refused
+        (["report", "--days", "0"], 2, HEAVY | {"asyncio"}),
+    ],
+)
+def test_help_and_refused_settings_load_no_heavy_module(
+    tmp_path: Path, args: list[str], code: int, not_loaded: set[str]
+) -> None:
+    """``coc-etl --help`` and a run refused for its settings answer at once: they load none
+    of what a run needs (the client, Arrow, DuckDB, Dagster)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COC_")}
+    env.update(
+        COC_ENDPOINT="http://127.0.0.1:9",
+        COC_TOKEN="t0ken-secret",
+        COC_WAREHOUSE=str(tmp_path / "wh"),
+        COC_CONCURRENCY="1000000",
+    )
+    done = _run([sys.executable, "-c", LOADED, *args], env)
+    assert done.returncode == 0, done.stderr
+    exit_code, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert exit_code == code, done.stderr
+    assert not_loaded.isdisjoint(modules), sorted(not_loaded.intersection(modules))
+    if code == 2 and args[0] == "ingest":
+        assert "COC_CONCURRENCY" in done.stderr
