@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -80,70 +79,46 @@ def _parquet(warehouse: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in warehouse.glob("*/dt=*/*.parquet")}
 
 
-@dataclass
-class Session:
-    """What a user's ``coc-etl`` commands printed, one after the other on one warehouse."""
-
-    runs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
-    victim: str = ""
-    before_forbidden: dict[Path, bytes] = field(default_factory=dict)
-    after_forbidden: dict[Path, bytes] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def session(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Session:
-    """One warehouse through the commands a user runs: ingest a day, report, ingest the next
-    day, update and repair ``coc.duckdb``, then ingest the first day again while the API
-    refuses one of its tickets. Each test below reads the outcomes it is about."""
-    env = _env(sim, tmp_path_factory.mktemp("session") / "wh")
-    warehouse = Path(env["COC_WAREHOUSE"])
-    out = Session()
-    out.runs["ingest"] = _coc_etl("ingest", "2026-11-18", env=env)
-    out.runs["report"] = _coc_etl("report", "--days", "3", "--by", "zone", env=env)
-    out.runs["next day"] = _coc_etl("ingest", "2026-11-19", env=env)
-    out.runs["unchanged"] = _coc_etl("warehouse", env=env)
-    out.runs["repair"] = _coc_etl("warehouse", "--rebuild", env=env)
-    out.before_forbidden = _parquet(warehouse)
-    start, end = sim.dataset.day_window("2026-11-18")
-    out.victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
-    sim.faults.update(forced={out.victim: 403})
-    try:
-        out.runs["forbidden"] = _coc_etl("ingest", "2026-11-18", env=env)
-    finally:
-        sim.faults.reset()
-    out.after_forbidden = _parquet(warehouse)
-    return out
-
-
-def test_coc_etl_ingest_then_report(session: Session) -> None:
-    done = session.runs["ingest"]
-    assert done.returncode == 0, done.stderr
-    assert "2026-11-18:" in done.stdout and "instances" in done.stdout
-    report = session.runs["report"]
+def test_coc_etl_ingest_then_report_then_update_and_repair(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """A user's first commands on a new warehouse: ingest a day and read the report; ingest
+    the next day (an incremental update of coc.duckdb); update with nothing changed; repair."""
+    env = _env(sim, tmp_path / "wh")
+    first = _coc_etl("ingest", "2026-11-18", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "2026-11-18:" in first.stdout and "instances" in first.stdout
+    assert "(full rebuild: no previous file)" in first.stdout, first.stderr
+    report = _coc_etl("report", "--days", "3", "--by", "zone", env=env)
     assert report.returncode == 0, report.stderr
     assert "Failure rate by zone" in report.stdout and "total" in report.stdout
-
-
-def test_coc_etl_ingest_updates_its_days_and_warehouse_rebuild_repairs(session: Session) -> None:
-    first, second = session.runs["ingest"], session.runs["next day"]
-    assert "(full rebuild: no previous file)" in first.stdout, first.stderr
+    second = _coc_etl("ingest", "2026-11-19", env=env)
     assert "(incremental: days 2026-11-19)" in second.stdout, second.stderr
-    unchanged = session.runs["unchanged"]
+    unchanged = _coc_etl("warehouse", env=env)
     assert unchanged.returncode == 0, unchanged.stderr
     assert "(incremental: days none)" in unchanged.stdout
-    repair = session.runs["repair"]
+    repair = _coc_etl("warehouse", "--rebuild", env=env)
     assert repair.returncode == 0, repair.stderr
     assert "(full rebuild: asked)" in repair.stdout
 
 
-def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(session: Session) -> None:
-    assert session.runs["ingest"].returncode == 0
-    done = session.runs["forbidden"]
+def test_coc_etl_fails_cleanly_on_a_forbidden_ticket(sim: SimulatorServer, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    env = _env(sim, warehouse)
+    assert _coc_etl("ingest", "2026-11-18", env=env).returncode == 0
+    before = _parquet(warehouse)
+    start, end = sim.dataset.day_window("2026-11-18")
+    victim = sim.dataset.tickets_in_window(start, end, now=NOW)[1].execute_uuid
+    sim.faults.update(forced={victim: 403})
+    try:
+        done = _coc_etl("ingest", "2026-11-18", env=env)
+    finally:
+        sim.faults.reset()
     assert done.returncode == 3
-    assert f"ticket={session.victim}" in done.stderr and "403" in done.stderr
+    assert f"ticket={victim}" in done.stderr and "403" in done.stderr
     assert "Traceback" not in done.stderr
     assert SK not in done.stdout + done.stderr
-    assert session.before_forbidden and session.after_forbidden == session.before_forbidden
+    assert before and _parquet(warehouse) == before
 
 
 def test_coc_etl_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ DuckDB and compared with the simulator's own truth."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,33 @@ def _truth(sim: SimulatorServer, day: date, tz: str = "UTC") -> list[tuple]:
     return sorted(expected, key=lambda r: (r[0], r[1], r[2]))
 
 
-def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, tmp_path: Path) -> None:
-    result = _run(sim, tmp_path, DAY)
+def _fresh(sim: SimulatorServer) -> None:
+    """The simulator as ``_clean_sim`` leaves it, for a module-scoped run."""
+    sim.faults.reset()
+    sim.set_now(NOW)
+    sim.stats.reset()
+
+
+@dataclass(frozen=True)
+class DayRun:
+    """``DAY`` materialized once into an empty warehouse, on a fault-free simulator."""
+
+    root: Path
+    result: Any
+    requests: int
+
+
+@pytest.fixture(scope="module")
+def day_run(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> DayRun:
+    """Read by the tests below that only look at a clean run's outcome (never write to it)."""
+    root = tmp_path_factory.mktemp("day")
+    _fresh(sim)
+    result = _run(sim, root, DAY)
+    return DayRun(root, result, sim.stats.total)
+
+
+def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, day_run: DayRun) -> None:
+    result, tmp_path = day_run.result, day_run.root
     assert result.success
     start, end = day_window(DAY, UTC)  # type: ignore[arg-type]
 
@@ -160,7 +186,7 @@ def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, tmp_path
     minimal = sim.dataset.minimal_requests(
         start, end, list_limit=50, page_limit=50, now=NOW, query_end_ms=end
     )
-    assert sim.stats.total == minimal
+    assert day_run.requests == minimal
 
     # every instance, every column, every value, as sent; nothing more
     expected = _truth(sim, DAY)
@@ -212,12 +238,13 @@ def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, tmp_path
     assert len(checks) == 6 and all(c.passed for c in checks), [c.description for c in checks]
 
 
-def test_types_follow_the_contract(sim: SimulatorServer, tmp_path: Path) -> None:
+def test_types_follow_the_contract(day_run: DayRun) -> None:
     import pyarrow.parquet as pq
 
     from pipelines.schemas import TABLES
 
-    assert _run(sim, tmp_path, DAY).success
+    tmp_path = day_run.root
+    assert day_run.result.success
     for table, schema in TABLES.items():
         files = list((tmp_path / table / f"dt={DAY}").glob("*.parquet"))
         assert len(files) == 1
@@ -249,14 +276,41 @@ def _digest(root: Path, day: date) -> dict[str, str]:
     return out
 
 
-def test_materializing_again_replaces_the_day_whole(sim: SimulatorServer, tmp_path: Path) -> None:
+def _parquet(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.glob("*/dt=*/*.parquet")}
+
+
+def _build_metadata(result: Any) -> str:
+    [built] = [
+        m
+        for m in result.asset_materializations_for_node("coc_warehouse")
+        if m.asset_key.to_user_string() == "warehouse"
+    ]
+    return built.metadata["build"].value
+
+
+def test_materializing_again_replaces_the_day_whole_and_updates_or_rebuilds_the_warehouse(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """The runs a partition sees: the day before, the day, the day again, the day again with
+    a full warehouse rebuild asked."""
     other = DAY - timedelta(days=1)
-    assert _run(sim, tmp_path, other).success
+    first = _run(sim, tmp_path, other)
+    assert first.success
+    assert _build_metadata(first) == "full rebuild (no previous file)"
     other_files = sorted((tmp_path / "execution_instances").glob(f"dt={other}/*"))
+    second = _run(sim, tmp_path, DAY)
+    assert second.success
+    # the warehouse step updates the run's day
+    assert _build_metadata(second) == f"days {DAY.isoformat()}"
+    by_day = "SELECT dt, sum(instances) FROM failure_rates_daily GROUP BY dt ORDER BY dt"
+    assert [d for d, _ in _rows(tmp_path, by_day)] == [other, DAY]
+    incremental = _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL")
+    first_digest = _digest(tmp_path, DAY)
+
+    # materializing again replaces the day whole
     assert _run(sim, tmp_path, DAY).success
-    first = _digest(tmp_path, DAY)
-    assert _run(sim, tmp_path, DAY).success
-    assert _digest(tmp_path, DAY) == first
+    assert _digest(tmp_path, DAY) == first_digest
     assert len(list((tmp_path / "execution_instances" / f"dt={DAY}").glob("*.parquet"))) == 1
     dupes = _rows(
         tmp_path,
@@ -267,6 +321,14 @@ def test_materializing_again_replaces_the_day_whole(sim: SimulatorServer, tmp_pa
     # the other day was not touched
     assert sorted((tmp_path / "execution_instances").glob(f"dt={other}/*")) == other_files
     assert not list((tmp_path / "_staging").glob("*/*"))
+
+    # a full rebuild on request gives the marts the incremental updates gave
+    again = _run(
+        sim, tmp_path, DAY, run_config={"ops": {"coc_warehouse": {"config": {"rebuild": True}}}}
+    )
+    assert again.success
+    assert _build_metadata(again) == "full rebuild (asked)"
+    assert _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL") == incremental
 
 
 def test_midnight_in_a_non_utc_zone_lands_in_exactly_one_day(
@@ -292,10 +354,12 @@ def test_midnight_in_a_non_utc_zone_lands_in_exactly_one_day(
 
 
 @pytest.mark.slow
-def test_transient_faults_end_with_the_same_data(sim: SimulatorServer, tmp_path: Path) -> None:
-    clean = tmp_path / "clean"
+def test_transient_faults_end_with_the_same_data(
+    sim: SimulatorServer, day_run: DayRun, tmp_path: Path
+) -> None:
+    clean = day_run.root
     faulty = tmp_path / "faulty"
-    assert _run(sim, clean, DAY).success
+    assert day_run.result.success
     sim.faults.update(error_rate=0.15, drop_rate=0.1, rate_limit=400.0, retry_after=False)
     sim.stats.reset()
     result = _run(sim, faulty, DAY)
@@ -311,7 +375,7 @@ def test_a_forbidden_ticket_fails_the_run_and_keeps_the_old_partition(
     sim: SimulatorServer, tmp_path: Path
 ) -> None:
     assert _run(sim, tmp_path, DAY).success
-    before = {p: p.read_bytes() for p in tmp_path.glob("*/dt=*/*.parquet")}
+    before = _parquet(tmp_path)
     start, end = day_window(DAY, UTC)  # type: ignore[arg-type]
     victim = sim.dataset.tickets_in_window(start, end, now=NOW)[3].execute_uuid
     sim.faults.update(forced={victim: 403})
@@ -321,8 +385,7 @@ def test_a_forbidden_ticket_fails_the_run_and_keeps_the_old_partition(
     text = str(failure.event_specific_data.error)
     assert victim in text and "403" in text
     assert SK not in text
-    after = {p: p.read_bytes() for p in tmp_path.glob("*/dt=*/*.parquet")}
-    assert after == before
+    assert before and _parquet(tmp_path) == before
     assert not list((tmp_path / "_staging").glob("*/*"))
 
 
@@ -352,34 +415,3 @@ def test_a_processing_ticket_is_read_again_once_finished(
     count = len(sim.dataset.tickets_in_window(start, end, now=later))
     landed = _rows(tmp_path, f"SELECT count(*) FROM script_orders WHERE dt = DATE '{today}'")
     assert landed == [(count,)]
-
-
-def _build_metadata(result: Any) -> str:
-    [built] = [
-        m
-        for m in result.asset_materializations_for_node("coc_warehouse")
-        if m.asset_key.to_user_string() == "warehouse"
-    ]
-    return built.metadata["build"].value
-
-
-def test_the_warehouse_step_updates_the_runs_days_or_rebuilds_on_request(
-    sim: SimulatorServer, tmp_path: Path
-) -> None:
-    earlier = DAY - timedelta(days=1)
-    first = _run(sim, tmp_path, earlier)
-    assert first.success
-    assert _build_metadata(first) == "full rebuild (no previous file)"
-    second = _run(sim, tmp_path, DAY)
-    assert second.success
-    assert _build_metadata(second) == f"days {DAY.isoformat()}"
-    by_day = "SELECT dt, sum(instances) FROM failure_rates_daily GROUP BY dt ORDER BY dt"
-    assert [d for d, _ in _rows(tmp_path, by_day)] == [earlier, DAY]
-    incremental = _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL")
-
-    again = _run(
-        sim, tmp_path, DAY, run_config={"ops": {"coc_warehouse": {"config": {"rebuild": True}}}}
-    )
-    assert again.success
-    assert _build_metadata(again) == "full rebuild (asked)"
-    assert _rows(tmp_path, "SELECT * FROM host_failures ORDER BY ALL") == incremental
