@@ -398,6 +398,39 @@ def test_sigterm_aborts_as_cleanly_as_sigint(
     assert _published(warehouse) == before
 
 
+ASLEEP = """
+import asyncio, signal
+from pipelines.cli import _Terminated
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under ``&`` in a script
+terminated = _Terminated()
+signal.signal(signal.SIGTERM, terminated)
+async def main():
+    print("ready", flush=True)
+    await asyncio.sleep(3600)  # the loop's only timer: an hour away
+try:
+    asyncio.run(main())
+except asyncio.CancelledError:
+    print("cancelled", terminated.received, flush=True)
+"""
+
+
+def test_sigterm_wakes_an_event_loop_asleep_until_its_next_timer() -> None:
+    """With SIGINT ignored, SIGTERM cancels the loop's tasks from a signal handler; the loop
+    must be woken to run the cancellations, not left asleep until its next timer (a retry's
+    back-off, here an hour: without the wake-up the child is still asleep at the timeout)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", ASLEEP], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert out.strip() == "cancelled True"
+
+
 DEAD_BUILD = """
 import os, sys, duckdb
 con = duckdb.connect(sys.argv[1] + ".tmp-%d-1" % os.getpid())
