@@ -27,11 +27,8 @@ cluster-demo: check-lock
 	$(UV) sync --frozen --quiet --inexact --extra cluster
 	$(BIN)/python -m deploy.cluster
 
-# --compile-bytecode: the suite starts hundreds of Python processes (coc-etl, dagster, workers);
-# without .pyc files in the environment each one compiles every module it imports from source,
-# and nothing writes them back where PYTHONDONTWRITEBYTECODE is set
 sync-dev: check-lock
-	$(UV) sync --frozen --quiet --compile-bytecode --extra dev --extra bench --extra cluster
+	$(UV) sync --frozen --quiet --extra dev --extra bench --extra cluster
 
 # The suite on 3 pytest-xdist workers: most tests wait on processes, HTTP and disks, so a
 # third worker still gains on 2 cores. Tests that share one expensive set-up (the cluster,
