@@ -21,6 +21,8 @@ ONE_WORKER = (
     "tests/bi/test_dashboard_browser.py::",
     # 14 simulated days with planted onsets, the last through Dagster
     "tests/integration/test_failure_shifts_scenarios.py::",
+    # one clean run of a day, which each SIGTERM case interrupts a copy of
+    "tests/integration/test_hardening.py::test_sigterm_aborts_as_cleanly_as_sigint",
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import _thread
 import datetime as dt
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -364,6 +365,17 @@ def test_a_second_writer_waits_for_the_first_then_replaces_the_day(
     assert staging(root) == []
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (raise ``KeyboardInterrupt``) during the test, whatever
+    handler an earlier test of the same worker left (an in-process Dagster run replaces it
+    with one that only records the interrupt while it runs): ``interrupt_main`` calls it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_an_interrupted_wait_leaves_nothing_behind(open_day, root: Path) -> None:
     with open_day() as first:
         first.write("script_orders", orders("v1"))
