@@ -18,7 +18,7 @@ from pipelines.coc.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
-    from pipelines.settings import ObjectStoreSettings
+    from pipelines.settings import WarehouseSettings
     from warehouse.build import BuildResult
 
 HELP = """\
@@ -96,32 +96,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except BaseException:
         if published:  # the days before the failing one are published: build over them
-            args.rebuilt = rebuild_quietly(
-                wh.warehouse,
-                wh.duckdb_path,
-                published,
-                redis_url=wh.redis_url,
-                object_store=wh.object_store,
-            )
+            args.rebuilt = rebuild_quietly(wh, published)
         raise
-    rebuild(
-        wh.warehouse,
-        wh.duckdb_path,
-        published,
-        redis_url=wh.redis_url,
-        object_store=wh.object_store,
-    )
+    rebuild(wh, published)
     return EXIT_OK
 
 
-def rebuild(
-    warehouse: str,
-    duckdb_path: str,
-    published: Sequence[date],
-    *,
-    redis_url: str | None = None,
-    object_store: ObjectStoreSettings | None = None,
-) -> None:
+def rebuild(wh: WarehouseSettings, published: Sequence[date]) -> None:
     """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
     import duckdb
 
@@ -129,33 +110,26 @@ def rebuild(
     from warehouse.build import BuildError, build_warehouse
 
     try:
-        with build_lock(duckdb_path, redis_url=redis_url):
+        with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
             built = build_warehouse(
-                warehouse=warehouse,
-                duckdb_path=duckdb_path,
-                object_store=object_store,
+                warehouse=wh.warehouse,
+                duckdb_path=wh.duckdb_path,
+                object_store=wh.object_store,
                 changed_days=published,
             )
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(
-            f"published {days_text(published)}, but building {duckdb_path} failed: "
+            f"published {days_text(published)}, but building {wh.duckdb_path} failed: "
             f"{first_line}; the marts are stale until `coc-etl build-warehouse` succeeds"
         ) from exc
     print(f"warehouse: {built.duckdb_path} ({build_kind(built)})")
 
 
-def rebuild_quietly(
-    warehouse: str,
-    duckdb_path: str,
-    published: Sequence[date],
-    *,
-    redis_url: str | None = None,
-    object_store: ObjectStoreSettings | None = None,
-) -> bool:
+def rebuild_quietly(wh: WarehouseSettings, published: Sequence[date]) -> bool:
     """Rebuild after a failed or interrupted range; whether it worked (said, never raised)."""
     try:
-        rebuild(warehouse, duckdb_path, published, redis_url=redis_url, object_store=object_store)
+        rebuild(wh, published)
     except Exception as exc:  # the run's own failure is the one to report
         print(f"coc-etl: {exc}", file=sys.stderr)
         return False

@@ -48,7 +48,7 @@ def run_repartition(args: argparse.Namespace) -> int:
         f"re-cut {done.tickets} tickets of {len(done.old_days)} days in {done.old_timezone} "
         f"into {len(done.days)} days in {done.timezone}"
     )
-    rebuild(wh.warehouse, wh.duckdb_path, done.days)
+    rebuild(wh, done.days)
     if done.partial_days:
         print(
             f"partial (some of their hours were in no old day): {days_text(done.partial_days)}; "
