@@ -24,7 +24,9 @@ Which days changed, and when a build is a full rebuild instead: ``changes.py``. 
 day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
 recomputed for the changed days and the N days after each: ``trailing.py``. The file is
 built on a copy and swapped in (copy-on-write, readers keep reading, a failed build leaves
-the previous file as it was): ``publish.py``. The SQL files and their headers:
+the previous file as it was): ``publish.py``. A day republished by another run while the
+build reads it (a local republish deletes the old files at once) makes the build list the
+files again and start over, up to ``BUILD_ATTEMPTS`` times. The SQL files and their headers:
 ``definitions.py``.
 
 The view of a table that has no files yet is a typed empty relation with the same columns,
@@ -115,6 +117,10 @@ PARTITION_GLOB = "dt=????-??-??/*.parquet"
 
 _GLOB_CHARACTERS = frozenset("*?[]{}")
 
+#: How many times a build starts over when a day it was reading is republished meanwhile (a
+#: local republish deletes the old files at once); each attempt lists the files again.
+BUILD_ATTEMPTS = 5
+
 
 @dataclass(frozen=True, kw_only=True)
 class BuildResult:
@@ -176,6 +182,48 @@ def build_warehouse(
     the build file; ``chunk_rows``: the instances the per-day SQL reads at a time (whole
     days). See the module docstring.
     """
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            return _build_once(
+                warehouse=warehouse,
+                duckdb_path=duckdb_path,
+                object_store=object_store,
+                changed_days=frozenset(changed_days),
+                rebuild=rebuild,
+                memory_limit=memory_limit,
+                chunk_rows=chunk_rows,
+            )
+        except _InputsMoved as moved:
+            if attempt == BUILD_ATTEMPTS:
+                raise BuildError(
+                    f"the files of {warehouse} kept changing while the build read them "
+                    f"({BUILD_ATTEMPTS} attempts; last: {moved.days} republished): "
+                    f"{moved.__cause__}"
+                ) from moved.__cause__
+            log.info("build: %s republished while the build read it; starting over", moved.days)
+    raise AssertionError("unreachable")
+
+
+class _InputsMoved(Exception):
+    """A build's input files changed under it (another run republished a day meanwhile)."""
+
+    def __init__(self, days: str) -> None:
+        super().__init__(days)
+        self.days = days
+
+
+def _build_once(
+    *,
+    warehouse: str,
+    duckdb_path: str,
+    object_store: ObjectStoreSettings | None,
+    changed_days: frozenset[date],
+    rebuild: bool,
+    memory_limit: str | None,
+    chunk_rows: int,
+) -> BuildResult:
+    """One attempt of :func:`build_warehouse`; raises :class:`_InputsMoved` when a day it
+    listed was republished before it had read it (its old files are gone)."""
     sources: dict[str, str | list[str]]
     published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
     if warehouse.startswith("s3://"):
@@ -215,6 +263,7 @@ def build_warehouse(
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
         con = duckdb.connect(str(tmp), config=config)
+        files: dict[tuple[str, date], list[str]] | None = None
         try:
             if object_store is not None:
                 register_s3(con, object_store)
@@ -259,6 +308,11 @@ def build_warehouse(
             marts = tuple(sorted(names))
             rows = record_state(con, files, days, wanted)
             con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            moved = _moved_days(sources, files)
+            if moved:
+                raise _InputsMoved(moved) from exc
+            raise
         finally:
             con.close()
         publish(tmp, target)
@@ -297,6 +351,29 @@ def _views_published(
         return
     if gone:
         log.info("deleted %d superseded objects under %s", gone, location.uri)
+
+
+def _moved_days(
+    sources: Mapping[str, str | list[str]], files: Mapping[tuple[str, date], list[str]] | None
+) -> str:
+    """The days whose files are no longer those the build listed, as text ("" if none).
+
+    A local day's republish swaps its folder and deletes the old files at once; on object
+    storage the superseded objects outlive the grace period, so only globs are listed again.
+    """
+    if files is None:
+        return ""
+    try:
+        with duckdb.connect() as fresh:  # the build's connection may be in a failed transaction
+            now = day_files(fresh, sources)
+    except duckdb.Error:
+        return ""
+    moved = {
+        day
+        for (table, day) in files.keys() | now.keys()
+        if files.get((table, day)) != now.get((table, day))
+    }
+    return ", ".join(day.isoformat() for day in sorted(moved))
 
 
 def table_glob(root: str, table: str) -> str:

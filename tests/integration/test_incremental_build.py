@@ -304,3 +304,59 @@ def test_a_rollup_that_reads_every_day_is_refused(tmp_path: Path, monkeypatch) -
     first_history(root)
     with pytest.raises(ValueError, match=r"host_failure_parts_months\.sql must filter"):
         build_warehouse(warehouse=str(root), duckdb_path=str(tmp_path / "c.duckdb"))
+
+
+def test_a_day_republished_while_the_build_reads_it_starts_the_build_over(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A local republish deletes the day's old files at once: a build that listed them
+    before (another run published the day after this one's, while this one built) lists
+    the files again and builds what is there, instead of failing on a vanished file."""
+    import warehouse.build as build
+
+    root = tmp_path / "wh"
+    first_history(root)
+    path = str(tmp_path / "coc.duckdb")
+    build_warehouse(warehouse=str(root), duckdb_path=path)
+    listed = []
+    real = build.day_chunks
+
+    def republish_after_listing(con, days, files, chunk_rows):
+        listed.append(sorted(p for paths in files.values() for p in paths))
+        if len(listed) == 1:
+            changes(root)  # the other run's publish, between listing and reading
+        return real(con, days, files, chunk_rows)
+
+    monkeypatch.setattr(build, "day_chunks", republish_after_listing)
+    after = build_warehouse(warehouse=str(root), duckdb_path=path, changed_days=[D2])
+    assert len(listed) == 2 and listed[0] != listed[1]
+    assert after.changed_days == (D2, D3, D4, D5)
+    full = build_warehouse(
+        warehouse=str(root), duckdb_path=str(tmp_path / "full.duckdb"), rebuild=True
+    )
+    assert snapshot(path) == snapshot(full.duckdb_path)
+
+
+def test_a_build_whose_files_never_settle_gives_up_and_keeps_the_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import warehouse.build as build
+
+    root = tmp_path / "wh"
+    first_history(root)
+    path = tmp_path / "coc.duckdb"
+    build_warehouse(warehouse=str(root), duckdb_path=str(path))
+    before = path.read_bytes()
+    runs = iter(range(100))
+    real = build.day_chunks
+
+    def republish_every_time(con, days, files, chunk_rows):
+        publish_day(root, D2, INSTANCES[D2], ORDERS[D2], BATCHES[D2], f"busy{next(runs)}")
+        return real(con, days, files, chunk_rows)
+
+    monkeypatch.setattr(build, "day_chunks", republish_every_time)
+    with pytest.raises(build.BuildError, match=rf"kept changing .*{D2} republished"):
+        build_warehouse(warehouse=str(root), duckdb_path=str(path), changed_days=[D2])
+    assert next(runs) == build.BUILD_ATTEMPTS
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
