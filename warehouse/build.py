@@ -143,6 +143,8 @@ class BuildResult:
     copy_seconds: float = field(default=0.0, compare=False)
     #: the groups of days the per-day SQL ran over, one at a time (``CHUNK_ROWS``)
     chunks: int = field(default=1, compare=False)
+    #: the rows of each mart
+    mart_rows: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -306,6 +308,7 @@ def _build_once(
                 if not is_per_day(path)
             ]
             marts = tuple(sorted(names))
+            mart_rows = {m: scalar(con, f"SELECT count(*) FROM {identifier(m)}") for m in marts}
             rows = record_state(con, files, days, wanted)
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:
@@ -332,6 +335,7 @@ def _build_once(
         mart_seconds=mart_seconds,
         copy_seconds=copy_seconds,
         chunks=len(chunks),
+        mart_rows=mart_rows,
     )
 
 

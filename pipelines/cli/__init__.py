@@ -33,6 +33,7 @@ from pipelines.cli.outcome import (
     days_text,
 )
 from pipelines.coc.errors import CocError, ConfigError
+from pipelines.fast_exit import skip_teardown_at_exit
 
 
 def _day(value: str) -> date:
@@ -211,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.published = []
+    skip_teardown_at_exit()
     terminated = _Terminated()
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, terminated)

@@ -20,6 +20,7 @@ from assets.warehouse import build_warehouse_asset
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.walk import day_window
+from warehouse.build import MARTS_DIR
 
 AK = "PIPELINETESTAK"
 SK = "pipeline-test-secret-key-0123456789"
@@ -266,6 +267,25 @@ def test_types_follow_the_contract(day_run: DayRun) -> None:
         "OR host_name IN ('None', 'null') OR agent_status IN ('None', 'null')",
     )
     assert nulls_as_text == [(0,)]
+
+
+def test_the_warehouse_step_reports_every_marts_rows(day_run: DayRun) -> None:
+    """The marts are not materialized one by one (assets of their own downstream of
+    ``warehouse``, see test_definitions): the warehouse's materialization counts their rows."""
+    [built] = [
+        m
+        for m in day_run.result.asset_materializations_for_node("coc_warehouse")
+        if m.asset_key.to_user_string() == "warehouse"
+    ]
+    marts = sorted(path.stem for path in MARTS_DIR.glob("*.sql"))
+    reported = {
+        key.removeprefix("mart_rows_"): value.value
+        for key, value in built.metadata.items()
+        if key.startswith("mart_rows_")
+    }
+    counted = {m: _rows(day_run.root, f"SELECT count(*) FROM {m}")[0][0] for m in marts}
+    assert reported == counted
+    assert counted["failure_rates_daily"] > 0 and counted["ticket_outcomes"] > 0
 
 
 def _digest(root: Path, day: date) -> dict[str, str]:
