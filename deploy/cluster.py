@@ -362,8 +362,10 @@ class Cluster:
         return body["data"]
 
     def asset_keys(self) -> list[list[str]]:
-        data = self._graphql("{ assetNodes { assetKey { path } } }")
-        return [node["assetKey"]["path"] for node in data["assetNodes"]]
+        """The assets a run can materialize (not the marts, which the warehouse step
+        updates: selecting them is an invalid subset)."""
+        data = self._graphql("{ assetNodes { assetKey { path } isExecutable } }")
+        return [node["assetKey"]["path"] for node in data["assetNodes"] if node["isExecutable"]]
 
     def launch_backfill(self, days: Sequence[str]) -> str:
         """A backfill of every asset over ``days``; its id."""
