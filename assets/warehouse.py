@@ -22,8 +22,7 @@ from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import SINGLE_RUN
 from assets.resources import WarehouseResource
 from pipelines.quality import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
-from pipelines.shared_lock import build_lock
-from warehouse.build import MARTS_DIR, build_warehouse, mart_description
+from warehouse.build import MARTS_DIR, build_locked, mart_description
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
 
 
@@ -63,16 +62,12 @@ def build_warehouse_asset(
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         """Update coc.duckdb (views, and the marts for the run's days), count each mart's
         rows, check for shifts."""
-        wh = warehouse.settings()
-        # builds follow one another, across machines with COC_REDIS_URL (shared_lock.py)
-        with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=context.run.run_id):
-            result = build_warehouse(
-                warehouse=wh.warehouse,
-                duckdb_path=wh.duckdb_path,
-                object_store=wh.object_store,
-                changed_days=[date.fromisoformat(key) for key in context.partition_keys],
-                rebuild=config.rebuild,
-            )
+        result = build_locked(
+            warehouse.settings(),
+            changed_days=[date.fromisoformat(key) for key in context.partition_keys],
+            rebuild=config.rebuild,
+            run_id=context.run.run_id,
+        )
         kind = (
             f"full rebuild ({result.full_reason})"
             if result.full

@@ -63,7 +63,8 @@ import pyarrow.fs as pafs
 from pipelines.day_manifests import ViewsPublished, read_manifests, record_views, sweep_all
 from pipelines.objectstore import S3Location, register_s3, s3_filesystem
 from pipelines.schemas import TABLES
-from pipelines.settings import ObjectStoreSettings
+from pipelines.settings import ObjectStoreSettings, WarehouseSettings
+from pipelines.shared_lock import build_lock
 from warehouse.changes import changed_days as _changed_days
 from warehouse.changes import day_files, full_rebuild_reason, record_state
 from warehouse.definitions import (
@@ -99,6 +100,7 @@ __all__ = [
     "BuildError",
     "BuildResult",
     "WarehouseBusyError",
+    "build_locked",
     "build_warehouse",
     "check_build_target",
     "connect",
@@ -204,6 +206,26 @@ def build_warehouse(
                 ) from moved.__cause__
             log.info("build: %s republished while the build read it; starting over", moved.days)
     raise AssertionError("unreachable")
+
+
+def build_locked(
+    wh: WarehouseSettings,
+    *,
+    changed_days: Iterable[date] = (),
+    rebuild: bool = False,
+    run_id: str | None = None,
+) -> BuildResult:
+    """:func:`build_warehouse` of the warehouse ``wh`` names, under its build lock: builds
+    follow one another, across machines with ``COC_REDIS_URL`` (``pipelines/shared_lock.py``).
+    What ``coc-etl`` and the Dagster warehouse step run."""
+    with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=run_id):
+        return build_warehouse(
+            warehouse=wh.warehouse,
+            duckdb_path=wh.duckdb_path,
+            object_store=wh.object_store,
+            changed_days=changed_days,
+            rebuild=rebuild,
+        )
 
 
 class _InputsMoved(Exception):

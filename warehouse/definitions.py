@@ -109,39 +109,32 @@ def mart_files() -> list[Path]:
 
 def built_after(path: Path) -> set[str]:
     """The marts a ``-- build: after <mart>`` line of ``path`` names."""
-    return {
-        line.strip()[len(AFTER) :].strip()
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip().startswith(AFTER)
-    }
+    return set(_headers(path, AFTER))
 
 
 def is_per_day(path: Path) -> bool:
-    return _declares(path, PER_DAY)
+    return PER_DAY in _headers(path, "")
 
 
 def is_per_month(path: Path) -> bool:
-    return _declares(path, PER_MONTH)
-
-
-def _declares(path: Path, header: str) -> bool:
-    return any(line.strip() == header for line in path.read_text(encoding="utf-8").splitlines())
+    return PER_MONTH in _headers(path, "")
 
 
 def tally_of(path: Path) -> str:
     """The rollup a ``-- build: tally of <rollup>`` header line of ``path`` names, or ""."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip().startswith(TALLY):
-            return line.strip()[len(TALLY) :].strip()
-    return ""
+    return next(iter(_headers(path, TALLY)), "")
 
 
 def trailing_days(path: Path) -> int | None:
     """N of a ``-- build: trailing N`` header line, or None."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip().startswith(TRAILING):
-            return int(line.strip()[len(TRAILING) :])
-    return None
+    found = _headers(path, TRAILING)
+    return int(found[0]) if found else None
+
+
+def _headers(path: Path, prefix: str) -> list[str]:
+    """What follows ``prefix`` on each of ``path``'s lines that start with it, stripped."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line[len(prefix) :].strip() for line in lines if line.startswith(prefix)]
 
 
 def windowed(path: Path) -> Path:

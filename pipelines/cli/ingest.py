@@ -106,17 +106,10 @@ def rebuild(wh: WarehouseSettings, published: Sequence[date]) -> None:
     """Rebuild ``coc.duckdb`` after publishing; a failure says the marts are stale."""
     import duckdb
 
-    from pipelines.shared_lock import build_lock
-    from warehouse.build import BuildError, build_warehouse
+    from warehouse.build import BuildError, build_locked
 
     try:
-        with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
-            built = build_warehouse(
-                warehouse=wh.warehouse,
-                duckdb_path=wh.duckdb_path,
-                object_store=wh.object_store,
-                changed_days=published,
-            )
+        built = build_locked(wh, changed_days=published)
     except (BuildError, duckdb.Error, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MartsStaleError(

@@ -12,17 +12,9 @@ from pipelines.coc.errors import ConfigError
 
 def run_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
-    from pipelines.shared_lock import build_lock
-    from warehouse.build import build_warehouse
+    from warehouse.build import build_locked
 
-    wh = warehouse_settings_from_env(os.environ)
-    with build_lock(wh.duckdb_path, redis_url=wh.redis_url):
-        built = build_warehouse(
-            warehouse=wh.warehouse,
-            duckdb_path=wh.duckdb_path,
-            object_store=wh.object_store,
-            rebuild=args.rebuild,
-        )
+    built = build_locked(warehouse_settings_from_env(os.environ), rebuild=args.rebuild)
     print(f"{built.duckdb_path} ({build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")

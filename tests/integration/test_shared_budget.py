@@ -27,7 +27,6 @@ from pipelines.shared_lock import LockBusyError, SharedLease
 from tests.conftest import SIM_NOW
 from tests.setup_lock import ensure_cluster_services
 
-#: no snapshots, no append-only file: a scratch Redis
 DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
 
 
