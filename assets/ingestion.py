@@ -69,7 +69,14 @@ def build_ingestion_asset(
                 f"({result.http.requests} requests, {result.http.retries} retries)"
             )
 
-        results = ingest_days(client_settings, wh, days, report=context.log.info, on_day=on_day)
+        results = ingest_days(
+            client_settings,
+            wh,
+            days,
+            report=context.log.info,
+            on_day=on_day,
+            run_id=context.run_id,
+        )
         endpoint = client_settings.endpoint
         for name in TABLE_DESCRIPTIONS:
             yield MaterializeResult(asset_key=name, metadata=_metadata(name, results, wh, endpoint))

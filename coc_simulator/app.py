@@ -193,7 +193,7 @@ class SimulatorApp:
             return
         if scope["type"] != "http":
             return
-        record: dict[str, Any] = {"endpoint": "unknown"}
+        record: dict[str, Any] = {"endpoint": "unknown", "at": time.monotonic()}
         try:
             status, body, headers, fault = await self._answer(scope, receive, record)
         except ApiError as exc:

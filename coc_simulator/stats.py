@@ -21,6 +21,8 @@ class RequestRecord(NamedTuple):
     batch_index: int | None = None
     marker: int | None = None
     limit: int | None = None
+    #: when the request arrived, on the simulator's ``time.monotonic()``
+    at: float = 0.0
 
 
 class Stats:

@@ -103,8 +103,13 @@ class Cluster:
     simulator_args: Sequence[str] = ()
     workers: int = 2
     days_per_run: int = 1
+    #: ``run_monitoring.start_timeout_seconds`` instead of deploy/dagster.yaml's (a test makes
+    #: it shorter than a day's run)
+    start_timeout_s: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
+    #: how each process was started (``restart`` starts it again the same way)
+    commands: dict[str, tuple[list[str], dict[str, Any]]] = field(default_factory=dict)
     graphql_url: str = ""
     redis_port: int = 0
     pg_dir: Path | None = None
@@ -129,7 +134,7 @@ class Cluster:
         redis = f"redis://127.0.0.1:{self.redis_port}"
         home = self.root / "dagster_home"
         home.mkdir()
-        shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+        self._write_instance(home / "dagster.yaml")
         self.env = {
             **{
                 k: v
@@ -142,6 +147,7 @@ class Cluster:
             "COC_DAGSTER_PG_URL": pg_url,
             "COC_CELERY_BROKER": f"{redis}/0",
             "COC_CELERY_BACKEND": f"{redis}/1",
+            "COC_WORKER_SLOTS": str(self.workers),  # each worker runs --concurrency=1
             "COC_REDIS_URL": f"{redis}/2",
             "COC_ENDPOINT": url,
             "COC_WAREHOUSE": self.warehouse,
@@ -152,8 +158,19 @@ class Cluster:
         if "://" in self.warehouse:
             self.env["COC_DUCKDB"] = str(self.root / "coc.duckdb")
 
+    def _write_instance(self, path: Path) -> None:
+        """deploy/dagster.yaml, with this cluster's overrides."""
+        if self.start_timeout_s is None:
+            shutil.copy(DEPLOY / "dagster.yaml", path)
+            return
+        import yaml  # installed with dagster
+
+        instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+        instance["run_monitoring"]["start_timeout_seconds"] = self.start_timeout_s
+        path.write_text(yaml.safe_dump(instance, sort_keys=False))
+
     def _spawn(self, name: str, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             list(command),
             stdout=log,
@@ -164,7 +181,18 @@ class Cluster:
         )
         log.close()
         self.processes[name] = process
+        self.commands[name] = (list(command), dict(kwargs))
         return process
+
+    def restart(self, name: str, *, down_s: float, sig: int = signal.SIGKILL) -> None:
+        """Stop process ``name`` with ``sig`` (``kill -9`` by default), wait ``down_s``, and
+        start it again as it was started: an outage of one service (Redis, Postgres)."""
+        process = self.processes.pop(name)
+        _signal(process, sig)
+        process.wait()
+        time.sleep(down_s)
+        command, kwargs = self.commands[name]
+        self._spawn(name, command, **kwargs)
 
     def _start_redis(self) -> int:
         port = _free_port()
@@ -340,6 +368,13 @@ class Cluster:
             timeout=180,
             process=self.processes["webserver"],
         )
+        # every worker consuming before any run is launched: a run handed to Celery before
+        # then would wait there, and run monitoring counts that against its start
+        _wait(
+            "dagster-celery workers",
+            lambda: len(self.worker_settings()) == self.workers,
+            timeout=120,
+        )
 
     def start_daemon(self) -> None:
         """The daemon: its first backfill tick comes at once, later ones every 30 s."""
@@ -460,6 +495,35 @@ class Cluster:
             meta["pid"] = result.get("pid")
         return meta
 
+    def worker_settings(self) -> dict[str, dict[str, Any]]:
+        """Each live worker's Celery settings and consumer stats, asked through the broker
+        (Celery's remote control): ``{worker: {"conf": ..., "stats": ...}}``."""
+        from celery import Celery
+
+        app = Celery(broker=self.env["COC_CELERY_BROKER"])
+        try:
+            inspect = app.control.inspect(timeout=5)
+            conf = inspect.conf(with_defaults=True) or {}
+            stats = inspect.stats() or {}
+        finally:
+            app.close()
+        return {
+            name.split("@", 1)[0]: {"conf": conf[name], "stats": stats.get(name, {})}
+            for name in conf
+        }
+
+    def run_messages(self, run_id: str) -> list[str]:
+        """The messages of a run's event log, as the UI shows them (``logsForRun``)."""
+        data = self._graphql(
+            """query($id: ID!) { logsForRun(runId: $id, limit: 5000) {
+                 __typename ... on EventConnection { events { __typename
+                   ... on MessageEvent { message } } } } }""",
+            {"id": run_id},
+        )["logsForRun"]
+        if data["__typename"] != "EventConnection":
+            raise RuntimeError(f"logsForRun({run_id}): {data['__typename']}")
+        return [str(e.get("message") or "") for e in data["events"]]
+
     def worker_of(self, run: Mapping[str, Any]) -> str:
         worker = self.task_state(run).get("worker") or "?"
         return str(worker).split("@", 1)[0]
@@ -503,6 +567,7 @@ def running_cluster(
     simulator_args: Sequence[str] = (),
     workers: int = 2,
     root: Path | None = None,
+    start_timeout_s: int | None = None,
 ) -> Iterator[Cluster]:
     """Everything started (but the daemon) in a temp folder, stopped on the way out.
 
@@ -518,6 +583,7 @@ def running_cluster(
             warehouse=warehouse or "",
             simulator_args=simulator_args,
             workers=workers,
+            start_timeout_s=start_timeout_s,
         )
         try:
             cluster.start_services()

@@ -156,8 +156,12 @@ async def ingest_days_async(
     report: Callable[[str], None] | None = None,
     on_day: Callable[[DayResult], None] | None = None,
     flush_rows: int = FLUSH_ROWS,
+    run_id: str | None = None,
 ) -> list[DayResult]:
     """Ingest several days with one client; stops at the first day that fails.
+
+    ``run_id`` names this run in the shared day lease (a Dagster run passes its own), and
+    ``report`` hears a wait for another run of a day, naming it.
 
     An ``s3://`` warehouse is checked first (bucket, credentials, endpoint), before the COC
     API is asked anything: a ``ConfigError`` naming the variable, nothing written.
@@ -168,7 +172,7 @@ async def ingest_days_async(
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:
             for day in days:
-                async with _shared_day_lock(warehouse, day):
+                async with _shared_day_lock(warehouse, day, run_id=run_id, on_wait=report):
                     result = await ingest_day(
                         client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
                     )
@@ -179,7 +183,13 @@ async def ingest_days_async(
 
 
 @contextlib.asynccontextmanager
-async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIterator[None]:
+async def _shared_day_lock(
+    warehouse: WarehouseSettings,
+    day: date,
+    *,
+    run_id: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> AsyncIterator[None]:
     """With ``COC_REDIS_URL``: the day's lease every machine sees, around the day's writer
     (whose own lock excludes the runs of this machine)."""
     if warehouse.redis_url is None:
@@ -189,6 +199,8 @@ async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIter
         warehouse.redis_url,
         key=day_lock_key(warehouse.warehouse, day.isoformat()),
         what=f"day {day.isoformat()} of {warehouse.warehouse}",
+        run_id=run_id,
+        on_wait=on_wait,
     )
     await asyncio.to_thread(lease.acquire)
     try:

@@ -1,9 +1,12 @@
 """The distributed deployment of ``deploy/`` on loopback, as ``make cluster-demo`` starts it:
 Redis, Postgres, moto's S3 server, the simulator, the webserver, the daemon and two Celery
-workers, each a real process, with the warehouse in a bucket (``s3://``). A backfill fans out
-to one run per day across the workers and lands exactly what a single process lands; a run
-whose worker process is killed is marked failed by run monitoring, leaves the day as it was,
-and a new run of the day succeeds."""
+workers, each a real process, with the warehouse in a bucket (``s3://``). A backfill of more
+days than workers, each day's run longer than the time a run may take to start, fans out to
+one run per day across the workers and lands exactly what a single process lands: the runs
+wait in Dagster's queue, not in Celery's, and each worker takes a run only when it is free.
+A run waiting for another run of its day says so in its event log, naming the other run. A
+run whose worker process is killed is marked failed by run monitoring, leaves the day as it
+was, and a new run of the day succeeds."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from coc_simulator import SimConfig, SimulatorServer
-from deploy.cluster import S3_WAREHOUSE, Cluster, first_day, running_cluster
+from deploy.cluster import S3_WAREHOUSE, TERMINAL, Cluster, first_day, running_cluster
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.objectstore import S3Location, s3_filesystem
@@ -29,22 +32,30 @@ from warehouse.build import connect
 
 pytestmark = pytest.mark.slow
 
-DAYS = ["2026-11-24", "2026-11-25"]
+#: more days than workers (2)
+DAYS = ["2026-11-23", "2026-11-24", "2026-11-25"]
 #: the simulator's clock and data, fixed so that a single-process run of a simulator of its own
 #: reads the same
 SIM_NOW, SIM_DAYS, SIM_SEED = "2026-11-26T06:00:00Z", 4, 11
 SIMULATOR = ["--now", SIM_NOW, "--days", str(SIM_DAYS), "--seed", str(SIM_SEED)]
 TABLES = ("script_orders", "order_batches", "execution_instances")
-#: the account's budget and the simulator's limit: a day is about 460 requests, so a walk
-#: lasts seconds (the killed run is still walking when it is killed)
-RPS = 100
+#: the account's budget and the simulator's limit: a day is about 460 requests, so a day's
+#: run lasts 15 s alone and 30 s beside another (the killed run is still walking when it is
+#: killed) ...
+RPS = 30
+#: ... longer than a run may take to start (``run_monitoring.start_timeout_seconds``; a run's
+#: process takes seconds to start, more on a busy machine): a run that waited for a worker
+#: in Celery, rather than in Dagster's queue, would be failed
+START_TIMEOUT_S = 20
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
     ensure_cluster_services()  # before running_cluster's own check: one apt-get at a time
     root = tmp_path_factory.mktemp("cluster")
-    with running_cluster(root=root, max_rps=RPS, simulator_args=SIMULATOR) as running:
+    with running_cluster(
+        root=root, max_rps=RPS, simulator_args=SIMULATOR, start_timeout_s=START_TIMEOUT_S
+    ) as running:
         backfill = running.launch_backfill(DAYS)  # before the daemon: its first tick takes it
         running.start_daemon()
         yield running, backfill
@@ -114,9 +125,12 @@ def test_a_backfill_fans_out_over_the_workers_and_equals_one_process(
     assert running.warehouse == S3_WAREHOUSE and running.s3_endpoint  # the default: a bucket
     runs = running.wait_runs(len(DAYS), backfill, timeout=240)
     assert sorted(first_day(r) for r in runs) == DAYS  # one run per day
-    assert [r["status"] for r in runs] == ["SUCCESS"] * len(DAYS)
+    assert [r["status"] for r in runs] == ["SUCCESS"] * len(DAYS), [
+        (first_day(r), r["status"], running.run_messages(r["runId"])[-3:]) for r in runs
+    ]
+    assert max(r["endTime"] - r["startTime"] for r in runs) > START_TIMEOUT_S
     workers = {running.worker_of(r) for r in runs}
-    assert workers <= {"worker-a", "worker-b"} and workers, workers
+    assert workers == {"worker-a", "worker-b"}, workers
 
     for table in TABLES:
         assert _differences(running, single, table) == (0, 0), table
@@ -172,3 +186,38 @@ def _wait_started(running: Cluster, run_id: str, timeout: float = 120) -> dict[s
                 return state
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} never started on a worker")
+
+
+def test_each_worker_takes_a_run_only_when_it_is_free(cluster: tuple[Cluster, str]) -> None:
+    """What the live workers report through Celery's remote control: a task acknowledged when
+    it ends, one prefetched at most, so a busy worker reserves no second run (the check that
+    no worker runs two while another idles: docs/deployment.md)."""
+    running, _ = cluster
+    settings = running.worker_settings()
+    assert set(settings) == {"worker-a", "worker-b"}
+    for worker, found in settings.items():
+        assert found["conf"]["task_acks_late"] is True, worker
+        assert found["conf"]["worker_prefetch_multiplier"] == 1, worker
+        assert found["stats"]["prefetch_count"] == 1, worker
+        assert found["stats"]["pool"]["max-concurrency"] == 1, worker
+
+
+def test_a_run_waiting_for_its_day_says_so_in_its_event_log(
+    cluster: tuple[Cluster, str],
+) -> None:
+    running, backfill = cluster
+    running.wait_runs(len(DAYS), backfill, timeout=240)
+    day = DAYS[-1]
+    first = running.launch_run(day)
+    _wait_started(running, first)
+    second = running.launch_run(day)
+    for run_id in (first, second):
+        assert running.wait_status(run_id, TERMINAL, timeout=180) == "SUCCESS"
+    # whichever reached the day's lease second (the second launched, nearly always) waited
+    messages = {run_id: running.run_messages(run_id) for run_id in (first, second)}
+    waited = [r for r in (second, first) if any(m.startswith("took day") for m in messages[r])]
+    assert len(waited) == 1, messages
+    other = first if waited[0] == second else second
+    waits = [m for m in messages[waited[0]] if m.startswith("waiting for run ")]
+    assert waits and waits[0].startswith(f"waiting for run {other} "), waits
+    assert f"to finish day {day} of " in waits[0]
