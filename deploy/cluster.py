@@ -502,7 +502,7 @@ class Cluster:
 
         app = Celery(broker=self.env["COC_CELERY_BROKER"])
         try:
-            inspect = app.control.inspect(timeout=5)
+            inspect = app.control.inspect(timeout=5, limit=self.workers)
             conf = inspect.conf(with_defaults=True) or {}
             stats = inspect.stats() or {}
         finally:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.fs as pafs
 import pytest
 
@@ -221,3 +222,35 @@ def test_a_run_waiting_for_its_day_says_so_in_its_event_log(
     waits = [m for m in messages[waited[0]] if m.startswith("waiting for run ")]
     assert waits and waits[0].startswith(f"waiting for run {other} "), waits
     assert f"to finish day {day} of " in waits[0]
+
+
+def test_the_webserver_answers_again_within_a_few_requests_after_a_postgres_restart(
+    cluster: tuple[Cluster, str],
+) -> None:
+    """Postgres stopped (a fast shutdown) and back after 5 s: the webserver's pooled
+    connections are dead, each fails one query (docs/deployment.md), then ``logsForRun``
+    answers again and keeps answering."""
+    import psycopg2
+
+    running, backfill = cluster
+    run_id = running.wait_runs(len(DAYS), backfill, timeout=240)[0]["runId"]
+    assert running.run_messages(run_id)
+    running.restart("postgres", down_s=5.0, sig=signal.SIGINT)
+    url = running.env["COC_DAGSTER_PG_URL"].replace("+psycopg2", "")
+    deadline = time.monotonic() + 60
+    while True:  # Postgres accepting connections again
+        try:
+            psycopg2.connect(url, connect_timeout=1).close()
+            break
+        except psycopg2.OperationalError:
+            assert time.monotonic() < deadline, "postgres did not come back"
+            time.sleep(0.2)
+    answers = []
+    for _ in range(8):
+        try:
+            answers.append(bool(running.run_messages(run_id)))
+        except (httpx.HTTPStatusError, RuntimeError):
+            answers.append(False)
+        time.sleep(0.5)
+    assert True in answers[:4], answers
+    assert all(answers[answers.index(True) :]), answers
