@@ -210,8 +210,10 @@ class Cluster:
                 str(data),
                 "--save",
                 "",
+                # the broker's queue and Celery's task states survive a restart: run
+                # monitoring fails a started run whose task state it cannot find
                 "--appendonly",
-                "no",
+                "yes",
                 "--protected-mode",
                 "yes",
             ],

@@ -19,8 +19,8 @@ requests leave, all runs together. A caller that wakes more than ``LATE_S`` afte
 (its process stalled: a pause, a swap, a long garbage collection, ``SIGSTOP``) does not send
 on the stale slot, which would put it beside the requests of the slots after it: it takes a
 fresh one. Each request thus leaves within ``LATE_S`` of a slot of its own, and the slots are
-``1/COC_MAX_RPS`` apart. (A request already past its slot when its process stalls still goes
-when the process resumes: one per run at most, as each run sends in slot order.)
+``1/COC_MAX_RPS`` apart. (Requests already past their slot and being sent when the stall
+began still go when it ends: a few per run at most.)
 
 Redis away (a restart, a failover): ``take`` tries again, backing off up to a second, for
 ``outage_s`` (``OUTAGE_S`` by default), then raises :class:`RedisUnavailableError` naming
@@ -133,6 +133,7 @@ class SharedRateBudget:
         self.missed = 0
         #: times Redis was unreachable and the budget waited for it
         self.outages = 0
+        self._outage = False
 
     async def __aenter__(self) -> SharedRateBudget:
         import redis.asyncio as aioredis  # only deployments with COC_REDIS_URL need it
@@ -179,15 +180,19 @@ class SharedRateBudget:
         pause = 0.1
         while True:
             try:
-                return int(
+                wait_us = int(
                     await self._script(keys=[self.key], args=[self._interval_us, _IDLE_TTL_MS])
                 )
+                self._outage = False
+                return wait_us
             except Exception as exc:
                 if not is_redis_outage(exc):
                     raise
                 now = self._clock()
                 if started is None:
                     started = now
+                if not self._outage:  # said once per outage, not by every waiting request
+                    self._outage = True
                     self.outages += 1
                     log.warning(
                         "COC_REDIS_URL %s: Redis unreachable (%s); the request budget waits "

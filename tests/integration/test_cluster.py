@@ -6,7 +6,8 @@ one run per day across the workers and lands exactly what a single process lands
 wait in Dagster's queue, not in Celery's, and each worker takes a run only when it is free.
 A run waiting for another run of its day says so in its event log, naming the other run. A
 run whose worker process is killed is marked failed by run monitoring, leaves the day as it
-was, and a new run of the day succeeds."""
+was, and a new run of the day succeeds. A run rides out a Redis restart; the webserver
+answers again soon after a Postgres restart."""
 
 from __future__ import annotations
 
@@ -222,6 +223,26 @@ def test_a_run_waiting_for_its_day_says_so_in_its_event_log(
     waits = [m for m in messages[waited[0]] if m.startswith("waiting for run ")]
     assert waits and waits[0].startswith(f"waiting for run {other} "), waits
     assert f"to finish day {day} of " in waits[0]
+
+
+def test_a_redis_restart_mid_run_is_ridden_out_and_the_day_lands_whole(
+    single: Path, cluster: tuple[Cluster, str]
+) -> None:
+    """Redis (broker, task states, the budget and the day's lease) killed with ``kill -9``
+    while a run walks its day, back 5 s later: the run goes on and succeeds, and the day
+    equals one process's."""
+    running, backfill = cluster
+    running.wait_runs(len(DAYS), backfill, timeout=240)
+    day = DAYS[1]
+    run_id = running.launch_run(day)
+    _wait_started(running, run_id)
+    time.sleep(3.0)  # into the walk of the day
+    running.restart("redis", down_s=5.0)
+    assert running.wait_status(run_id, TERMINAL, timeout=240) == "SUCCESS", running.run_messages(
+        run_id
+    )[-3:]
+    for table in TABLES:
+        assert _differences(running, single, table, day) == (0, 0), table
 
 
 def test_the_webserver_answers_again_within_a_few_requests_after_a_postgres_restart(
