@@ -116,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="region",
         help="the key of each line (default region)",
     )
-    p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
+    p.add_argument(
+        "--duckdb",
+        help="the DuckDB file (default: COC_DUCKDB, the warehouse's, "
+        f"else the demo's {read.DEMO_DUCKDB})",
+    )
     p.set_defaults(handler=read.run_report)
 
     p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")

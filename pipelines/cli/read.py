@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from pipelines.settings import ObjectStoreSettings
 
 #: the demo's DuckDB file (``make demo`` runs ``coc-etl demo --dir .demo``), relative to the
-#: working directory: what ``coc-etl dashboard`` opens when nothing else is set
+#: working directory: what ``coc-etl report`` and ``coc-etl dashboard`` open when nothing
+#: else is set
 DEMO_DUCKDB = os.path.join(".demo", "warehouse", "coc.duckdb")
 
 
@@ -30,9 +31,12 @@ def recent_days(value: str) -> int:
 
 
 def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | None]:
-    """The DuckDB file to read, and how to reach the object storage its views may name."""
+    """The DuckDB file to read, and how to reach the object storage its views may name:
+    ``--duckdb``, else ``COC_DUCKDB`` or the one under ``COC_WAREHOUSE``, else the demo's."""
     from pipelines.settings import object_store_settings_from_env, warehouse_settings_from_env
 
+    if not (args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE")):
+        return DEMO_DUCKDB, None
     if args.duckdb:
         on_s3 = os.environ.get("COC_WAREHOUSE", "").strip().startswith("s3://")
         return args.duckdb, object_store_settings_from_env(os.environ) if on_s3 else None
@@ -40,9 +44,18 @@ def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | No
     return wh.duckdb_path, wh.object_store
 
 
+def _source(args: argparse.Namespace) -> str:
+    """Where ``duckdb_path`` found the file, for messages."""
+    if args.duckdb:
+        return "--duckdb"
+    if os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
+        return "COC_DUCKDB"
+    return "the demo's warehouse, as no COC_DUCKDB or COC_WAREHOUSE is set; run `make demo`"
+
+
 def run_report(args: argparse.Namespace) -> int:
     path, object_store = duckdb_path(args)
-    source = "--duckdb" if args.duckdb else "COC_DUCKDB"
+    source = _source(args)
     if not os.path.exists(path):
         raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
     if not os.path.isfile(path):
@@ -77,11 +90,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from warehouse.dashboard.queries import DashboardError
     from warehouse.dashboard.serve import serve
 
-    object_store = None
-    if args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
-        path, object_store = duckdb_path(args)
-    else:
-        path = DEMO_DUCKDB
+    path, object_store = duckdb_path(args)
     try:
         serve(duckdb_path=path, host=args.host, port=args.port, object_store=object_store)
     except DashboardError as exc:
