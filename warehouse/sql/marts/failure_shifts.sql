@@ -40,7 +40,11 @@
 --      false alarm with probability at most about 5%, however many hosts or messages it
 --      tests;
 --   2. failed >= 5: a handful of instances never alerts;
---   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news.
+--   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news;
+--   4. a key without a baseline alerts as new only when the data reaches back 7 days
+--      before dt: on a younger warehouse its absence says nothing (a host that did not run
+--      on the first day is not new), and an episode opened against its dimension would
+--      last as long as such a host keeps failing as it always did.
 -- alert and since follow the key's episode (warehouse/episodes.py): the rule above decides
 --   the onset, the day an episode opens (since = that day). While it is open, each day of
 --   the key is compared with the key's reference frozen at the onset (the baseline from
@@ -110,7 +114,11 @@ everything AS (
         dt,
         sum(instances) OVER (
             ORDER BY dt RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND INTERVAL 1 DAY PRECEDING
-        ) AS all_instances
+        ) AS all_instances,
+        -- the data reaches back 7 days before dt: a key absent from them is known to be new
+        count(*) OVER (
+            ORDER BY dt RANGE BETWEEN INTERVAL 14 DAY PRECEDING AND INTERVAL 7 DAY PRECEDING
+        ) > 0 AS seasoned
     FROM day_totals
 ),
 baselined AS (
@@ -128,7 +136,8 @@ baselined AS (
         ) AS baseline_instances,
         CAST(coalesce(k.own_failed, 0) AS BIGINT) AS baseline_failed,
         coalesce(p.dim_instances, 0) AS dim_instances,
-        coalesce(p.dim_failed, 0) AS dim_failed
+        coalesce(p.dim_failed, 0) AS dim_failed,
+        coalesce(e.seasoned, false) AS seasoned
     FROM keyed AS k
     JOIN pooled AS p ON p.dt = k.dt AND p.dimension = k.dimension
     LEFT JOIN everything AS e ON e.dt = k.dt
@@ -205,7 +214,8 @@ decided AS (
             AND s.score * s.score / 2 + ln(greatest(s.score, 1)) + ln(2 * pi()) / 2
                 >= ln(greatest(s.tests, 1) / q.alpha)
             AND s.failed >= q.min_failed
-            AND s.p1 >= q.min_ratio * s.p0,
+            AND s.p1 >= q.min_ratio * s.p0
+            AND (s.baseline_instances > 0 OR s.seasoned),
             false
         ) AS alert
     FROM scored AS s, params AS q
