@@ -210,8 +210,14 @@ def test_a_link_to_an_episode_drills_down_to_its_failed_instances(
     con.close()
     assert not failed.empty
     load(page, f"{served}/?{urlencode({'dimension': episode['dimension'], 'key': episode['key']})}")
-    picker = page.get_by_test_id("stSelectbox").filter(has_text="Episode")
-    assert f"{episode['dimension']} {episode['key']}" in picker.inner_text()
+    page.wait_for_function(  # the picker shows the linked episode (as text or its input's)
+        """([label]) => [...document.querySelectorAll('[data-testid="stSelectbox"]')]
+            .filter(b => b.innerText.includes('Episode'))
+            .some(b => b.textContent.includes(label)
+                || [...b.querySelectorAll('input')].some(i => (i.value || '').includes(label)))""",
+        arg=[f"{episode['dimension']} {episode['key']} · since"],
+        timeout=WAIT_MS,
+    )
     page.wait_for_function(
         "([needle]) => [...document.querySelectorAll('[data-testid=\"stTable\"]')]"
         ".some(t => t.innerText.includes(needle))",
