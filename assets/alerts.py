@@ -58,7 +58,11 @@ def deliver_for_run(
         return DeliveryReport(failed=[f"not delivered: {exc}"])
     wh = warehouse.settings()
     return deliver_quietly(
-        duckdb_path=wh.duckdb_path, settings=settings, redis_url=wh.redis_url, run_id=run_id
+        duckdb_path=wh.duckdb_path,
+        warehouse=wh.warehouse,
+        settings=settings,
+        redis_url=wh.redis_url,
+        run_id=run_id,
     )
 
 

@@ -6,7 +6,8 @@ delivery state call it; default ``<type>-<n>``, never the URL):
 
 - ``{"type": "webhook", "url": "https://..."}``: the episode as generic JSON;
 - ``{"type": "slack" | "feishu" | "wecom" | "dingtalk", "url": "https://..."}``: that
-  service's incoming-webhook (custom bot) message;
+  service's incoming-webhook (custom bot) message; ``"secret": "..."`` signs a Feishu or
+  DingTalk bot's messages when its signature check is on;
 - ``{"type": "email", "host": "smtp.example.com", "port": 587, "sender": "coc@x",
   "to": ["oncall@x"], "username": "...", "password": "...", "security": "starttls"}``:
   ``security`` one of ``starttls`` (default), ``ssl``, ``none`` (loopback only).
@@ -36,6 +37,8 @@ class WebhookChannel:
     name: str
     type: str
     url: str = field(repr=False)
+    #: the signing secret of a Feishu or DingTalk bot with signature checks (``send.py``)
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +96,10 @@ def _channel(n: int, item: object) -> Channel:
     if kind in WEBHOOK_TYPES:
         url = str(item.get("url") or "")
         _check_url(url, where)
-        return WebhookChannel(name=name, type=kind, url=url)
+        secret = item.get("secret")
+        if secret is not None and kind not in ("feishu", "dingtalk"):
+            raise ConfigError(f"{where}: 'secret' signs feishu and dingtalk messages only")
+        return WebhookChannel(name=name, type=kind, url=url, secret=secret and str(secret))
     if kind == "email":
         to = item.get("to")
         recipients = (to,) if isinstance(to, str) else tuple(to or ())

@@ -6,7 +6,9 @@ After a build, ``deliver_alerts`` reads the episodes and, per channel:
 - a closed one is sent ``closed`` once if its ``opened`` was sent; one never sent is sent
   ``closed`` (with its onset day) only if it closed within ``recent_days`` of the newest day
   of data, so a backfill of old days never pages for episodes that closed long ago;
-- with ``digest``, once per newest day, one ``open`` notice per episode still open.
+- with ``digest``, once per newest day, one ``open`` notice per episode still open;
+- an episode sent ``opened`` that a later build no longer has (its days were ingested again
+  with other data) is sent ``withdrawn`` once, so no page stays open for ever.
 
 Every notice goes out under the ledger's lock (``ledger.py``) and is recorded as soon as it is
 delivered: re-runs, backfills, lookback days and concurrent runs send nothing twice. A channel
@@ -128,12 +130,21 @@ def due_notices(
                 due.append((Notice(event="closed", episode=e), [closed]))
             elif newest is not None and e.closed > newest - timedelta(days=recent_days):
                 due.append((Notice(event="closed", episode=e), [opened, closed]))
+    # sent as opened, never closed, and gone: its days were ingested again with other data
+    current = {e.identity for e in episodes}
+    prefix = record_name(channel, "opened", "")
+    for record in ledger.starting(prefix):
+        identity = record[len(prefix) :]
+        closed = record_name(channel, "closed", identity)
+        if identity not in current and not ledger.has(closed):
+            due.append((Notice(event="withdrawn", episode=Episode.withdrawn(identity)), [closed]))
     return due
 
 
 def deliver_alerts(
     *,
     duckdb_path: str,
+    warehouse: str,
     settings: AlertSettings,
     redis_url: str | None = None,
     run_id: str | None = None,
@@ -144,9 +155,11 @@ def deliver_alerts(
     if not settings.channels:
         return report
     newest, episodes = read_episodes(duckdb_path)
-    if not episodes:
+    if newest is None:  # no data, or a file built before the episodes
         return report
-    with open_ledger(duckdb_path, redis_url=redis_url, run_id=run_id) as ledger:
+    with open_ledger(
+        duckdb_path, warehouse=warehouse, redis_url=redis_url, run_id=run_id
+    ) as ledger:
         for channel in settings.channels:
             due = due_notices(
                 newest,
@@ -178,6 +191,7 @@ def deliver_alerts(
 def deliver_quietly(
     *,
     duckdb_path: str,
+    warehouse: str,
     settings: AlertSettings,
     redis_url: str | None = None,
     run_id: str | None = None,
@@ -187,6 +201,7 @@ def deliver_quietly(
     try:
         report = deliver_alerts(
             duckdb_path=duckdb_path,
+            warehouse=warehouse,
             settings=settings,
             redis_url=redis_url,
             run_id=run_id,

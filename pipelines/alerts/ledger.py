@@ -4,8 +4,9 @@
 warehouse's deliveries:
 
 - with ``COC_REDIS_URL`` (a deployment of several machines; ``deploy/``), a Redis hash
-  ``coc:alerts:<hash of the DuckDB path>`` and a Redis lease (``shared_lock.SharedLease``),
-  besides the file lock below;
+  ``coc:alerts:<hash of the warehouse>`` and a Redis lease (``shared_lock.SharedLease``),
+  besides the file lock below: machines that each build their own ``coc.duckdb`` of one
+  warehouse (``COC_WAREHOUSE``, the same URI everywhere) share them;
 - else a JSON file beside ``coc.duckdb`` (``.coc.duckdb.alerts.json``), rewritten whole by a
   rename under an ``flock`` of ``.coc.duckdb.alerts-lock``: every run on the machine (or on
   machines sharing the folder) sees it.
@@ -32,6 +33,8 @@ class Ledger(Protocol):
 
     def add(self, record: str) -> None: ...
 
+    def starting(self, prefix: str) -> list[str]: ...
+
 
 def record_name(channel: str, event: str, identity: str) -> str:
     return f"{channel}\x1f{event}\x1f{identity}"
@@ -48,6 +51,9 @@ class _FileLedger:
 
     def has(self, record: str) -> bool:
         return record in self.records
+
+    def starting(self, prefix: str) -> list[str]:
+        return sorted(r for r in self.records if r.startswith(prefix))
 
     def add(self, record: str) -> None:
         self.records.add(record)
@@ -69,12 +75,16 @@ class _RedisLedger:
     def add(self, record: str) -> None:
         self.client.hset(self.key, record, "1")
 
+    def starting(self, prefix: str) -> list[str]:
+        names = (n.decode() for n in self.client.hkeys(self.key))
+        return sorted(n for n in names if n.startswith(prefix))
+
 
 @contextlib.contextmanager
 def open_ledger(
-    duckdb_path: str, *, redis_url: str | None, run_id: str | None = None
+    duckdb_path: str, *, warehouse: str, redis_url: str | None, run_id: str | None = None
 ) -> Iterator[Ledger]:
-    """The delivery records of the warehouse whose DuckDB file is ``duckdb_path``, locked."""
+    """The delivery records of ``warehouse`` (its DuckDB file here is ``duckdb_path``), locked."""
     folder, name = os.path.split(os.path.abspath(duckdb_path))
     os.makedirs(folder, exist_ok=True)
     fd = os.open(os.path.join(folder, f".{name}.alerts-lock"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -85,7 +95,7 @@ def open_ledger(
             return
         import redis  # only deployments with COC_REDIS_URL need it
 
-        tag = _hash(os.path.abspath(duckdb_path))
+        tag = _hash(warehouse)
         lease = SharedLease(
             redis_url,
             key=f"coc:alerts-lock:{tag}",

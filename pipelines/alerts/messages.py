@@ -1,7 +1,9 @@
 """What an alert says, in each channel's format.
 
 A ``Notice`` is one event of one episode of ``alert_episodes``: ``opened`` (a new episode,
-still open), ``closed`` (the key is back) or ``open`` (a line of the daily digest). Every
+still open), ``closed`` (the key is back), ``open`` (a line of the daily digest) or
+``withdrawn`` (an episode sent as opened that a later build no longer finds: its days were
+ingested again, with other data). Every
 message names the dimension and key, the failure rate against the baseline frozen at the
 onset, since when, the instances and failures over the episode, and a link to the dashboard
 filtered to the key when ``COC_DASHBOARD_URL`` is set.
@@ -25,7 +27,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlencode
 
-EVENTS = ("opened", "closed", "open")
+EVENTS = ("opened", "closed", "open", "withdrawn")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +50,25 @@ class Episode:
     def identity(self) -> str:
         """What the delivery state calls the episode: dimension, key and onset day."""
         return f"{self.dimension}\x1f{self.key}\x1f{self.opened.isoformat()}"
+
+    @classmethod
+    def withdrawn(cls, identity: str) -> Episode:
+        """An episode known by its identity only (no longer in ``alert_episodes``)."""
+        dimension, key, opened = identity.split("\x1f")
+        day = date.fromisoformat(opened)
+        return cls(
+            dimension=dimension,
+            key=None if key == "None" else key,
+            opened=day,
+            last_alerted=day,
+            closed=None,
+            days=0,
+            peak_score=None,
+            baseline_rate=None,
+            failure_rate=None,
+            instances=0,
+            failed=0,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,11 +99,20 @@ def headline(notice: Notice) -> str:
         return f"Resolved: {what} is back to its usual failure rate"
     if notice.event == "open":
         return f"Still failing: {what}"
+    if notice.event == "withdrawn":
+        return f"Withdrawn: {what} is no longer detected (its days were ingested again)"
     return f"Failing more than usual: {what}"
 
 
 def details(notice: Notice) -> list[str]:
     e = notice.episode
+    if notice.event == "withdrawn":
+        lines = [
+            f"dimension: {e.dimension}",
+            f"key: {e.key if e.key is not None else '(none)'}",
+            f"since: {e.opened.isoformat()} (as first sent)",
+        ]
+        return [*lines, f"dashboard: {notice.link}"] if notice.link else lines
     lines = [
         f"dimension: {e.dimension}",
         f"key: {e.key if e.key is not None else '(none)'}",

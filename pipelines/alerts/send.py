@@ -10,11 +10,16 @@ an error code, an exception's class) and never the URL, the body or a password.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import smtplib
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -59,10 +64,30 @@ def send(
     raise AssertionError("unreachable")
 
 
+def signed(channel: WebhookChannel, body: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
+    """The URL and body of a message to a bot with a signing secret: DingTalk's ``timestamp``
+    (ms) and ``sign`` query parameters, Feishu's ``timestamp`` (s) and ``sign`` body fields;
+    both sign ``"<timestamp>\n<secret>"`` with HMAC-SHA256, in base64."""
+    if not channel.secret:
+        return channel.url, body
+    if channel.type == "dingtalk":
+        stamp = str(int(now * 1000))
+        to_sign = f"{stamp}\n{channel.secret}".encode()
+        digest = hmac.new(channel.secret.encode(), to_sign, hashlib.sha256).digest()
+        sign = base64.b64encode(digest).decode()
+        joiner = "&" if "?" in channel.url else "?"
+        return f"{channel.url}{joiner}{urlencode({'timestamp': stamp, 'sign': sign})}", body
+    stamp = str(int(now))
+    key = f"{stamp}\n{channel.secret}".encode()
+    sign = base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+    return channel.url, {"timestamp": stamp, "sign": sign, **body}
+
+
 def _post(channel: WebhookChannel, notice: Notice, timeout_s: float) -> None:
+    url, body = signed(channel, webhook_body(channel.type, notice), time.time())
     try:
         with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-            answer = client.post(channel.url, json=webhook_body(channel.type, notice))
+            answer = client.post(url, json=body)
     except httpx.HTTPError as exc:
         raise DeliveryError(type(exc).__name__) from None
     if not answer.is_success:

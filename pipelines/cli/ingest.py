@@ -131,7 +131,12 @@ def deliver_alerts_after_build(wh: WarehouseSettings) -> None:
         return
     if not settings.channels:
         return
-    report = deliver_quietly(duckdb_path=wh.duckdb_path, settings=settings, redis_url=wh.redis_url)
+    report = deliver_quietly(
+        duckdb_path=wh.duckdb_path,
+        warehouse=wh.warehouse,
+        settings=settings,
+        redis_url=wh.redis_url,
+    )
     print(f"alerts: {report.summary()}", file=sys.stderr if report.failed else sys.stdout)
 
 

@@ -187,6 +187,7 @@ def test_a_receiver_that_fails_twice_then_accepts_gets_the_message_once(tmp_path
         )
         report = deliver_alerts(
             duckdb_path=built.duckdb_path,
+            warehouse=str(root),
             settings=AlertSettings(channels=channels, retry=FAST),
             sleep=lambda s: None,
         )
@@ -214,6 +215,7 @@ def test_a_receiver_that_is_down_never_fails_the_run_and_gets_it_next_time(
     with caplog.at_level(logging.INFO):
         report = deliver_quietly(
             duckdb_path=str(root / "coc.duckdb"),
+            warehouse=str(root),
             settings=AlertSettings(channels=channels_from_text(down), retry=FAST),
             sleep=lambda s: None,
         )
@@ -245,6 +247,7 @@ def test_a_backfill_of_old_days_never_pages_for_episodes_closed_long_ago(tmp_pat
         )
         report = deliver_alerts(
             duckdb_path=built.duckdb_path,
+            warehouse=str(root),
             settings=AlertSettings(channels=channels, retry=FAST),
         )
         assert report.sent == [] and hooks.bodies(f"/webhook/{TOKEN}") == []
@@ -298,3 +301,44 @@ def test_a_bad_channel_configuration_names_the_channel_never_its_url() -> None:
     assert TOKEN not in repr(
         channels_from_text(json.dumps([{"type": "slack", "url": "https://h/" + TOKEN}]))
     )
+
+
+@pytest.mark.slow
+def test_two_machines_with_their_own_duckdb_file_share_the_records_through_redis(
+    tmp_path: Path,
+) -> None:
+    """Each machine builds its own coc.duckdb of one warehouse; with COC_REDIS_URL both see
+    one set of records and take one lock, so two deliveries at once send each notice once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.shared_rate import redis_server
+    from tests.setup_lock import ensure_cluster_services
+
+    ensure_cluster_services()
+    root = tmp_path / "wh"
+    write_cells(root, persistent(SHIFT, days=12))
+    files = []
+    for machine in ("a", "b"):
+        built = build_warehouse(
+            warehouse=str(root), duckdb_path=str(tmp_path / machine / "c.duckdb")
+        )
+        files.append(built.duckdb_path)
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as redis_url, webhook_receiver() as hooks:
+        channels = channels_from_text(
+            json.dumps([{"type": "feishu", "name": "f", "url": f"{hooks.url}/feishu/{TOKEN}"}])
+        )
+        settings = AlertSettings(channels=channels, retry=FAST)
+
+        def deliver(path: str) -> int:
+            report = deliver_alerts(
+                duckdb_path=path, warehouse=str(root), settings=settings, redis_url=redis_url
+            )
+            return len(report.sent)
+
+        with ThreadPoolExecutor(2) as pool:
+            sent = list(pool.map(deliver, files))
+        bodies = hooks.bodies(f"/feishu/{TOKEN}")
+        assert sum(sent) == len(bodies) >= 2
+        assert len({json.dumps(b) for b in bodies}) == len(bodies)
+        assert deliver(files[0]) == deliver(files[1]) == 0

@@ -21,6 +21,9 @@ class MemoryLedger:
     def add(self, record: str) -> None:
         self.records.add(record)
 
+    def starting(self, prefix: str) -> list[str]:
+        return sorted(r for r in self.records if r.startswith(prefix))
+
 
 def episode(opened: int, closed: int | None = None, key: str = "cn-east-3b") -> Episode:
     """Days counted back from NEWEST."""
@@ -71,6 +74,18 @@ def test_a_long_closed_episode_never_pages_and_a_recent_one_once() -> None:
     assert deliver_all(ledger, [old, recent]) == []
 
 
+def test_an_opened_episode_that_a_rebuild_no_longer_finds_is_withdrawn_once() -> None:
+    ledger = MemoryLedger()
+    assert deliver_all(ledger, [episode(3)]) == ["opened cn-east-3b"]
+    # the onset day was ingested again: the episode now opens a day later
+    later = episode(2)
+    assert deliver_all(ledger, [later]) == ["opened cn-east-3b", "withdrawn cn-east-3b"]
+    assert deliver_all(ledger, [later]) == []
+    said = text(Notice(event="withdrawn", episode=Episode.withdrawn(episode(3).identity)))
+    assert said.startswith("Withdrawn: zone cn-east-3b is no longer detected")
+    assert "since: 2026-11-22" in said
+
+
 def test_the_digest_repeats_open_episodes_once_a_day() -> None:
     ledger = MemoryLedger()
     assert deliver_all(ledger, [episode(3)], digest=True) == ["opened cn-east-3b"]
@@ -88,3 +103,40 @@ def test_a_message_says_what_where_since_and_how_much_with_a_link() -> None:
         assert part in said
     assert "instances: 2,080, failed: 245" in said and link in said
     assert webhook_body("wecom", Notice(event="opened", episode=e))["msgtype"] == "markdown"
+
+
+def test_dingtalk_and_feishu_messages_are_signed_as_their_docs_say() -> None:
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qs, quote_plus, urlsplit
+
+    from pipelines.alerts.channels import channels_from_text
+    from pipelines.alerts.send import signed
+
+    secret, now = "SEC0123456789abcdef", 1764633600.25
+    ding, feishu = channels_from_text(
+        '[{"type": "dingtalk", "url": "https://oapi.dingtalk.com/robot/send?access_token=t",'
+        f' "secret": "{secret}"}},'
+        f' {{"type": "feishu", "url": "https://open.feishu.cn/hook/x", "secret": "{secret}"}}]'
+    )
+    assert secret not in repr(ding) and secret not in repr(feishu)
+    # DingTalk's recipe: HMAC-SHA256 keyed by the secret over "timestamp\nsecret", base64, the
+    # timestamp in milliseconds, both as query parameters
+    url, body = signed(ding, {"msgtype": "text"}, now)
+    stamp = "1764633600250"
+    digest = hmac.new(secret.encode(), f"{stamp}\n{secret}".encode(), hashlib.sha256).digest()
+    query = parse_qs(urlsplit(url).query)
+    assert query["timestamp"] == [stamp] and query["access_token"] == ["t"]
+    assert quote_plus(query["sign"][0]) == quote_plus(base64.b64encode(digest).decode())
+    assert body == {"msgtype": "text"}
+    # Feishu's: HMAC-SHA256 keyed by "timestamp\nsecret" over nothing, base64, the timestamp
+    # in seconds, both in the body
+    url, body = signed(feishu, {"msg_type": "text"}, now)
+    digest = hmac.new(f"1764633600\n{secret}".encode(), digestmod=hashlib.sha256).digest()
+    assert url == "https://open.feishu.cn/hook/x"
+    assert body == {
+        "timestamp": "1764633600",
+        "sign": base64.b64encode(digest).decode(),
+        "msg_type": "text",
+    }
