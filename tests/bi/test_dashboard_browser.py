@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
@@ -110,16 +111,23 @@ def test_every_panel_renders_with_the_headline_of_duckdb(
     )
     assert page.get_by_test_id("stTable").count() >= 3
     assert page.get_by_test_id("stException").count() == 0
-    alerts = page.get_by_test_id("stAlert")  # only the failure_shifts warning, no error
-    assert all("alert(s) on" in alerts.nth(i).inner_text() for i in range(alerts.count()))
-    assert "Nothing computed yet" not in page.inner_text("body")  # failure_shifts exists
+    alerts = page.get_by_test_id("stAlert")  # only the open episodes' warning, no error
+    assert all("open alert episode(s)" in alerts.nth(i).inner_text() for i in range(alerts.count()))
+    assert "Nothing computed yet" not in page.inner_text("body")  # alert_episodes exists
     con = q.open_warehouse(bi_warehouse.duckdb_path)
-    newest = q.alerts(con)
+    f = q.options(con).default_filters()
+    assert f is not None
+    episodes = q.episodes(con, f)
     con.close()
-    assert newest is not None and not newest.empty, "the BI warehouse has alerts to show"
+    assert episodes is not None
+    opened = episodes[episodes["closed"].isna()]
+    assert not opened.empty, "the BI warehouse has open episodes to show"
+    # open episodes at the top, each with its since (the day it is, not a timestamp) and how
+    # long it has been open
     shown = squash(page.get_by_test_id("stTable").first.inner_text())
-    for since in newest["since"]:  # each alert's since, as the day it is, not a timestamp
+    for since, days in zip(opened["opened"], opened["days"], strict=True):
         assert pd.Timestamp(since).date().isoformat() in shown, shown
+        assert f"{days} days" in shown, shown
     assert "00:00:00" not in shown, shown
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard.png")
@@ -179,6 +187,45 @@ def test_the_drill_down_reaches_a_failed_instance_message(
     assert squash(message) in squash(failed.inner_text())
     failed.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "dashboard-drill-down.png")
+
+
+def test_a_link_to_an_episode_drills_down_to_its_failed_instances(
+    bi_warehouse: BiWarehouse, page: Page, served: str
+) -> None:
+    """What an alert's dashboard link opens: the episode picked, its key's failed instances."""
+    con = q.open_warehouse(bi_warehouse.duckdb_path)
+    f = q.options(con).default_filters()
+    assert f is not None
+    episodes = q.episodes(con, f)
+    assert episodes is not None and not episodes.empty
+    episode = episodes.iloc[len(episodes) - 1]  # not the first: the link must pick it
+    end = episode["last_alerted"] if pd.isna(episode["closed"]) else episode["closed"]
+    failed = q.episode_instances(
+        con,
+        episode["dimension"],
+        episode["key"],
+        pd.Timestamp(episode["opened"]).date(),
+        pd.Timestamp(end).date(),
+    )
+    con.close()
+    assert not failed.empty
+    load(page, f"{served}/?{urlencode({'dimension': episode['dimension'], 'key': episode['key']})}")
+    page.wait_for_function(  # the picker shows the linked episode (as text or its input's)
+        """([label]) => [...document.querySelectorAll('[data-testid="stSelectbox"]')]
+            .filter(b => b.innerText.includes('Episode'))
+            .some(b => b.textContent.includes(label)
+                || [...b.querySelectorAll('input')].some(i => (i.value || '').includes(label)))""",
+        arg=[f"{episode['dimension']} {episode['key']} · since"],
+        timeout=WAIT_MS,
+    )
+    page.wait_for_function(
+        "([needle]) => [...document.querySelectorAll('[data-testid=\"stTable\"]')]"
+        ".some(t => t.innerText.includes(needle))",
+        arg=[str(failed.iloc[0]["execute_uuid"])],
+        timeout=WAIT_MS,
+    )
+    assert f"Failed instances of the episode ({len(failed)})" in page.inner_text("body")
+    page.screenshot(path=ARTIFACTS / "dashboard-episode.png")
 
 
 def test_a_rebuild_shows_at_the_next_refresh_and_a_removed_file_is_explained(

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 from datetime import date
+from typing import Any
 
 import altair as alt
 import duckdb
@@ -78,6 +79,72 @@ def _alerts(frame: pd.DataFrame | None) -> None:
         since=frame["since"].map(_day),  # a DATE comes back from pandas as a midnight timestamp
     )
     st.table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
+
+
+def _episode_label(r: Any) -> str:
+    """One episode (a row of the episodes frame) as the picker shows it."""
+    state = f"open {r.days} days" if pd.isna(r.closed) else f"closed {_day(r.closed)}"
+    return f"{r.dimension} {r.key} · since {_day(r.opened)} · {state}"
+
+
+def _episodes(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | None) -> None:
+    """Open episodes first, with how long each has been open; then the range's closed ones;
+    then the failed instances of the episode picked (or the one a link names)."""
+    st.subheader("Alerts")
+    if frame is None:
+        st.caption("Nothing computed yet: this warehouse has no alert_episodes mart.")
+        return
+    shown = frame.assign(
+        since=frame["opened"].map(_day),
+        closed=frame["closed"].map(_day),
+        open_for=frame["days"].map(lambda d: f"{d} days"),
+        failure_rate=frame["failure_rate"].map(_percent),
+        baseline_rate=frame["baseline_rate"].map(_percent),
+    )
+    is_open = frame["closed"].isna()
+    columns = ["dimension", "key", "since", "failure_rate", "baseline_rate", "failed", "instances"]
+    if is_open.any():
+        st.warning(f"{int(is_open.sum())} open alert episode(s)")
+        st.markdown("**Open episodes**")
+        st.table(shown[is_open][[*columns[:3], "open_for", *columns[3:]]])
+    else:
+        st.caption("No open alert episode.")
+    if (~is_open).any():
+        st.markdown("**Closed in this range**")
+        st.table(shown[~is_open][[*columns[:3], "closed", *columns[3:]]])
+    if frame.empty:
+        return
+    rows = list(frame.itertuples())
+    linked = st.query_params.get("key"), st.query_params.get("dimension")
+    first = next(
+        (n for n, r in enumerate(rows) if (r.key, r.dimension) == linked),
+        0,
+    )
+    index = st.selectbox(
+        "Episode",
+        range(len(rows)),
+        index=first,
+        format_func=lambda n: _episode_label(rows[n]),
+        key="episode",
+    )
+    episode = rows[int(index or 0)]
+    end = episode.closed if not pd.isna(episode.closed) else episode.last_alerted
+    try:
+        failed = q.episode_instances(
+            con,
+            str(episode.dimension),
+            None if episode.key is None else str(episode.key),
+            pd.Timestamp(episode.opened).date(),
+            pd.Timestamp(end).date(),
+        )
+    except q.DashboardError as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**Failed instances of the episode** ({len(failed)})")
+    if failed.empty:
+        st.caption("no failed instance")
+    else:
+        st.table(failed.assign(dt=failed["dt"].map(_day)))
 
 
 def _headline(h: q.Headline, f: q.Filters) -> None:
@@ -172,7 +239,10 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
         )
         return
     data = q.refresh(con, f)
-    _alerts(data.alerts)
+    if data.episodes is None:  # a file built before the episodes
+        _alerts(data.alerts)
+    else:
+        _episodes(con, data.episodes)
     st.subheader("Headline")
     _headline(data.headline, f)
 

@@ -1,9 +1,10 @@
 """The dashboard's queries: plain functions over a read-only DuckDB connection.
 
 Every panel reads a mart (``instances_daily``, ``host_failures_daily``,
-``failure_messages_daily``, ``ticket_outcomes``, ``failure_shifts``), small tables computed at
-build time, except the ticket drill-down, which reads one day's partition of
-``order_batches`` and ``execution_instances`` filtered by ticket. ``open_warehouse`` opens the
+``failure_messages_daily``, ``ticket_outcomes``, ``failure_shifts``, ``alert_episodes``),
+small tables computed at build time, except the drill-downs: the ticket's reads one day's
+partition of ``order_batches`` and ``execution_instances`` filtered by ticket, an episode's
+the failed instances of its key over its days. ``open_warehouse`` opens the
 file for one refresh; the page closes it at the end of the refresh, so a rebuilt file is seen
 at the next one (DuckDB keeps a database per path while any connection to it is open).
 
@@ -117,6 +118,7 @@ class Refresh:
     messages: pd.DataFrame
     tickets: pd.DataFrame
     alerts: pd.DataFrame | None = field(default=None)
+    episodes: pd.DataFrame | None = field(default=None)
 
 
 def open_warehouse(
@@ -362,6 +364,62 @@ def alerts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     ).df()
 
 
+def episodes(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame | None:
+    """``alert_episodes``: every open one first (the longest open first), then those closed
+    within the range, newest first; None while that mart is absent."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'alert_episodes'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    return con.execute(
+        """
+        SELECT dimension, key, opened, last_alerted, closed, days, failure_rate, baseline_rate,
+            peak_score, instances, failed
+        FROM alert_episodes
+        WHERE closed IS NULL OR (closed >= ? AND opened <= ?)
+        ORDER BY closed IS NOT NULL, closed DESC, opened, dimension, key
+        """,
+        [f.start, f.end],
+    ).df()
+
+
+#: how an episode's key picks its instances, per dimension (``failure_shifts.sql``'s keys)
+_EPISODE_KEYS = {
+    "region": "i.region_id",
+    "zone": "i.zone_id",
+    "application": "i.application",
+    "host": "i.resource_id",
+    "script": "o.script_name",
+    "script_version": "nullif(concat_ws(' ', o.script_name, o.script_version_name), '')",
+    "message_pattern": "message_pattern(i.message)",
+}
+
+
+def episode_instances(
+    con: duckdb.DuckDBPyConnection, dimension: str, key: str | None, start: date, end: date
+) -> pd.DataFrame:
+    """The failed instances of an episode's key on its alert days (``start`` to ``end``), the
+    latest first (at most 200)."""
+    column = _EPISODE_KEYS.get(dimension)
+    if column is None:
+        raise DashboardError(f"no drill-down for the dimension {dimension!r}")
+    return _drill(
+        con,
+        f"""
+        SELECT i.dt, i.execute_uuid, i.batch_index, i.instance_id, i.host_name, i.zone_id,
+            o.script_name, i.finished_at, i.message
+        FROM execution_instances AS i
+        LEFT JOIN script_orders AS o ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
+        WHERE i.dt BETWEEN ? AND ? AND failed(i.status)
+            AND {column} IS NOT DISTINCT FROM ?
+        ORDER BY i.finished_at DESC NULLS LAST, i.execute_uuid, i.batch_index, i.instance_id
+        LIMIT 200
+        """,
+        [start, end, key],
+    )
+
+
 def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
     """Every panel's query except the drill-down's: what one page refresh reads."""
     return Refresh(
@@ -374,4 +432,5 @@ def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
         messages=top_messages(con, f),
         tickets=tickets(con, f),
         alerts=alerts(con),
+        episodes=episodes(con, f),
     )
