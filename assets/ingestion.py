@@ -96,9 +96,6 @@ def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> d
         "endpoint": MetadataValue.url(endpoint),
         "location": MetadataValue.path(f"{wh.warehouse.rstrip('/')}/{table}/"),
     }
-    incomplete = [line for r in results for line in r.walk.incomplete_batches]
-    if incomplete:
-        meta["incomplete_batches"] = MetadataValue.text("\n".join(incomplete[:50]))
     if results:
         last = results[-1].day.isoformat()
         preview = read_day(wh.warehouse, table, last, None, limit=5, object_store=wh.object_store)
