@@ -17,6 +17,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.failures import reported_failures
 from assets.partitions import SINGLE_RUN
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
@@ -48,6 +49,7 @@ def build_ingestion_asset(
         backfill_policy=backfill,
         can_subset=False,
     )
+    @reported_failures
     def coc_day(
         context: AssetExecutionContext, coc: CocApiResource, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:

@@ -276,7 +276,15 @@ class DayWriter:
             except OSError:
                 log.exception("keeping %s: it holds a previous day folder", self._staged.run_dir)
                 return
-            self._remove_run_dir()
+            try:  # an abort runs while an error is handled: it must not replace that error
+                self._remove_run_dir()
+            except OSError as exc:
+                log.warning(
+                    "staging of the aborted run left at %s (%s): the next run of %s removes it",
+                    self._staged.run_dir,
+                    exc,
+                    self.day,
+                )
         finally:
             self._release()
 
