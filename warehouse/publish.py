@@ -182,6 +182,9 @@ def publish(tmp: Path, target: Path) -> None:
     """Swap ``tmp`` in at ``target`` while no process can write the old file, if the old file
     is still the pipeline's (checked first: closing the check's connection would drop this
     process's lock on the file)."""
+    writer = _writer_pid(target)  # a writer's lock would also keep the check from opening it
+    if writer is not None:
+        raise _busy(target, writer)
     check_ours(target, name=str(target))
     try:
         fd = os.open(target, os.O_RDONLY)

@@ -28,7 +28,7 @@ from types import FrameType
 from pipelines.cli import ingest, read, warehouse
 from pipelines.cli.outcome import EXIT_INTERRUPTED, EXIT_TERMINATED, MartsStaleError, days_text
 from pipelines.coc.errors import CocError
-from pipelines.errors import EXIT_PIPE_CLOSED, as_product_error, one_line
+from pipelines.errors import EXIT_API, EXIT_PIPE_CLOSED, as_product_error, one_line
 from pipelines.fast_exit import skip_teardown_at_exit
 
 
@@ -208,7 +208,7 @@ def _outcome(args: argparse.Namespace) -> str:
     )
 
 
-def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
+def _retry_hint(exc: BaseException, args: argparse.Namespace) -> str:
     from pipelines.coc.retry import is_retriable
 
     if not is_retriable(exc):
@@ -263,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = as_product_error(exc)
         if error is None:
             raise
-        hint = _retry_hint(error, args) if isinstance(error, CocError) else ""
+        api = isinstance(error, CocError) and error.exit_code == EXIT_API
+        hint = _retry_hint(error, args) if api else ""  # (a ConfigError is a CocError too)
         # a stale build's message names the published days itself
         outcome = "" if isinstance(error, MartsStaleError) else _outcome(args)
         print(f"coc-etl: {error.label}: {one_line(error)}{hint}{outcome}", file=sys.stderr)
