@@ -7,8 +7,10 @@ real mounts (a full and a read-only tmpfs, as root), moto's S3 server for object
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +91,8 @@ def test_a_dashboard_port_outside_1_to_65535_exits_2_naming_it(tmp_path: Path, p
     done = run([COC_ETL, "dashboard", "--port", port], env)
     assert done.returncode == 2, done.stderr
     assert f"--port: must be a TCP port within 1..65535, got {port}" in done.stderr
-    assert "Traceback" not in done.stderr and "host" not in done.stderr.split("usage:")[-1]
+    last = done.stderr.strip().splitlines()[-1]  # after the usage line
+    assert "Traceback" not in done.stderr and "--host" not in last, done.stderr
 
 
 def test_coc_duckdb_on_a_read_only_mount_exits_2_naming_it(
@@ -115,7 +118,7 @@ def test_a_full_disk_during_the_build_exits_4_and_leaves_no_build_file(
     done = run([COC_ETL, "warehouse", "--rebuild"], env)
     err = one_line_error(done, 4, "write error", "coc.duckdb is as the last finished build left")
     assert "No space left on device" in err or "space" in err.lower(), err
-    assert list(small.iterdir()) == [], "no half-built DuckDB file left"
+    assert list(small.glob("coc.duckdb*")) == [], "no half-built DuckDB file left"
 
 
 # -- 141: a reader that goes away ------------------------------------------------------------
@@ -213,3 +216,58 @@ def test_report_with_the_objects_gone_exits_4_with_the_reason(
             client.put_object(Bucket=bucket, Key=key, Body=body)
     err = one_line_error(done, 4, "reading the warehouse's data", secrets=(SK,))
     assert "Traceback" not in err and "cannot be read as a DuckDB file" not in err
+
+
+# -- 143: SIGTERM during a build ------------------------------------------------------------------
+
+
+def _terminate_during_the_build(args: list[str], env: dict[str, str], duckdb: Path):
+    """Start ``args``; once its build file appears, send SIGTERM; the finished process."""
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not list(duckdb.parent.glob(f"{duckdb.name}.tmp-{proc.pid}-*")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def test_sigterm_during_a_build_exits_143_and_keeps_the_previous_file(
+    sim: SimulatorServer, warehouse: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "coc.duckdb"
+    env = cli_env(sim, warehouse, ak=AK, sk=SK, COC_DUCKDB=str(target))
+    assert run([COC_ETL, "warehouse"], env).returncode == 0
+    before = target.read_bytes()
+
+    done = _terminate_during_the_build([COC_ETL, "warehouse", "--rebuild"], env, target)
+
+    one_line_error(
+        done, 143, "terminated (SIGTERM)", "coc.duckdb is as the last finished build left it"
+    )
+    assert target.read_bytes() == before
+    assert list(tmp_path.glob("coc.duckdb.tmp-*")) == []
+
+
+def test_sigterm_during_the_build_after_publishing_names_the_day_and_stale_marts(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "wh"
+    env = cli_env(sim, root, ak=AK, sk=SK)
+
+    done = _terminate_during_the_build([COC_ETL, "ingest", DAY], env, root / "coc.duckdb")
+
+    assert done.returncode == 143, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert last.startswith("coc-etl: terminated (SIGTERM); published before it stopped: "), last
+    assert DAY in last and "marts stale" in last, last
