@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -271,3 +272,84 @@ def test_sigterm_during_the_build_after_publishing_names_the_day_and_stale_marts
     assert "Traceback" not in done.stderr, done.stderr
     assert last.startswith("coc-etl: terminated (SIGTERM); published before it stopped: "), last
     assert DAY in last and "marts stale" in last, last
+
+
+@pytest.mark.slow
+def test_a_store_killed_during_a_multi_day_ingest_exits_4_naming_what_was_published(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    from tests.s3server import S3Server
+
+    with S3Server.start() as store:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "AWS_"))}
+        env |= store.env(f"s3://{store.bucket()}/coc") | {
+            "COC_ENDPOINT": sim.url,
+            "COC_AK": AK,
+            "COC_SK": SK,
+            "COC_MAX_RPS": "0",
+            "COC_DUCKDB": str(tmp_path / "coc.duckdb"),
+            "DAGSTER_HOME": str(tmp_path),
+        }
+        sim.faults.latency_ms = 30  # days long enough to kill the store in the middle
+        proc = subprocess.Popen(
+            [COC_ETL, "ingest", DAY, "--to", "2026-11-20"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # the first day is published
+            assert first.startswith(f"{DAY}:"), (first, proc.stderr and proc.stderr.read())
+            os.kill(store.pid, signal.SIGKILL)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            sim.faults.reset()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 4, err
+    assert "Traceback" not in err and store.secret_access_key not in out + err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("coc-etl: write error: "), last
+    assert f"published before it stopped: {DAY}" in last, last
+
+
+#: ``coc-etl`` whose build is stopped by SIGTERM while DuckDB runs a query: DuckDB swallows
+#: the ``KeyboardInterrupt`` the signal raises and raises its own error instead, as here
+INTERRUPTED_BUILD = """
+import os, signal, sys, time
+import warehouse.build
+
+def interrupted_build(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        raise RuntimeError("Query interrupted") from None
+
+warehouse.build.build_locked = interrupted_build
+from pipelines.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        (["warehouse"], "coc.duckdb is as the last finished build left it"),
+        (["ingest", DAY], f"published before it stopped: {DAY} (coc.duckdb NOT rebuilt (marts"),
+    ],
+    ids=["warehouse", "ingest"],
+)
+def test_a_query_interrupted_by_sigterm_exits_143_saying_what_is_published_or_stale(
+    sim: SimulatorServer, tmp_path: Path, command: list[str], needle: str
+) -> None:
+    env = cli_env(sim, tmp_path / "wh", ak=AK, sk=SK)
+    done = run([sys.executable, "-c", INTERRUPTED_BUILD, *command], env)
+    assert done.returncode == 143, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("coc-etl: terminated (SIGTERM)") and needle in last, last
