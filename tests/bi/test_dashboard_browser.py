@@ -86,7 +86,7 @@ def wait_for_metrics(page: Page, expected: list[str]) -> None:
 
 def load(page: Page, url: str) -> None:
     page.goto(url)
-    page.get_by_text("Failed instances").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Failed instances", exact=True).wait_for(timeout=WAIT_MS)
     page.wait_for_load_state("networkidle")
 
 
