@@ -35,6 +35,7 @@ from typing import Any
 
 from pipelines.coc.errors import ConfigError
 from pipelines.coc.shared_rate import redacted_url
+from pipelines.errors import StorageError
 
 __all__ = ["LeaseLapsedError", "LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
 
@@ -58,7 +59,7 @@ return 0
 """
 
 
-class LockBusyError(Exception):
+class LockBusyError(StorageError):
     """Another live run holds the lock longer than we may wait."""
 
     def __init__(self, what: str, holder: dict[str, Any] | None, waited_s: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.cli.outcome import EXIT_CONFIG, EXIT_OK
@@ -63,8 +64,13 @@ def run_report(args: argparse.Namespace) -> int:
 
     import duckdb
 
+    from pipelines.errors import StorageError
+    from warehouse.publish import not_ours
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
 
+    foreign = not_ours(Path(path))
+    if foreign is not None:
+        raise ConfigError(f"{source} {path} is not a coc.duckdb built by coc-etl: {foreign}")
     try:
         alerts = format_alerts(*newest_alerts(path))
         rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
@@ -78,12 +84,28 @@ def run_report(args: argparse.Namespace) -> int:
                 f"{path} reads an s3:// warehouse: set COC_WAREHOUSE to it and the AWS_* "
                 "variables (README, Object storage)"
             ) from None
-        reason = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
+        # the file is the warehouse's own: what failed is reading the data its views name
+        raise StorageError(
+            f"reading the warehouse's data through {path} failed: {read_failure(exc)}; "
+            "nothing was changed (if files were removed by hand, `coc-etl warehouse` "
+            "rebuilds the views over what is there)"
+        ) from None
     print(alerts)
     print()
     print(format_report(rows, by=args.by))
     return EXIT_OK
+
+
+def read_failure(exc: BaseException) -> str:
+    """One line saying why DuckDB could not read: the error's first line, or, when it carries
+    a Python traceback (a file system registered on the connection raised), that traceback's
+    last line: the exception that stopped the read."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1]
+    return lines[0]
 
 
 def run_dashboard(args: argparse.Namespace) -> int:

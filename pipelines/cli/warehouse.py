@@ -20,6 +20,11 @@ def run_build(args: argparse.Namespace) -> int:
     from warehouse.build import build_locked
 
     wh = warehouse_settings_from_env(os.environ)
+    check_build_target(wh.duckdb_path)  # a foreign or unwritable file: exit 2, untouched
+    if wh.object_store is not None:  # keys, bucket, endpoint: named before the build lists
+        from pipelines.objectstore import check_access
+
+        check_access(wh.warehouse, wh.object_store)
     built = build_locked(wh, rebuild=args.rebuild)
     print(f"{built.duckdb_path} ({build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():

@@ -8,6 +8,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -84,7 +87,7 @@ def wait_for_metrics(page: Page, expected: list[str]) -> None:
 
 def load(page: Page, url: str) -> None:
     page.goto(url)
-    page.get_by_text("Failed instances").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Failed instances", exact=True).wait_for(timeout=WAIT_MS)
     page.wait_for_load_state("networkidle")
 
 
@@ -262,4 +265,52 @@ def test_an_empty_warehouse_says_so(page: Page, tmp_path: Path) -> None:
         info = page.get_by_test_id("stAlert")
         info.wait_for(timeout=WAIT_MS)
         assert "has no instances yet" in info.inner_text()
+        assert page.get_by_test_id("stException").count() == 0
+
+
+#: messages that Markdown, its math extension, Streamlit's directives or a browser would read
+#: as something other than text
+HOSTILE_MESSAGES = (
+    "$HOME is unset … $PATH too",
+    "**x** failed _twice_ ~~once~~",
+    ":red[alarm] :smile: see [the docs](http://example.com) `code`",
+    '<script>window.pwned = "script"</script><img src=x onerror="window.pwned = \'img\'">',
+)
+
+
+def test_table_cells_show_messages_exactly_as_sent(
+    bi_warehouse: BiWarehouse, page: Page, tmp_path: Path
+) -> None:
+    copy = copy_warehouse(bi_warehouse, tmp_path / "wh")
+    for path in (copy.root / "execution_instances").rglob("*.parquet"):
+        table = pq.read_table(path)
+        failed = pc.equal(table["status"], "ABNORMAL").to_pylist()
+        messages = [
+            HOSTILE_MESSAGES[i % len(HOSTILE_MESSAGES)] if bad else message
+            for i, (bad, message) in enumerate(
+                zip(failed, table["message"].to_pylist(), strict=True)
+            )
+        ]
+        column = table.schema.get_field_index("message")
+        table = table.set_column(column, table.schema.field(column), pa.array(messages))
+        pq.write_table(table, path)
+    build_warehouse(warehouse=str(copy.root), duckdb_path=str(copy.duckdb_path), rebuild=True)
+    with dashboard(copy.duckdb_path, cwd=tmp_path) as url:
+        load(page, url)
+        tables = page.get_by_test_id("stTable")
+        patterns = tables.filter(has_text="message_pattern").first
+        hosts = tables.filter(has_text="resource_id").first
+        for panel, every in ((patterns, True), (hosts, False)):
+            cells = [c.inner_text().strip() for c in panel.locator("td").all()]
+            shown = [message for message in HOSTILE_MESSAGES if message in cells]
+            assert shown == list(HOSTILE_MESSAGES) if every else shown, cells
+            # nothing was read as markup: no math, no bold or struck text, no link, no code
+            for markup in (".katex", "strong", "em", "del", "code", "script", "img"):
+                found = [e.evaluate("e => e.outerHTML") for e in panel.locator(markup).all()]
+                assert found == [], markup
+            # a bare address in a message is still made a link (GitHub-flavoured Markdown
+            # links addresses in text, escaped or not); its text and target are as sent
+            links = [(a.inner_text(), a.get_attribute("href")) for a in panel.locator("a").all()]
+            assert all(text == href == "http://example.com" for text, href in links), links
+        assert page.evaluate("() => window.pwned") is None
         assert page.get_by_test_id("stException").count() == 0

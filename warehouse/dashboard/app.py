@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import date
 from typing import Any
@@ -23,6 +24,20 @@ import streamlit as st
 
 from pipelines.settings import object_store_settings_from_env
 from warehouse.dashboard import queries as q
+
+#: ASCII punctuation: CommonMark shows each literally after a backslash, and so does every
+#: extension ``st.table`` reads cells with ($ math, ~~ strike, :color[...], :emoji:)
+_MARKUP = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def _as_sent(value: object) -> object:
+    """A cell's text escaped so that ``st.table``'s Markdown shows it exactly as sent."""
+    return _MARKUP.sub(r"\\\1", value) if isinstance(value, str) else value
+
+
+def _table(frame: pd.DataFrame) -> None:
+    """``st.table`` with every text cell shown as it is, never read as Markdown."""
+    st.table(frame.map(_as_sent))
 
 
 def _percent(rate: float | None) -> str:
@@ -78,7 +93,7 @@ def _alerts(frame: pd.DataFrame | None) -> None:
         score=frame["score"].round(2),
         since=frame["since"].map(_day),  # a DATE comes back from pandas as a midnight timestamp
     )
-    st.table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
+    _table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
 
 
 def _episode_label(r: Any) -> str:
@@ -226,7 +241,7 @@ def _drill_down(con: duckdb.DuckDBPyConnection, tickets: pd.DataFrame) -> None:
         st.caption("no failed instance")
     else:
         shown = ["batch_index", "instance_id", "host_name", "zone_id", "agent_status"]
-        st.table(failed.head(100)[[*shown, "finished_at", "message"]])
+        _table(failed.head(100)[[*shown, "finished_at", "message"]])
 
 
 def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
@@ -273,7 +288,7 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
 
     st.subheader("Top hosts")
     hosts = data.hosts.assign(failure_rate=data.hosts["failure_rate"].map(_percent))
-    st.table(
+    _table(
         hosts[
             [
                 "host_name",
@@ -287,7 +302,7 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
         ]
     )
     st.subheader("Top message patterns")
-    st.table(data.messages[["message_pattern", "failed", "last_seen", "example_message"]])
+    _table(data.messages[["message_pattern", "failed", "last_seen", "example_message"]])
 
     _drill_down(con, data.tickets)
 

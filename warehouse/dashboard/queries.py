@@ -24,11 +24,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipelines.errors import UsageError
 from pipelines.settings import ObjectStoreSettings
 from warehouse.build import connect
+from warehouse.publish import not_ours
 
 #: how the README and the messages tell a user to make the file
 BUILD_COMMAND = "make demo (or coc-etl build-warehouse with COC_WAREHOUSE set)"
+_OPEN_THE_RIGHT_FILE = (
+    "point --duckdb or COC_DUCKDB at the coc.duckdb that coc-etl built (by default "
+    "coc.duckdb in COC_WAREHOUSE); coc-etl never replaces a file it did not build"
+)
 DEFAULT_DAYS = 7
 TOP = 10
 #: what the page reads; a file without them was built by an older release of the project
@@ -42,7 +48,7 @@ REQUIRED_VIEWS = (
 )
 
 
-class DashboardError(Exception):
+class DashboardError(UsageError):
     """Something the dashboard cannot show; the message says what and where."""
 
 
@@ -129,6 +135,10 @@ def open_warehouse(
     path = Path(duckdb_path)
     if not path.is_file():
         raise DashboardError(f"no DuckDB file at {path}: build it with {BUILD_COMMAND}")
+    foreign = not_ours(path)
+    if foreign is not None:
+        # a build would refuse it too: the way out is the warehouse's own file, not a rebuild
+        raise DashboardError(f"{path} is not a coc.duckdb: {foreign}; {_OPEN_THE_RIGHT_FILE}")
     try:
         con = connect(path, read_only=True, object_store=object_store)
     except duckdb.Error as exc:
