@@ -18,13 +18,16 @@ $(UV_HOME)/bin/uv:
 check-lock: $(UV_HOME)/bin/uv
 	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 
+# --compile-bytecode: every process of the demo, and of a deployment, would otherwise compile
+# Dagster and the rest from source where PYTHONDONTWRITEBYTECODE is set (container images
+# commonly set it): seconds of CPU per process.
 demo: check-lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	$(BIN)/coc-etl demo
 
 # a distributed deployment on loopback (deploy/): Redis, Postgres, webserver, daemon, 2 workers
 cluster-demo: check-lock
-	$(UV) sync --frozen --quiet --inexact --extra cluster
+	$(UV) sync --frozen --quiet --inexact --extra cluster --compile-bytecode
 	$(BIN)/python -m deploy.cluster
 
 sync-dev: check-lock

@@ -17,6 +17,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.failures import reported_failures
 from assets.partitions import SINGLE_RUN
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
@@ -48,6 +49,7 @@ def build_ingestion_asset(
         backfill_policy=backfill,
         can_subset=False,
     )
+    @reported_failures
     def coc_day(
         context: AssetExecutionContext, coc: CocApiResource, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
@@ -103,9 +105,6 @@ def _metadata(table: str, results: list[DayResult], wh: Any, endpoint: str) -> d
         "endpoint": MetadataValue.url(endpoint),
         "location": MetadataValue.path(f"{wh.warehouse.rstrip('/')}/{table}/"),
     }
-    incomplete = [line for r in results for line in r.walk.incomplete_batches]
-    if incomplete:
-        meta["incomplete_batches"] = MetadataValue.text("\n".join(incomplete[:50]))
     if results:
         last = results[-1].day.isoformat()
         preview = read_day(wh.warehouse, table, last, None, limit=5, object_store=wh.object_store)

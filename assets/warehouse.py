@@ -18,6 +18,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.failures import reported_failures
 from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import SINGLE_RUN
 from assets.resources import WarehouseResource
@@ -57,6 +58,7 @@ def build_warehouse_asset(
         backfill_policy=backfill,
         can_subset=False,
     )
+    @reported_failures
     def coc_warehouse(
         context: AssetExecutionContext, config: WarehouseBuildConfig, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:

@@ -55,7 +55,8 @@ class BenchDay:
         page_limit: int = DEFAULT_PAGE_LIMIT,
         query_end_ms: int | None = None,
     ) -> int:
-        """The issue's minimum: list pages + 2 per ticket + ceil(n/limit) per batch.
+        """The minimum of a verifying walk: list pages + 2 per ticket + n // limit + 1 per
+        non-empty batch (up to the first page that is not full).
 
         ``query_end_ms`` is the ``end_time`` the client sends: the product sends the end of
         the day (the server's window is inclusive) and drops the boundary ticket itself."""

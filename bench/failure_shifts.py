@@ -8,7 +8,9 @@ is a false alarm. Target: at most 1 per 1,000 key-days, over all seeds together.
 
 Onsets: the same estate with four onsets planted on different days (a host, a new message
 template, a zone, a script version rolled out); each should alert on its day with ``since``
-= that day and rank first by score in its dimension.
+= that day, rank first by score in its dimension, and stay open (alert, same ``since``) on
+every later day with runs of its key, the plants going on to the end. Every alert row counts
+as a false alarm on the steady days, those of an episode's later days included.
 """
 
 from __future__ import annotations
@@ -78,12 +80,22 @@ def _onsets(root: Path, days: int) -> dict[str, Any]:
             ).fetchall()[0]
             want = scenario.keys[dimension]  # a message's key starts with the template
             first = key.startswith(want) if dimension == "message_pattern" else key == want
+            later = con.execute(
+                """
+                SELECT count(*), count(*) FILTER (WHERE alert AND since = ?)
+                FROM failure_shifts WHERE dt > ? AND dimension = ? AND key = ?
+                """,
+                [day, day, dimension, key],
+            ).fetchall()[0]
             found[dimension] = {
                 "day": day.isoformat(),
                 "ranks_first": bool(first),
                 "alert": bool(alert),
                 "since_right": since == day,
                 "score": round(score, 2),
+                # the later days with runs of the key, and those still alerting with its since
+                "later_days": later[0],
+                "still_open": later[0] == later[1],
             }
     finally:
         con.close()
@@ -112,12 +124,21 @@ def measure(scale: Scale) -> Section:
         )
     )
     found = sum(o["alert"] and o["ranks_first"] and o["since_right"] for o in onsets.values())
+    persisted = sum(o["still_open"] for o in onsets.values())
     if onsets:
         section.rows.append(
             Row(
                 metric="planted onsets found on their day, first in their dimension, right since",
                 text=f"{found} of {len(onsets)}",
                 passed_override=found == len(onsets),
+                target_text="4 of 4",
+            )
+        )
+        section.rows.append(
+            Row(
+                metric="planted onsets still open with their since on every later day",
+                text=f"{persisted} of {len(onsets)}",
+                passed_override=persisted == len(onsets),
                 target_text="4 of 4",
             )
         )

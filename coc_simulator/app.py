@@ -409,7 +409,7 @@ class SimulatorApp:
         first = bisect_right(ids, marker) if marker else 0
         return b'{"data":{"batch_index":%d,"total_instances":%d,"execute_instances":[%s]}}' % (
             index,
-            rendered.size,
+            faults.batch_totals.get((uuid, index), rendered.size),
             b",".join(items[first : first + limit]),
         )
 

@@ -14,7 +14,6 @@ in ``{"data": ...}``, built by the same code the HTTP app encodes.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from bisect import bisect_left, bisect_right
@@ -332,16 +331,18 @@ class Dataset:
         now: datetime | int | None = None,
         query_end_ms: int | None = None,
     ) -> int:
-        """The fewest requests that read the window [start_ms, end_ms) completely: list
-        pages (ceil(total/list_limit), at least one) + detail and batch list per ticket +
-        ceil(n/page_limit) per non-empty batch. ``query_end_ms`` is the ``end_time`` the
-        client sends (default ``end_ms - 1``; the server's window includes it)."""
+        """The fewest requests that read the window [start_ms, end_ms) completely and see
+        that each walk is done: list pages (total // list_limit + 1) + detail and batch list
+        per ticket + n // page_limit + 1 per non-empty batch (a walk ends on a page that is
+        not full, so a full last page is followed by an empty one). ``query_end_ms`` is the
+        ``end_time`` the client sends (default ``end_ms - 1``; the server's window includes
+        it)."""
         now = self.now_ms(now)
         query_end = end_ms - 1 if query_end_ms is None else query_end_ms
         listed, _ = self.query_orders(now=now, limit=0, start_ms=start_ms, end_ms=query_end)
         tickets = self.tickets_in_window(start_ms, end_ms, now=now)
-        pages = sum(math.ceil(b.size / page_limit) for t in tickets for b in t.batches)
-        return max(1, math.ceil(listed / list_limit)) + 2 * len(tickets) + pages
+        pages = sum(b.size // page_limit + 1 for t in tickets for b in t.batches if b.size)
+        return listed // list_limit + 1 + 2 * len(tickets) + pages
 
     def instance_count(
         self, start_ms: int, end_ms: int, *, now: datetime | int | None = None

@@ -18,7 +18,9 @@ Per request, in this order (after authentication, which answers 401 first):
 6. ``forced``: ``{execute_uuid: status}`` answers that status on every endpoint of the ticket;
 7. the endpoint itself, where ``page_clamp`` caps every page (list and batch) at N records
    whatever ``limit`` asked, and ``stuck`` ``{(execute_uuid, batch_index)}`` makes every page
-   after the first of that batch ignore the marker (the first page again);
+   after the first of that batch ignore the marker (the first page again), and
+   ``batch_totals`` ``{(execute_uuid, batch_index): n}`` states ``n`` as that batch's
+   ``total_instances`` on every one of its pages (a total that contradicts the pages);
 8. ``invalid_body_rate``: a 200 whose body is not JSON.
 """
 
@@ -78,6 +80,7 @@ class Faults:
     error_statuses: tuple[int, ...] = (500, 502, 503, 504)
     forced: dict[str, int] = field(default_factory=dict)
     stuck: set[tuple[str, int]] = field(default_factory=set)
+    batch_totals: dict[tuple[str, int], int] = field(default_factory=dict)
     page_clamp: int | None = None
     invalid_body_rate: float = 0.0
 
@@ -122,6 +125,7 @@ class Faults:
             or self.error_rate
             or self.forced
             or self.stuck
+            or self.batch_totals
             or self.page_clamp is not None
             or self.invalid_body_rate
         )

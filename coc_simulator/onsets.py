@@ -10,6 +10,9 @@ to the failure probability of the instances it concerns:
   script runs it), which fails with ``failure`` more than the script's base rate;
 - ``MessageOnset``: every host, with a message template that never occurs otherwise.
 
+An onset with ``until`` stops there: tickets created on or after that day are as without it
+(``VersionOnset`` never stops: the version stays rolled out).
+
 Without onsets the dataset is exactly what it was: the extra probabilities are added to
 the thresholds of the same random draws, so a config with onsets differs from one without
 only where an onset applies.
@@ -33,6 +36,8 @@ class ZoneOnset:
     zone: str
     day: date
     failure: float
+    #: the first day it no longer applies (None: it goes on)
+    until: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +45,8 @@ class HostOnset:
     host: int
     day: date
     failure: float
+    #: the first day it no longer applies (None: it goes on)
+    until: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +61,8 @@ class VersionOnset:
 class MessageOnset:
     day: date
     failure: float
+    #: the first day it no longer applies (None: it goes on)
+    until: date | None = None
 
 
 Onset = ZoneOnset | HostOnset | VersionOnset | MessageOnset
@@ -104,8 +113,19 @@ def parse_onset(text: str) -> Onset:
 
 def onset_ms(onset: Onset) -> int:
     """The onset's first instant, epoch milliseconds (00:00 UTC of its day)."""
-    start = datetime(onset.day.year, onset.day.month, onset.day.day, tzinfo=UTC)
-    return int(start.timestamp() * 1000)
+    return _day_ms(onset.day)
+
+
+def applies(onset: Onset, created_ms: int) -> bool:
+    """Whether ``onset`` applies to a ticket created at ``created_ms``."""
+    if created_ms < onset_ms(onset):
+        return False
+    until = getattr(onset, "until", None)
+    return until is None or created_ms < _day_ms(until)
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def validate_onsets(onsets: Sequence[Onset], hosts: int) -> None:
@@ -124,7 +144,7 @@ def host_extra(
     (None when nothing applies)."""
     extra: dict[int, float] = {}
     for onset in onsets:
-        if created_ms < onset_ms(onset):
+        if not applies(onset, created_ms):
             continue
         if isinstance(onset, ZoneOnset):
             for n, host in enumerate(hosts):
@@ -138,6 +158,4 @@ def host_extra(
 def message_extra(onsets: Sequence[Onset], created_ms: int) -> float:
     """Probability that an instance of a ticket created at ``created_ms`` fails with the new
     message template."""
-    return sum(
-        o.failure for o in onsets if isinstance(o, MessageOnset) and created_ms >= onset_ms(o)
-    )
+    return sum(o.failure for o in onsets if isinstance(o, MessageOnset) and applies(o, created_ms))

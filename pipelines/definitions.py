@@ -23,6 +23,7 @@ from dagster import (
     multiprocess_executor,
 )
 
+from assets.alerts import AlertsResource, deliver_alerts_sensor
 from assets.ingestion import build_ingestion_asset
 from assets.partitions import backfill_policy, daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
@@ -94,7 +95,16 @@ def _build() -> Definitions:
             *mart_specs(),
         ],
         schedules=[build_nightly_schedule(timezone, lookback, executor)],
-        resources={"coc": coc, "warehouse": warehouse},
+        sensors=[deliver_alerts_sensor],
+        resources={
+            "coc": coc,
+            "warehouse": warehouse,
+            "alerts": AlertsResource(
+                channels=_env("COC_ALERT_CHANNELS"),
+                dashboard_url=_env("COC_DASHBOARD_URL"),
+                digest=_env("COC_ALERT_DIGEST"),
+            ),
+        },
         # a run is one process: its two steps run one after the other anyway, and a Celery
         # worker's pool process (deploy/) may not fork step processes of its own
         executor=executor,

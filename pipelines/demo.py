@@ -19,11 +19,15 @@ from warehouse.report import (
     failure_report,
     format_alerts,
     format_hotspots,
+    format_open_episodes,
     format_report,
     newest_alerts,
 )
 
 DEMO_AK = "DEMOACCESSKEY"
+#: the zone the demo's data plants a failure onset in, two days before the last day: an alert
+#: episode still open at the end of the demo
+DEMO_ONSET_ZONE = "cn-north-4b"
 
 
 def materialize_command(*partitions: str) -> list[str]:
@@ -44,7 +48,7 @@ def _step(label: str, started: float) -> float:
 
 
 def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
-    from coc_simulator import SimConfig, SimulatorServer
+    from coc_simulator import SimConfig, SimulatorServer, ZoneOnset
 
     root = Path(base).resolve()
     warehouse = root / "warehouse"
@@ -58,10 +62,11 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
 
     print("1/3 starting the embedded COC simulator on loopback", flush=True)
     started = time.monotonic()
-    with SimulatorServer(SimConfig(seed=seed), ak=DEMO_AK, sk=sk) as sim:
+    last = datetime.now(UTC).date() - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    onset = ZoneOnset(zone=DEMO_ONSET_ZONE, day=last - timedelta(days=2), failure=0.15)
+    with SimulatorServer(SimConfig(seed=seed, onsets=(onset,)), ak=DEMO_AK, sk=sk) as sim:
         started = _step(f"simulator at {sim.url} (AK/SK signatures verified)", started)
-        last = datetime.now(UTC).date() - timedelta(days=1)
-        first = last - timedelta(days=days - 1)
         print(f"2/3 materializing {first}...{last} with Dagster", flush=True)
         env = {
             **os.environ,
@@ -92,6 +97,9 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     print()
     print(format_alerts(*newest_alerts(str(duckdb_path))))
     print()
+    print(format_open_episodes(str(duckdb_path)))
+    print(f"  (planted: zone {DEMO_ONSET_ZONE} failing 15% more from {onset.day})")
+    print()
     _step("report", started)
     print(f"total {time.monotonic() - total_started:.1f}s")
     print()
@@ -112,6 +120,12 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
         dashboard += f" --duckdb {duckdb_path}"  # not where it looks without variables
     print("Dashboard (read-only, loopback), then open http://127.0.0.1:8501 in a browser:")
     print(f"          {dashboard}")
+    print("Alerts to a webhook (Slack, Feishu/Lark, WeCom, DingTalk, JSON) or e-mail, after")
+    print("each coc-etl run or Dagster run (docs/alerts.md):")
+    print(
+        '          COC_ALERT_CHANNELS=\'[{"type": "slack", "url": '
+        '"https://hooks.slack.com/services/..."}]\' .venv/bin/coc-etl warehouse'
+    )
     return 0
 
 

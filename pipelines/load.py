@@ -1,9 +1,10 @@
 """Loading one day's rows into its ``DayWriter``: page bodies in, Parquet row groups out.
 
 Kept batch pages (``RawPage``: the body as received, and which records to keep) are
-gathered until they hold ``flush_rows`` rows; then one thread flattens them in Arrow
-(``pages.flatten_pages``) and writes them as a row group. Arrow releases the GIL for nearly
-all of that, so the thread runs beside the fetching event loop. At most
+gathered until they hold ``flush_rows`` rows or ``flush_bytes`` bytes of bodies; then one
+thread flattens them in Arrow (``pages.flatten_pages``) and writes them as a row group.
+Arrow releases the GIL for nearly all of that, so the thread runs beside the fetching event
+loop. At most
 ``MAX_PENDING_WRITES`` chunk is in the thread's hands, so memory stays bounded whatever the size
 of the day. When the thread is that far behind, ``add`` blocks the event loop until it
 catches up, on purpose: an awaitable wait is no faster (the loop has the thread's CPU to
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 #: rows per flattened chunk and per Parquet row group: the peak memory stays flat whatever
 #: the size of the day; larger chunks hold more, smaller ones cost more calls per row
 FLUSH_ROWS = 10_000
+#: bytes of page bodies per flattened chunk, at most (plus the page that passes it): pages of
+#: large messages make smaller chunks, so the memory held stays bounded by bytes as well
+FLUSH_BYTES = 32 * 2**20
 #: chunks handed to the thread before the fetching loop waits for it: a second one is no
 #: faster and holds more memory
 MAX_PENDING_WRITES = 1
@@ -35,25 +39,34 @@ MAX_PENDING_WRITES = 1
 class InstanceLoader:
     """Buffers ``execution_instances`` pages and writes them, and whole tables, in order."""
 
-    def __init__(self, writer: DayWriter, pool: Executor, flush_rows: int = FLUSH_ROWS) -> None:
+    def __init__(
+        self,
+        writer: DayWriter,
+        pool: Executor,
+        flush_rows: int = FLUSH_ROWS,
+        flush_bytes: int = FLUSH_BYTES,
+    ) -> None:
         self.writer = writer
         self.pool = pool
         self.flush_rows = flush_rows
+        self.flush_bytes = flush_bytes
         self._pages: list[PendingPage] = []
         self._rows = 0
+        self._bytes = 0
         self._pending: list[Future[None]] = []
 
     def add(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
         self._pages.append(PendingPage(execute_uuid, batch_index, page))
         self._rows += page.count
-        if self._rows >= self.flush_rows:
+        self._bytes += len(page.body)
+        if self._rows >= self.flush_rows or self._bytes >= self.flush_bytes:
             self._submit_pages()
 
     def add_table(self, table: str, batch: pa.RecordBatch) -> None:
         self._submit(self._write, table, batch)
 
     def _submit_pages(self) -> None:
-        pages, self._pages, self._rows = self._pages, [], 0
+        pages, self._pages, self._rows, self._bytes = self._pages, [], 0, 0
         self._submit(self._flatten_and_write, pages)
 
     def _submit(self, job, *args) -> None:
@@ -78,7 +91,7 @@ class InstanceLoader:
 
     def drain_quietly(self) -> None:
         """Wait for queued writes after a failure; their own errors matter less."""
-        self._pages, self._rows = [], 0
+        self._pages, self._rows, self._bytes = [], 0, 0
         for pending in self._pending:
             try:
                 pending.result()

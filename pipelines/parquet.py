@@ -23,8 +23,10 @@ The protocol of a :class:`DayWriter`:
    debris: the publisher first undoes what an interrupted publish left there
    (``Publisher.recover``), then the debris is deleted. Other days are never touched.
 2. ``write``: check each batch against the table's schema, buffer it until ``row_group_rows``
-   rows are pending, and write full row groups to the table's staged file as they come, so the
-   day is never held in memory.
+   rows or ``row_group_bytes`` bytes are pending, and write row groups to the table's staged
+   file as they come, so the day is never held in memory: a table's pending rows stay under
+   ``row_group_bytes`` plus one batch, whatever the size of a value (a 40 MB message makes
+   smaller row groups, not a larger buffer).
 3. ``commit``: close and ``fsync`` every file (a table without rows gets a valid empty file, so
    a re-run that now finds nothing replaces the old rows), then hand the staged day to the
    publisher, one per storage kind (``pipelines/publish.py``: a rename swap on a local disk;
@@ -82,6 +84,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 64_000
+#: pending bytes of a table that make a row group even before ``ROW_GROUP_ROWS``: the bound of
+#: the writer's buffer when values are large
+ROW_GROUP_BYTES = 32 * 2**20
 COMPRESSION = "zstd"
 _RUN_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
 
@@ -147,6 +152,7 @@ class _StagedFile:
         self.writer: pq.ParquetWriter | None = None
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
+        self.pending_bytes = 0
         self.rows = 0
 
 
@@ -172,12 +178,15 @@ class DayWriter:
         publisher: Publisher | None = None,
         tables: Mapping[str, pa.Schema] = TABLES,
         row_group_rows: int = ROW_GROUP_ROWS,
+        row_group_bytes: int = ROW_GROUP_BYTES,
         compression: str = COMPRESSION,
         lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
         lock_dir: str | None = None,
     ) -> None:
         if row_group_rows < 1:
             raise ValueError(f"row_group_rows must be positive, got {row_group_rows}")
+        if row_group_bytes < 1:
+            raise ValueError(f"row_group_bytes must be positive, got {row_group_bytes}")
         for name in tables:
             if not name or "/" in name or name.startswith(("_", ".")):
                 raise ValueError(f"table name {name!r} cannot be a folder of the warehouse")
@@ -194,6 +203,7 @@ class DayWriter:
         )
         self._tables = dict(tables)
         self._row_group_rows, self._compression = row_group_rows, compression
+        self._row_group_bytes = row_group_bytes
         self._files = {
             t: _StagedFile(f"{self._staged.staged(t)}/{self._staged.file_name}", s)
             for t, s in self._tables.items()
@@ -238,8 +248,11 @@ class DayWriter:
             self._open(f)
             f.pending.extend(batch.to_batches() if isinstance(batch, pa.Table) else [batch])
             f.pending_rows += batch.num_rows
+            f.pending_bytes += batch.nbytes
             if f.pending_rows >= self._row_group_rows:
                 self._flush(f, whole_groups_only=True)
+            elif f.pending_bytes >= self._row_group_bytes:  # large values: a smaller group
+                self._flush(f, whole_groups_only=False)
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"writing failed: {exc}", table=table, path=f.path) from exc
 
@@ -276,7 +289,15 @@ class DayWriter:
             except OSError:
                 log.exception("keeping %s: it holds a previous day folder", self._staged.run_dir)
                 return
-            self._remove_run_dir()
+            try:  # an abort runs while an error is handled: it must not replace that error
+                self._remove_run_dir()
+            except OSError as exc:
+                log.warning(
+                    "staging of the aborted run left at %s (%s): the next run of %s removes it",
+                    self._staged.run_dir,
+                    exc,
+                    self.day,
+                )
         finally:
             self._release()
 
@@ -345,6 +366,7 @@ class DayWriter:
             f.rows += n
         rest = pending.slice(n)
         f.pending, f.pending_rows = rest.to_batches(), rest.num_rows
+        f.pending_bytes = rest.nbytes if rest.num_rows else 0
 
     def _close(self, table: str, f: _StagedFile) -> TableStats:
         try:

@@ -307,6 +307,15 @@ def check_warehouse_uri(warehouse: str) -> None:
         raise ConfigError(
             f"COC_WAREHOUSE={warehouse!r} must be s3://bucket[/prefix] without glob characters"
         )
+    # an object key is not a path: "a//b" and ".." name other objects than they seem to
+    segments = rest.rstrip("/").split("/")
+    odd = [s for s in segments[1:] if s in ("", ".", "..")]
+    if odd or segments[0] in (".", ".."):
+        what = "an empty segment (//)" if "" in odd else f"a {odd[0] if odd else '..'!r} segment"
+        raise ConfigError(
+            f"COC_WAREHOUSE={warehouse!r} has {what}: write the prefix as "
+            "s3://bucket/a/b, each part a name"
+        )
 
 
 def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:

@@ -42,6 +42,7 @@ from typing import Any
 from pipelines.coc import shared_rate
 from pipelines.coc.errors import ConfigError
 from pipelines.coc.shared_rate import RedisUnavailableError, is_redis_outage, redacted_url
+from pipelines.errors import StorageError
 
 __all__ = ["LeaseLapsedError", "LockBusyError", "SharedLease", "build_lock", "day_lock_key"]
 
@@ -72,7 +73,7 @@ return 0
 """
 
 
-class LockBusyError(Exception):
+class LockBusyError(StorageError):
     """Another live run holds the lock longer than we may wait."""
 
     def __init__(self, what: str, holder: dict[str, Any] | None, waited_s: float) -> None:

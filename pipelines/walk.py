@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -79,7 +79,6 @@ class WalkStats:
     instances: int = 0
     duplicates: int = 0
     pages: int = 0
-    incomplete_batches: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -187,10 +186,6 @@ async def _read_ticket(client: CocClient, order: Order, sink: DaySink, stats: Wa
         walk = walks[index] = pages.outcome
         stats.pages += walk.pages
         stats.duplicates += walk.duplicates
-        if walk.shortfall:
-            stats.incomplete_batches.append(
-                f"ticket={uuid} batch={index}: {walk.kept} of {walk.total_instances}"
-            )
 
     to_read = [b for b in batches if b.total_instances != 0]
     stats.batches += len(batches)

@@ -4,8 +4,9 @@
     ├── SchemaMismatchError a batch whose columns, types or nulls do not fit its table
     └── DayLockedError      another live run holds the day: who (run, pid, host, since)
 
-``coc-etl`` maps every one of them to exit code 4. Messages name the table, the day and the
-file, and never a credential: they are built from paths and values of the run only.
+They are ``StorageError``s of the product's root (``pipelines/errors.py``): exit code 4.
+Messages name the table, the day and the file, and never a credential: they are built from
+paths and values of the run only.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from pipelines.errors import StorageError
+
 __all__ = ["DayLockedError", "LockHolder", "SchemaMismatchError", "WriteError"]
 
 
-class WriteError(Exception):
+class WriteError(StorageError):
     """Writing or publishing a day failed; names the table, the day and the file."""
 
     def __init__(

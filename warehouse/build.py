@@ -91,6 +91,7 @@ from warehouse.publish import (
     publish,
     remove_database,
     remove_debris,
+    stamp_ours,
 )
 from warehouse.store import CHUNK_ROWS, day_chunks, store_per_day, store_rollups
 from warehouse.trailing import store_trailing
@@ -293,6 +294,7 @@ def _build_once(
                 register_s3(con, object_store)
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
+            stamp_ours(con)
             files = day_files(con, sources)
             days: frozenset[date] | None = None
             if not reason:

@@ -8,7 +8,8 @@ day's partitions only; ``-- build: per-month``, a month's rows (``dt`` its first
 month's days of a part only, which it reads through ``build_window(dt)``; ``-- build: tally
 of <rollup>``, the months of a rollup in which each of its keys appears (``store.py``);
 ``-- build: trailing N``, a day's rows on the per-day parts of that day and the N days before
-it (``trailing.py``). Every other mart is merged whole from the parts, rollups and tallies.
+it (``trailing.py``), and ``-- build: episodes``, its alerts followed as episodes
+(``episodes.py``). Every other mart is merged whole from the parts, rollups and tallies.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ PER_MONTH = "-- build: per-month"
 AFTER = "-- build: after "
 #: the header line of a mart whose day depends on the N days before it: ``-- build: trailing N``
 TRAILING = "-- build: trailing "
+#: the header line of a trailing mart whose ``alert`` and ``since`` follow episodes
+#: (``episodes.py``)
+EPISODES = "-- build: episodes"
 #: the header line of a tally: ``-- build: tally of <rollup>`` (``store.py``)
 TALLY = "-- build: tally of "
 #: the macro a trailing mart or a rollup filters the parts it reads with: ``build_window(dt)``,
@@ -114,6 +118,10 @@ def built_after(path: Path) -> set[str]:
 
 def is_per_day(path: Path) -> bool:
     return PER_DAY in _headers(path, "")
+
+
+def tracks_episodes(path: Path) -> bool:
+    return EPISODES in _headers(path, "")
 
 
 def is_per_month(path: Path) -> bool:

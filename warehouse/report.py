@@ -284,3 +284,34 @@ def _share(rate: float | None) -> str:
     if rate is not None and 0 < rate < 0.01:
         return f"{rate * 100:.2g}%"
     return _percent(rate)
+
+
+def format_open_episodes(duckdb_path: str | os.PathLike[str]) -> str:
+    """The episodes of ``alert_episodes`` still open, longest open first, one line each."""
+    con = connect(duckdb_path, read_only=True)
+    try:
+        try:
+            rows = con.execute(
+                """
+                SELECT dimension, key, opened, days, failure_rate, baseline_rate, failed,
+                    instances
+                FROM alert_episodes WHERE closed IS NULL
+                ORDER BY opened, dimension, key
+                """
+            ).fetchall()
+        except duckdb.CatalogException:
+            return "Alert episodes: none computed yet."
+    finally:
+        con.close()
+    if not rows:
+        return "Alert episodes: none open."
+    lines = [f"Alert episodes open: {len(rows)}"]
+    for dimension, key, opened, days, rate, baseline, failed, instances in rows:
+        name = NULL_KEY if key is None else key.replace("\n", " ")
+        name = name[:99] + "…" if len(name) > 100 else name
+        lines.append(
+            f"  {dimension} {name}: since {opened.isoformat()} (open {days} days), "
+            f"{_share(rate)} against {_share(baseline)} before, "
+            f"{failed:,} failed of {instances:,}"
+        )
+    return "\n".join(lines)

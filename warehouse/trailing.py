@@ -8,13 +8,11 @@ true for the days a change reaches and the N days before each. A change on day `
 the rows of ``c .. c + N``: those days' rows are deleted and computed again, from the parts
 of ``c - N .. c + N``; a day that lost its data just loses its rows.
 
-What reaches further than N days is a run: ``since``, the first day of a key's run of
-consecutive alert days, can start before the window. The mart's file defines
-``<name>_since(first_day)``, a table macro over the mart's view (by then the stored rows)
-answering (dt, dimension, key, since) for the alert rows from ``first_day`` on (a run that
-reaches back past ``first_day`` keeps the ``since`` stored on the day before it); the build
-sets ``since`` from it from the first recomputed day on, which covers the later days whose
-run continues through a changed day. Both macros are dropped once the rows are stored.
+What reaches further than N days is an episode: a mart with the header line ``-- build:
+episodes`` (``failure_shifts``) has its ``alert`` and ``since`` set by ``episodes.py``, which
+follows each key from its onset for as long as it stays elevated, replayed from the first
+recomputed day on. Columns whose names start with an underscore are stored for the episodes
+but left out of the mart's view. The window macro is dropped once the rows are stored.
 """
 
 from __future__ import annotations
@@ -33,8 +31,10 @@ from warehouse.definitions import (
     identifier,
     run_definition,
     scalar,
+    tracks_episodes,
     windowed,
 )
+from warehouse.episodes import track_episodes
 
 
 def reached_days(changed: Collection[date], reach: int) -> list[date]:
@@ -56,13 +56,12 @@ def store_trailing(
     reach: int,
 ) -> str:
     """Compute a trailing mart into ``mart_data.<name>``: every day (``days`` None), else the
-    days ``days`` reach; then ``since`` from the first of them on. Returns its name."""
+    days ``days`` reach; then its episodes from the first of them on. Returns its name."""
     started = time.perf_counter()
     window = "true" if days is None else f"d IN ({dates_sql(read_days(days, reach)) or 'NULL'})"
     con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
     name = run_definition(con, windowed(path))
     stored = f"{MART_SCHEMA}.{identifier(name)}"
-    since = identifier(f"{name}_since")
     first: date | None
     if days is None:
         con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
@@ -75,15 +74,19 @@ def store_trailing(
         first = reached[0]
     else:
         first = None
-    con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")
-    if first is not None:
-        con.execute(
-            f"UPDATE {stored} AS f SET since = r.since "
-            f"FROM {since}(DATE '{first.isoformat()}') AS r "
-            "WHERE f.dt = r.dt AND f.dimension = r.dimension "
-            "AND f.key IS NOT DISTINCT FROM r.key AND f.since IS DISTINCT FROM r.since"
-        )
-    con.execute(f"DROP MACRO TABLE IF EXISTS {since}")
+    if tracks_episodes(path):
+        track_episodes(con, stored, first)
+    internal = [
+        identifier(column)
+        for (column,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE schema_name = ? AND table_name = ? AND starts_with(column_name, '_') "
+            "ORDER BY column_index",
+            [MART_SCHEMA, name],
+        ).fetchall()
+    ]
+    hidden = f" EXCLUDE ({', '.join(internal)})" if internal else ""
+    con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT *{hidden} FROM {stored}")
     con.execute(f"DROP MACRO IF EXISTS {WINDOW_MACRO}")
     seconds[name] = time.perf_counter() - started
     return name

@@ -1,10 +1,12 @@
 """``coc-etl``: the command line. Parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes (``outcome.py``): 0 success, 1 unexpected failure, 2 bad configuration or arguments
-(found before any request), 3 the COC API failed permanently (the message names ticket, batch
-and marker), 4 writing the warehouse failed, 130 interrupted (SIGINT), 143 terminated
-(SIGTERM). A day is published whole or not at all; when a range stops early, the message
-names the days that were published, and ``coc.duckdb`` is rebuilt for them.
+Exit codes (``pipelines/errors.py``, whose error classes carry them): 0 success, 1 unexpected
+failure, 2 bad configuration or arguments (found before any request), 3 the COC API failed
+permanently (the message names ticket, batch and marker), 4 writing the warehouse or building
+``coc.duckdb`` failed, 130 interrupted (SIGINT), 141 stdout closed early (``| head``, silent),
+143 terminated (SIGTERM). A failure is one line on stderr. A day is published whole or not at
+all; when a range stops early, the message names the days that were published, and
+``coc.duckdb`` is rebuilt for them.
 
 One module per command (``ingest.py``, ``warehouse.py``, ``read.py``); each imports what it
 needs when it runs, so ``--help`` and a refused setting load neither Dagster, Arrow, DuckDB
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,16 +26,9 @@ from datetime import date
 from types import FrameType
 
 from pipelines.cli import ingest, read, warehouse
-from pipelines.cli.outcome import (
-    EXIT_API,
-    EXIT_CONFIG,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    EXIT_WRITE,
-    MartsStaleError,
-    days_text,
-)
-from pipelines.coc.errors import CocError, ConfigError
+from pipelines.cli.outcome import EXIT_INTERRUPTED, EXIT_TERMINATED, MartsStaleError, days_text
+from pipelines.coc.errors import CocError
+from pipelines.errors import EXIT_API, EXIT_PIPE_CLOSED, as_product_error, one_line
 from pipelines.fast_exit import skip_teardown_at_exit
 
 
@@ -41,6 +37,17 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+def _port(value: str) -> int:
+    """``dashboard --port``: a TCP port to listen on, 1..65535 (0 would pick one at random)."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port within 1..65535, got {port}")
+    return port
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -116,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="region",
         help="the key of each line (default region)",
     )
-    p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
+    p.add_argument(
+        "--duckdb",
+        help="the DuckDB file (default: COC_DUCKDB, the warehouse's, "
+        f"else the demo's {read.DEMO_DUCKDB})",
+    )
     p.set_defaults(handler=read.run_report)
 
     p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")
-    p.add_argument("--port", type=int, default=8501, help="default 8501")
+    p.add_argument("--port", type=_port, default=8501, help="1..65535, default 8501")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     p.add_argument(
         "--duckdb",
@@ -167,17 +178,26 @@ class _Terminated:
 
 
 def _cancelled(exc: BaseException) -> bool:
-    """An interrupt: ``KeyboardInterrupt``, or ``asyncio.CancelledError`` once asyncio runs."""
+    """An interrupt: ``KeyboardInterrupt``, ``asyncio.CancelledError`` once asyncio runs, or
+    a DuckDB query that the signal stopped (DuckDB turns the interrupt into its own error)."""
     asyncio = sys.modules.get("asyncio")
-    return isinstance(exc, KeyboardInterrupt) or (
+    if isinstance(exc, KeyboardInterrupt) or (
         asyncio is not None and isinstance(exc, asyncio.CancelledError)
+    ):
+        return True
+    interrupted = type(exc).__name__ == "InterruptException" or (
+        type(exc) is RuntimeError and str(exc).strip() == "Query interrupted"
     )
+    return interrupted or (exc.__cause__ is not None and _cancelled(exc.__cause__))
 
 
 def _outcome(args: argparse.Namespace) -> str:
     """What a run that stopped early left published, for its last message."""
+    command = getattr(args, "command", None)
+    if command in ("warehouse", "build-warehouse"):
+        return "; coc.duckdb is as the last finished build left it"
     published: list[date] = getattr(args, "published", [])
-    if getattr(args, "command", None) != "ingest":
+    if command != "ingest":
         return ""
     if not published:
         return "; no day was published"
@@ -192,7 +212,7 @@ def _outcome(args: argparse.Namespace) -> str:
     )
 
 
-def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
+def _retry_hint(exc: BaseException, args: argparse.Namespace) -> str:
     from pipelines.coc.retry import is_retriable
 
     if not is_retriable(exc):
@@ -202,6 +222,21 @@ def _retry_hint(exc: CocError, args: argparse.Namespace) -> str:
         f" (now {client.max_attempts} and {client.retry_budget_s:g})" if client is not None else ""
     )
     return f"; retries ran out: raise COC_MAX_ATTEMPTS or COC_RETRY_BUDGET_S{now}"
+
+
+def _interrupted(args: argparse.Namespace, terminated: _Terminated) -> int:
+    what = "terminated (SIGTERM)" if terminated.received else "interrupted"
+    print(f"coc-etl: {what}{_outcome(args)}", file=sys.stderr)
+    return EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``coc-etl report | head``): stop quietly, as Unix
+    tools do, with the exit code of a process killed by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the exit's flush of stdout has nowhere to fail
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,31 +259,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as exc:
-        print(f"coc-etl: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except CocError as exc:
-        hint = _retry_hint(exc, args)
-        print(f"coc-etl: COC API error: {exc}{hint}{_outcome(args)}", file=sys.stderr)
-        return EXIT_API
-    except MartsStaleError as exc:
-        print(f"coc-etl: write error: {exc}", file=sys.stderr)
-        return EXIT_WRITE
+    except BrokenPipeError:
+        return _pipe_closed()
     except Exception as exc:
-        from pipelines.parquet import WriteError
-        from pipelines.shared_lock import LockBusyError
-        from warehouse.build import BuildError
-
-        if isinstance(exc, WriteError | BuildError | LockBusyError):
-            print(f"coc-etl: write error: {exc}{_outcome(args)}", file=sys.stderr)
-            return EXIT_WRITE
-        raise
+        if _cancelled(exc) or terminated.received:
+            return _interrupted(args, terminated)
+        error = as_product_error(exc)
+        if error is None:
+            raise
+        api = isinstance(error, CocError) and error.exit_code == EXIT_API
+        hint = _retry_hint(error, args) if api else ""  # (a ConfigError is a CocError too)
+        # a stale build's message names the published days itself
+        outcome = "" if isinstance(error, MartsStaleError) else _outcome(args)
+        print(f"coc-etl: {error.label}: {one_line(error)}{hint}{outcome}", file=sys.stderr)
+        return error.exit_code
     except BaseException as exc:  # KeyboardInterrupt, asyncio.CancelledError; not SystemExit
         if not _cancelled(exc):
             raise
-        what = "terminated (SIGTERM)" if terminated.received else "interrupted"
-        print(f"coc-etl: {what}{_outcome(args)}", file=sys.stderr)
-        return EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
+        return _interrupted(args, terminated)
     finally:
         logging.getLogger(__name__).debug("done in %.1fs", time.monotonic() - started)
 

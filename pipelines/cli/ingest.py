@@ -117,6 +117,27 @@ def rebuild(wh: WarehouseSettings, published: Sequence[date]) -> None:
             f"{first_line}; the marts are stale until `coc-etl build-warehouse` succeeds"
         ) from exc
     print(f"warehouse: {built.duckdb_path} ({build_kind(built)})")
+    deliver_alerts_after_build(wh)
+
+
+def deliver_alerts_after_build(wh: WarehouseSettings) -> None:
+    """Send the alert episodes due (``pipelines/alerts``); a problem is said, never raised."""
+    from pipelines.alerts.deliver import alert_settings_from_env, deliver_quietly
+
+    try:
+        settings = alert_settings_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"alerts: not delivered: {exc}", file=sys.stderr)
+        return
+    if not settings.channels:
+        return
+    report = deliver_quietly(
+        duckdb_path=wh.duckdb_path,
+        warehouse=wh.warehouse,
+        settings=settings,
+        redis_url=wh.redis_url,
+    )
+    print(f"alerts: {report.summary()}", file=sys.stderr if report.failed else sys.stdout)
 
 
 def rebuild_quietly(wh: WarehouseSettings, published: Sequence[date]) -> bool:

@@ -10,11 +10,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+from pipelines.errors import (
+    EXIT_API,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_WRITE,
+    StorageError,
+)
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_WRITE",
+    "MartsStaleError",
+    "days_text",
+]
 
 
-class MartsStaleError(Exception):
+class MartsStaleError(StorageError):
     """Days were published but ``coc.duckdb`` could not be rebuilt over them."""
 
 

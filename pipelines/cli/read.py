@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.cli.outcome import EXIT_CONFIG, EXIT_OK
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from pipelines.settings import ObjectStoreSettings
 
 #: the demo's DuckDB file (``make demo`` runs ``coc-etl demo --dir .demo``), relative to the
-#: working directory: what ``coc-etl dashboard`` opens when nothing else is set
+#: working directory: what ``coc-etl report`` and ``coc-etl dashboard`` open when nothing
+#: else is set
 DEMO_DUCKDB = os.path.join(".demo", "warehouse", "coc.duckdb")
 
 
@@ -30,9 +32,12 @@ def recent_days(value: str) -> int:
 
 
 def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | None]:
-    """The DuckDB file to read, and how to reach the object storage its views may name."""
+    """The DuckDB file to read, and how to reach the object storage its views may name:
+    ``--duckdb``, else ``COC_DUCKDB`` or the one under ``COC_WAREHOUSE``, else the demo's."""
     from pipelines.settings import object_store_settings_from_env, warehouse_settings_from_env
 
+    if not (args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE")):
+        return DEMO_DUCKDB, None
     if args.duckdb:
         on_s3 = os.environ.get("COC_WAREHOUSE", "").strip().startswith("s3://")
         return args.duckdb, object_store_settings_from_env(os.environ) if on_s3 else None
@@ -40,9 +45,18 @@ def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | No
     return wh.duckdb_path, wh.object_store
 
 
+def _source(args: argparse.Namespace) -> str:
+    """Where ``duckdb_path`` found the file, for messages."""
+    if args.duckdb:
+        return "--duckdb"
+    if os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
+        return "COC_DUCKDB"
+    return "the demo's warehouse, as no COC_DUCKDB or COC_WAREHOUSE is set; run `make demo`"
+
+
 def run_report(args: argparse.Namespace) -> int:
     path, object_store = duckdb_path(args)
-    source = "--duckdb" if args.duckdb else "COC_DUCKDB"
+    source = _source(args)
     if not os.path.exists(path):
         raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
     if not os.path.isfile(path):
@@ -50,8 +64,13 @@ def run_report(args: argparse.Namespace) -> int:
 
     import duckdb
 
+    from pipelines.errors import StorageError
+    from warehouse.publish import not_ours
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
 
+    foreign = not_ours(Path(path))
+    if foreign is not None:
+        raise ConfigError(f"{source} {path} is not a coc.duckdb built by coc-etl: {foreign}")
     try:
         alerts = format_alerts(*newest_alerts(path))
         rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
@@ -65,23 +84,35 @@ def run_report(args: argparse.Namespace) -> int:
                 f"{path} reads an s3:// warehouse: set COC_WAREHOUSE to it and the AWS_* "
                 "variables (README, Object storage)"
             ) from None
-        reason = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{source} {path} cannot be read as a DuckDB file: {reason}") from None
+        # the file is the warehouse's own: what failed is reading the data its views name
+        raise StorageError(
+            f"reading the warehouse's data through {path} failed: {read_failure(exc)}; "
+            "nothing was changed (if files were removed by hand, `coc-etl warehouse` "
+            "rebuilds the views over what is there)"
+        ) from None
     print(alerts)
     print()
     print(format_report(rows, by=args.by))
     return EXIT_OK
 
 
+def read_failure(exc: BaseException) -> str:
+    """One line saying why DuckDB could not read: the error's first line, or, when it carries
+    a Python traceback (a file system registered on the connection raised), that traceback's
+    last line: the exception that stopped the read."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1]
+    return lines[0]
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     from warehouse.dashboard.queries import DashboardError
     from warehouse.dashboard.serve import serve
 
-    object_store = None
-    if args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
-        path, object_store = duckdb_path(args)
-    else:
-        path = DEMO_DUCKDB
+    path, object_store = duckdb_path(args)
     try:
         serve(duckdb_path=path, host=args.host, port=args.port, object_store=object_store)
     except DashboardError as exc:

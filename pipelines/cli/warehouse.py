@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from pipelines.cli.ingest import build_kind, check_build_target, rebuild
+from pipelines.cli.ingest import (
+    build_kind,
+    check_build_target,
+    deliver_alerts_after_build,
+    rebuild,
+)
 from pipelines.cli.outcome import EXIT_OK, days_text
 from pipelines.coc.errors import ConfigError
 
@@ -14,10 +19,17 @@ def run_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
     from warehouse.build import build_locked
 
-    built = build_locked(warehouse_settings_from_env(os.environ), rebuild=args.rebuild)
+    wh = warehouse_settings_from_env(os.environ)
+    check_build_target(wh.duckdb_path)  # a foreign or unwritable file: exit 2, untouched
+    if wh.object_store is not None:  # keys, bucket, endpoint: named before the build lists
+        from pipelines.objectstore import check_access
+
+        check_access(wh.warehouse, wh.object_store)
+    built = build_locked(wh, rebuild=args.rebuild)
     print(f"{built.duckdb_path} ({build_kind(built)}): {', '.join(built.views)}")
     for table, rows in built.rows.items():
         print(f"  {table}: {rows} rows")
+    deliver_alerts_after_build(wh)
     return EXIT_OK
 
 

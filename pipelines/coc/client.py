@@ -309,7 +309,7 @@ class CocClient:
                 start_ms=start_ms, end_ms=end_ms, marker=marker, creator=creator, status=status
             )
 
-        return OrderPages(fetch, path=ORDERS_PATH)
+        return OrderPages(fetch, path=ORDERS_PATH, limit=self.settings.list_limit)
 
     def iter_batch(
         self, execute_uuid: str, batch_index: int, *, status: str | None = None
@@ -327,7 +327,13 @@ class CocClient:
                 payload=BatchPageIds,
             )
 
-        return BatchPages(execute_uuid, batch_index, fetch)
+        return BatchPages(
+            execute_uuid,
+            batch_index,
+            fetch,
+            limit=self.settings.page_limit,
+            filtered=status is not None,
+        )
 
     # -- the one request path --------------------------------------------------------------
 

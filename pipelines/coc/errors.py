@@ -1,7 +1,8 @@
-"""Every error the COC client raises, in one tree.
+"""Every error the COC client raises, in one tree under the product's root (``errors.py``).
 
-    CocError                      base: where it happened (ticket, batch, marker, path)
-    ├── ConfigError               settings that cannot work (no endpoint, http:// off loopback)
+    CocError                      base: where it happened (ticket, batch, marker, path); exit 3
+    ├── ConfigError               settings that cannot work (no endpoint, http:// off loopback);
+    │                             also a ``UsageError``: exit 2
     ├── RequestValidationError    a parameter out of the documented range; nothing was sent
     ├── TransportError            reset, refused or timed out, after the retry budget
     ├── ApiError                  a non-2xx answer: ``status``, ``error_code``, ``error_msg``
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from pipelines.errors import EXIT_API, ProductError, UsageError
+
 
 class Where(TypedDict, total=False):
     """Where in the walk an error happened, as keyword arguments for any CocError."""
@@ -32,8 +35,11 @@ class Where(TypedDict, total=False):
     marker: int | None
 
 
-class CocError(Exception):
+class CocError(ProductError):
     """Base class: a message plus the coordinates of the failing call."""
+
+    exit_code = EXIT_API
+    label = "COC API error"
 
     def __init__(
         self,
@@ -68,8 +74,8 @@ class CocError(Exception):
         return f"{self.message} [{where}]" if where else self.message
 
 
-class ConfigError(CocError):
-    """Settings that cannot work."""
+class ConfigError(UsageError, CocError):
+    """Settings that cannot work (exit 2, as every ``UsageError``)."""
 
 
 class RequestValidationError(CocError):

@@ -15,7 +15,6 @@ slows the walk down by itself (back-pressure) and nothing piles up here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,8 +34,6 @@ from pipelines.coc.models import (
     envelope_type,
 )
 from pipelines.coc.paging import MarkerPager
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -62,14 +59,15 @@ class BatchWalk:
     total_instances: int | None
     kept: int
     duplicates: int
-    shortfall: int
     pages: int
 
 
 class BatchPages:
     """``async for page in client.iter_batch(uuid, index):`` every kept page of one batch.
 
-    Iterate once; ``outcome`` then says what the walk found (kept, repeated ids, shortfall).
+    Iterate once; ``outcome`` then says what the walk found (kept, repeated ids, pages). Pages
+    that contradict the batch's ``total_instances`` raise ``PagingError`` (see ``paging.py``);
+    ``filtered`` (a status filter) keeps the total out of it: it counts the whole batch.
     """
 
     def __init__(
@@ -77,10 +75,15 @@ class BatchPages:
         execute_uuid: str,
         batch_index: int,
         fetch: Callable[[int], Awaitable[tuple[BatchPageIds, bytes]]],
+        *,
+        limit: int,
+        filtered: bool = False,
     ) -> None:
         self.execute_uuid = execute_uuid
         self.batch_index = batch_index
-        self.pager = MarkerPager(ticket=execute_uuid, batch=batch_index)
+        self.pager = MarkerPager(
+            ticket=execute_uuid, batch=batch_index, limit=limit, check_total=not filtered
+        )
         self._fetch = fetch
 
     def __aiter__(self) -> AsyncIterator[RawPage]:
@@ -98,17 +101,6 @@ class BatchPages:
                 yield RawPage(
                     body=body, marker=marker, keep=None if whole else keep, count=len(keep)
                 )
-        pager = self.pager
-        if pager.shortfall:
-            log.warning(
-                "incomplete batch: ticket=%s batch=%s got %d of %d instances (an empty page "
-                "came back before the total was reached, marker=%s)",
-                self.execute_uuid,
-                self.batch_index,
-                pager.kept,
-                pager.total,
-                pager.marker,
-            )
 
     async def decoded(self) -> AsyncIterator[list[Instance]]:
         """The same walk, each page's kept instances decoded and validated."""
@@ -124,7 +116,6 @@ class BatchPages:
             total_instances=pager.total,
             kept=pager.kept,
             duplicates=pager.duplicates,
-            shortfall=pager.shortfall,
             pages=pager.pages,
         )
 
@@ -154,9 +145,11 @@ class OrderPages:
     Iterate once; ``total`` is then the total the list reported.
     """
 
-    def __init__(self, fetch: Callable[[int | None], Awaitable[OrderPage]], *, path: str) -> None:
+    def __init__(
+        self, fetch: Callable[[int | None], Awaitable[OrderPage]], *, path: str, limit: int
+    ) -> None:
         # the listing's order is not documented: the pager takes it from the first ids
-        self.pager = MarkerPager(ascending=None, what="ticket list")
+        self.pager = MarkerPager(ascending=None, what="ticket list", limit=limit)
         self._fetch = fetch
         self._path = path
 

@@ -3,13 +3,19 @@
 The API pages by ``marker``: the id of the last record of the previous page; the next page
 starts after it. The rules, in order:
 
-* the first page's ``total`` is the target; a later page reporting another total is an error;
+* the first page's ``total`` is a claim to verify, never a loop bound: a later page reporting
+  another total, a negative total, more records kept than the total, or an end reached with
+  fewer is an error (``PagingError``: a permanent fault naming ticket, batch and marker);
 * a record whose id was already seen is dropped and counted (``duplicates``);
 * an unseen id that goes against the walk's direction is an error, and so is a page
   whose last id leaves the marker where it was (the walk would never end);
-* the walk ends when the records kept reach the total, without asking for more; a page shorter
-  than ``limit`` is not the end (servers clamp ``limit``); an empty page before the total
-  ends it with a ``shortfall``, which the caller reports; with no total, an empty page ends it.
+* the walk goes on by marker until the API says the batch is done. An empty page says so.
+  So does a page shorter than the ``limit`` asked for ("at most ``limit`` records a page")
+  once the records kept equal the total; before that a short page is not the end (servers
+  clamp ``limit``), and after a full page that reaches the total the next page is asked for,
+  to see that it is empty. The walk of ``n`` records thus asks ``n // limit + 1`` pages.
+  With no total (or ``check_total`` off: a filtered walk, whose total counts every record),
+  only an empty page ends it.
 
 Direction: instance pages are documented ascending. For a listing whose order is not
 documented, ``ascending=None`` takes the direction from the first two distinct ids.
@@ -32,13 +38,16 @@ class MarkerPager:
     ticket: str | None = None
     batch: int | None = None
     what: str = "instances"
+    #: the page size asked for: a shorter page with the total reached ends the walk
+    limit: int | None = None
+    #: verify the records against the total (off for a filtered walk: the total is the batch's)
+    check_total: bool = True
 
     marker: int = field(init=False)
     total: int | None = field(init=False, default=None)
     kept: int = field(init=False, default=0)
     duplicates: int = field(init=False, default=0)
     pages: int = field(init=False, default=0)
-    shortfall: int = field(init=False, default=0)
     done: bool = field(init=False, default=False)
     _seen: set[int] = field(init=False, default_factory=set)
     _last: int | None = field(init=False, default=None)
@@ -57,9 +66,8 @@ class MarkerPager:
         self.pages += 1
         self._check_total(total)
         if not ids:
-            if self.total is not None and self.kept < self.total:
-                self.shortfall = self.total - self.kept
             self.done = True
+            self._check_count(end=True)
             return []
         if self._fresh_and_ascending(ids):  # the usual page: every check at C speed
             self._seen.update(ids)
@@ -68,9 +76,10 @@ class MarkerPager:
         else:
             keep = self._accept_one_by_one(ids)
         self.kept += len(keep)
+        self._check_count(end=False)
         last = ids[-1]
-        if self.total is not None and self.kept >= self.total:
-            self.done = True
+        if self._verified() and self.kept == self.total and len(ids) < (self.limit or 0):
+            self.done = True  # a short page with nothing missing: the API's last page
             return keep
         # A page of already-seen ids can end behind the marker: that is no advance either
         # (the walk would cycle), so compare against the walk's direction, not just equality.
@@ -109,9 +118,26 @@ class MarkerPager:
             keep.append(pos)
         return keep
 
+    def _verified(self) -> bool:
+        return self.check_total and self.total is not None
+
+    def _check_count(self, *, end: bool) -> None:
+        """The records kept against the stated total: never more, and all of them at the end."""
+        if not self._verified():
+            return
+        assert self.total is not None
+        if self.kept > self.total or (end and self.kept < self.total):
+            raise PagingError(
+                f"{self.what}: the pages contradict the stated total: {self.kept} records "
+                f"{'by the last page' if end else 'so far'}, total {self.total}",
+                **self._where(),
+            )
+
     def _check_total(self, total: int | None) -> None:
         if total is None:
             return
+        if total < 0:
+            raise PagingError(f"{self.what}: negative total ({total})", **self._where())
         if self.total is None:
             if self.pages > 1 and self.kept:
                 raise PagingError(

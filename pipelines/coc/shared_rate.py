@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.coc.errors import ConfigError
+from pipelines.errors import StorageError
 
 __all__ = [
     "LATE_S",
@@ -73,8 +74,10 @@ return slot - now
 """
 
 
-class RedisUnavailableError(ConfigError):
-    """Redis (``COC_REDIS_URL``) stayed unreachable longer than a run may wait for it."""
+class RedisUnavailableError(StorageError):
+    """Redis (``COC_REDIS_URL``) stayed unreachable longer than a run may wait for it: the
+    day's lease or the account's budget could not be kept (exit 4, like a store that does
+    not answer)."""
 
 
 def is_redis_outage(exc: BaseException) -> bool:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -83,7 +87,7 @@ def wait_for_metrics(page: Page, expected: list[str]) -> None:
 
 def load(page: Page, url: str) -> None:
     page.goto(url)
-    page.get_by_text("Failed instances").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Failed instances", exact=True).wait_for(timeout=WAIT_MS)
     page.wait_for_load_state("networkidle")
 
 
@@ -110,16 +114,23 @@ def test_every_panel_renders_with_the_headline_of_duckdb(
     )
     assert page.get_by_test_id("stTable").count() >= 3
     assert page.get_by_test_id("stException").count() == 0
-    alerts = page.get_by_test_id("stAlert")  # only the failure_shifts warning, no error
-    assert all("alert(s) on" in alerts.nth(i).inner_text() for i in range(alerts.count()))
-    assert "Nothing computed yet" not in page.inner_text("body")  # failure_shifts exists
+    alerts = page.get_by_test_id("stAlert")  # only the open episodes' warning, no error
+    assert all("open alert episode(s)" in alerts.nth(i).inner_text() for i in range(alerts.count()))
+    assert "Nothing computed yet" not in page.inner_text("body")  # alert_episodes exists
     con = q.open_warehouse(bi_warehouse.duckdb_path)
-    newest = q.alerts(con)
+    f = q.options(con).default_filters()
+    assert f is not None
+    episodes = q.episodes(con, f)
     con.close()
-    assert newest is not None and not newest.empty, "the BI warehouse has alerts to show"
+    assert episodes is not None
+    opened = episodes[episodes["closed"].isna()]
+    assert not opened.empty, "the BI warehouse has open episodes to show"
+    # open episodes at the top, each with its since (the day it is, not a timestamp) and how
+    # long it has been open
     shown = squash(page.get_by_test_id("stTable").first.inner_text())
-    for since in newest["since"]:  # each alert's since, as the day it is, not a timestamp
+    for since, days in zip(opened["opened"], opened["days"], strict=True):
         assert pd.Timestamp(since).date().isoformat() in shown, shown
+        assert f"{days} days" in shown, shown
     assert "00:00:00" not in shown, shown
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard.png")
@@ -181,6 +192,45 @@ def test_the_drill_down_reaches_a_failed_instance_message(
     page.screenshot(path=ARTIFACTS / "dashboard-drill-down.png")
 
 
+def test_a_link_to_an_episode_drills_down_to_its_failed_instances(
+    bi_warehouse: BiWarehouse, page: Page, served: str
+) -> None:
+    """What an alert's dashboard link opens: the episode picked, its key's failed instances."""
+    con = q.open_warehouse(bi_warehouse.duckdb_path)
+    f = q.options(con).default_filters()
+    assert f is not None
+    episodes = q.episodes(con, f)
+    assert episodes is not None and not episodes.empty
+    episode = episodes.iloc[len(episodes) - 1]  # not the first: the link must pick it
+    end = episode["last_alerted"] if pd.isna(episode["closed"]) else episode["closed"]
+    failed = q.episode_instances(
+        con,
+        episode["dimension"],
+        episode["key"],
+        pd.Timestamp(episode["opened"]).date(),
+        pd.Timestamp(end).date(),
+    )
+    con.close()
+    assert not failed.empty
+    load(page, f"{served}/?{urlencode({'dimension': episode['dimension'], 'key': episode['key']})}")
+    page.wait_for_function(  # the picker shows the linked episode (as text or its input's)
+        """([label]) => [...document.querySelectorAll('[data-testid="stSelectbox"]')]
+            .filter(b => b.innerText.includes('Episode'))
+            .some(b => b.textContent.includes(label)
+                || [...b.querySelectorAll('input')].some(i => (i.value || '').includes(label)))""",
+        arg=[f"{episode['dimension']} {episode['key']} · since"],
+        timeout=WAIT_MS,
+    )
+    page.wait_for_function(
+        "([needle]) => [...document.querySelectorAll('[data-testid=\"stTable\"]')]"
+        ".some(t => t.innerText.includes(needle))",
+        arg=[str(failed.iloc[0]["execute_uuid"])],
+        timeout=WAIT_MS,
+    )
+    assert f"Failed instances of the episode ({len(failed)})" in page.inner_text("body")
+    page.screenshot(path=ARTIFACTS / "dashboard-episode.png")
+
+
 def test_a_rebuild_shows_at_the_next_refresh_and_a_removed_file_is_explained(
     bi_warehouse: BiWarehouse, page: Page, tmp_path: Path
 ) -> None:
@@ -215,4 +265,52 @@ def test_an_empty_warehouse_says_so(page: Page, tmp_path: Path) -> None:
         info = page.get_by_test_id("stAlert")
         info.wait_for(timeout=WAIT_MS)
         assert "has no instances yet" in info.inner_text()
+        assert page.get_by_test_id("stException").count() == 0
+
+
+#: messages that Markdown, its math extension, Streamlit's directives or a browser would read
+#: as something other than text
+HOSTILE_MESSAGES = (
+    "$HOME is unset … $PATH too",
+    "**x** failed _twice_ ~~once~~",
+    ":red[alarm] :smile: see [the docs](http://example.com) `code`",
+    '<script>window.pwned = "script"</script><img src=x onerror="window.pwned = \'img\'">',
+)
+
+
+def test_table_cells_show_messages_exactly_as_sent(
+    bi_warehouse: BiWarehouse, page: Page, tmp_path: Path
+) -> None:
+    copy = copy_warehouse(bi_warehouse, tmp_path / "wh")
+    for path in (copy.root / "execution_instances").rglob("*.parquet"):
+        table = pq.read_table(path)
+        failed = pc.equal(table["status"], "ABNORMAL").to_pylist()
+        messages = [
+            HOSTILE_MESSAGES[i % len(HOSTILE_MESSAGES)] if bad else message
+            for i, (bad, message) in enumerate(
+                zip(failed, table["message"].to_pylist(), strict=True)
+            )
+        ]
+        column = table.schema.get_field_index("message")
+        table = table.set_column(column, table.schema.field(column), pa.array(messages))
+        pq.write_table(table, path)
+    build_warehouse(warehouse=str(copy.root), duckdb_path=str(copy.duckdb_path), rebuild=True)
+    with dashboard(copy.duckdb_path, cwd=tmp_path) as url:
+        load(page, url)
+        tables = page.get_by_test_id("stTable")
+        patterns = tables.filter(has_text="message_pattern").first
+        hosts = tables.filter(has_text="resource_id").first
+        for panel, every in ((patterns, True), (hosts, False)):
+            cells = [c.inner_text().strip() for c in panel.locator("td").all()]
+            shown = [message for message in HOSTILE_MESSAGES if message in cells]
+            assert shown == list(HOSTILE_MESSAGES) if every else shown, cells
+            # nothing was read as markup: no math, no bold or struck text, no link, no code
+            for markup in (".katex", "strong", "em", "del", "code", "script", "img"):
+                found = [e.evaluate("e => e.outerHTML") for e in panel.locator(markup).all()]
+                assert found == [], markup
+            # a bare address in a message is still made a link (GitHub-flavoured Markdown
+            # links addresses in text, escaped or not); its text and target are as sent
+            links = [(a.inner_text(), a.get_attribute("href")) for a in panel.locator("a").all()]
+            assert all(text == href == "http://example.com" for text, href in links), links
+        assert page.evaluate("() => window.pwned") is None
         assert page.get_by_test_id("stException").count() == 0

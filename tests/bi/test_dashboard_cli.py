@@ -58,7 +58,10 @@ def test_a_corrupt_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\0garbage" * 1000)
     done = run(["--duckdb", str(corrupt)], tmp_path)
     assert done.returncode == 2
-    assert f"{corrupt} is not a readable DuckDB file" in done.stderr
+    assert f"{corrupt} is not a coc.duckdb: it is not a DuckDB database" in done.stderr
+    # the advice leads to the warehouse's own file, never to building over this one
+    assert "point --duckdb or COC_DUCKDB at the coc.duckdb" in done.stderr
+    assert "build-warehouse" not in done.stderr and "make demo" not in done.stderr
     assert "Traceback" not in done.stderr
     assert corrupt.read_bytes() == b"\0garbage" * 1000
     assert [p.name for p in tmp_path.iterdir()] == ["coc.duckdb"]

@@ -186,8 +186,9 @@ def test_a_missing_or_corrupt_file_is_a_clear_error_and_stays_as_it_was(tmp_path
     assert not missing.parent.exists()
     corrupt = tmp_path / "coc.duckdb"
     corrupt.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(q.DashboardError, match=r"coc.duckdb is not a readable DuckDB file"):
+    with pytest.raises(q.DashboardError, match=r"coc.duckdb is not a coc.duckdb") as info:
         q.open_warehouse(corrupt)
+    assert "build-warehouse" not in str(info.value) and "make demo" not in str(info.value)
     assert corrupt.read_bytes() == b"this is not a database" * 100
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coc.duckdb"]
 
@@ -238,8 +239,14 @@ def test_freshness_held_connection_keeps_its_snapshot_until_all_close(
     assert before is not None and after is not None and after[0] < before[0]
 
 
-def test_a_duckdb_file_that_is_not_a_warehouse_is_named(tmp_path: Path) -> None:
+def test_a_duckdb_file_that_is_not_a_warehouse_is_named_without_advice_to_build_over_it(
+    tmp_path: Path,
+) -> None:
     other = tmp_path / "other.duckdb"
-    duckdb.connect(str(other)).close()
-    with pytest.raises(q.DashboardError, match=r"other.duckdb lacks the views instances_daily"):
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE precious AS SELECT 1 AS x")
+    with pytest.raises(q.DashboardError, match=r"other.duckdb is not a coc.duckdb") as info:
         q.open_warehouse(other)
+    message = str(info.value)
+    assert "coc-etl did not build" in message and "point --duckdb or COC_DUCKDB" in message
+    assert "build-warehouse" not in message and "make demo" not in message

@@ -116,6 +116,74 @@ def test_each_onset_alerts_on_its_day_and_ranks_first(planted, dimension: str, o
     assert before == [(0,)]
 
 
+def _key(path: Path, dimension: str, onset: date, host: str) -> str:
+    if dimension == "message_pattern":
+        ((key,),) = rows(
+            path,
+            "SELECT key FROM failure_shifts WHERE dt = ? AND dimension = ? AND starts_with(key, ?)",
+            [onset, dimension, MESSAGE],
+        )
+        return str(key)
+    return {"host": host, "zone": ZONE, "script_version": VERSION}[dimension]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dimension", "onset"),
+    [
+        ("host", HOST_DAY),
+        ("message_pattern", MESSAGE_DAY),
+        ("zone", ZONE_DAY),
+        ("script_version", VERSION_DAY),
+    ],
+)
+def test_each_onset_stays_open_with_its_since_while_the_plant_is_in_force(
+    planted, dimension: str, onset: date
+) -> None:
+    path, host, _ = planted
+    key = _key(path, dimension, onset, host)
+    found = rows(
+        path,
+        "SELECT dt, alert, since FROM failure_shifts "
+        "WHERE dt >= ? AND dimension = ? AND key = ? ORDER BY dt",
+        [onset, dimension, key],
+    )
+    assert found[0][0] == onset
+    assert [(alert, since) for _, alert, since in found] == [(True, onset)] * len(found)
+    episodes = rows(
+        path,
+        "SELECT opened, closed, last_alerted FROM alert_episodes WHERE dimension = ? AND key = ?",
+        [dimension, key],
+    )
+    assert episodes == [(onset, None, found[-1][0])]
+
+
+@pytest.mark.slow
+def test_an_onset_whose_plant_stops_closes_on_the_hosts_first_day_after_it(planted) -> None:
+    path, _, _ = planted
+    scenario = planted_shifts(now=NOW, last=LAST)
+    assert scenario.ended_days is not None
+    start, until = scenario.ended_days
+    found = rows(
+        path,
+        "SELECT dt, alert, since FROM failure_shifts "
+        "WHERE dt >= ? AND dimension = 'host' AND key = ? ORDER BY dt",
+        [start, scenario.ended_host],
+    )
+    during = [(alert, since) for dt, alert, since in found if dt < until]
+    assert found[0][0] == start
+    assert during == [(True, start)] * len(during)
+    back = next(dt for dt, _, _ in found if dt >= until)
+    assert [(alert, since) for dt, alert, since in found if dt >= until] == [(False, None)] * len(
+        [dt for dt, _, _ in found if dt >= until]
+    )
+    assert rows(
+        path,
+        "SELECT opened, closed FROM alert_episodes WHERE dimension = 'host' AND key = ?",
+        [scenario.ended_host],
+    ) == [(start, back)]
+
+
 @pytest.mark.slow
 def test_the_check_warns_naming_the_newest_days_alerts(planted) -> None:
     _, _, result = planted

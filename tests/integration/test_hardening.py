@@ -28,7 +28,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
 from pipelines.walk import WalkStats, _listed
 from tests.cli_env import cli_env
-from warehouse.publish import WarehouseBusyError, publish
+from warehouse.publish import WarehouseBusyError, publish, stamp_ours
 
 AK = "HARDENINGAK"
 SK = "hardening-secret-key-0123456789abcdef"
@@ -232,7 +232,8 @@ def test_a_live_duckdb_writer_is_named_and_the_file_stays_readable(
         _one_line_error(done, 2, f"process {writer.pid}", "ATTACH", "read-only")
         assert sim.stats.total == 0
         rebuilt = _run([COC_ETL, "build-warehouse"], env)
-        _one_line_error(rebuilt, 4, f"process {writer.pid}")
+        # checked before the build as before a run: exit 2, as the README's table says
+        _one_line_error(rebuilt, 2, f"process {writer.pid}")
         writer.stdin.write("go\n")
         writer.stdin.flush()
         assert writer.wait(timeout=60) == 0
@@ -254,7 +255,9 @@ def test_a_live_duckdb_writer_is_named_and_the_file_stays_readable(
 def test_the_swap_itself_refuses_a_writer_that_came_after_the_checks(tmp_path: Path) -> None:
     """The pre-flight check and the swap are moments apart; the swap holds the lock itself."""
     target = tmp_path / "coc.duckdb"
-    duckdb.connect(str(target)).execute("CREATE TABLE old AS SELECT 1 AS x").close()
+    with duckdb.connect(str(target)) as old:
+        old.execute("CREATE TABLE old AS SELECT 1 AS x")
+        stamp_ours(old)  # a file the build wrote: the only kind it replaces
     built = tmp_path / "coc.duckdb.tmp-1-1"
     duckdb.connect(str(built)).execute("CREATE TABLE new AS SELECT 2 AS x").close()
     writer = subprocess.Popen(
@@ -274,6 +277,7 @@ def test_the_swap_itself_refuses_a_writer_that_came_after_the_checks(tmp_path: P
     assert {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == {
         "old",
         "analyst_notes",
+        "written_by",
     }
     con.close()
     publish(built, target)  # the writer is gone: the swap goes ahead
@@ -504,12 +508,12 @@ def test_report_arguments_are_checked_in_one_line(sim: SimulatorServer, tmp_path
     text = tmp_path / "notes.duckdb"
     text.write_text("just some notes, not a database\n")
     _one_line_error(
-        _run([COC_ETL, "report", "--duckdb", str(text)], env), 2, "--duckdb", "DuckDB file"
+        _run([COC_ETL, "report", "--duckdb", str(text)], env), 2, "--duckdb", "not a DuckDB"
     )
     other = tmp_path / "other.duckdb"
     duckdb.connect(str(other)).close()
     _one_line_error(
-        _run([COC_ETL, "report", "--duckdb", str(other)], env), 2, "no failure_rates_daily"
+        _run([COC_ETL, "report", "--duckdb", str(other)], env), 2, "coc-etl did not build"
     )
 
 

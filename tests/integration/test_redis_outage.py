@@ -235,8 +235,8 @@ def test_a_stalled_run_resumes_without_a_burst_above_the_shared_budget(
 ) -> None:
     """Two runs share a budget of RPS; one is stopped (SIGSTOP) for 1.5 s while its requests
     wait for slots reserved ahead in the schedule, then resumed. What the simulator saw in any
-    second stays within the budget's bound (docs/deployment.md), with a margin of a request
-    or two for the arrival of requests sent on time."""
+    second stays within the budget's bound (docs/deployment.md), with a margin of a tenth for
+    requests sent on time that arrive late (the simulator shares this busy process)."""
     script = _RUN.replace("RPS", str(RPS))
     with SimulatorServer(SimConfig(now=SIM_NOW, days=3)) as sim:
         runs = [
@@ -263,4 +263,4 @@ def test_a_stalled_run_resumes_without_a_burst_above_the_shared_budget(
     busiest = _busiest_second(arrivals)
     bound = RPS * (1 + shared_rate.LATE_S) + 1
     print(f"busiest second after the stall: {busiest} requests (budget {RPS}/s)")
-    assert busiest <= bound + 2, busiest
+    assert busiest <= bound + RPS // 10, busiest  # before: 57 (the stalled run's slots at once)

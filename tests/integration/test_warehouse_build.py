@@ -18,6 +18,7 @@ from warehouse.build import BuildError
 D1 = date(2026, 11, 24)
 D2 = date(2026, 11, 25)
 MARTS = (
+    "alert_episodes",
     "failure_messages",
     "failure_messages_daily",
     "failure_rates_daily",

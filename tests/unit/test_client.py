@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import traceback
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -199,7 +198,7 @@ def test_clean_iter_batch_makes_the_minimal_requests(n: int) -> None:
     result, got = h.run(walk())
 
     assert got == ids
-    expected = math.ceil(n / 50) if n else 1
+    expected = n // 50 + 1  # up to the first page that is not full
     assert len(h.requests) == expected
     assert h.metrics.requests == expected and h.metrics.retries == 0
     assert h.metrics.by_endpoint == {"get_batch": expected}
@@ -207,12 +206,7 @@ def test_clean_iter_batch_makes_the_minimal_requests(n: int) -> None:
     assert markers == [0] + [ids[50 * k - 1] for k in range(1, expected)]
     assert all(r.url.params["limit"] == "50" for r in h.requests)
     assert all(r.url.raw_path.startswith(PREFIX + b"tick-0001/batches/1?") for r in h.requests)
-    assert (result.kept, result.total_instances, result.duplicates, result.shortfall) == (
-        n,
-        n,
-        0,
-        0,
-    )
+    assert (result.kept, result.total_instances, result.duplicates) == (n, n, 0)
     assert result.pages == expected
 
 
@@ -220,7 +214,7 @@ def test_iter_batch_through_a_clamping_server_keeps_going_on_short_pages() -> No
     ids = gapped_ids(95)
     h = Harness(batch_server(ids, clamp=20))
     result, got = h.run(walk())
-    assert got == ids and len(h.requests) == 5 and result.shortfall == 0
+    assert got == ids and len(h.requests) == 5 and result.kept == 95
 
 
 def test_iter_batch_drops_repeated_ids_of_an_inclusive_server() -> None:
@@ -237,16 +231,16 @@ def test_iter_batch_passes_the_status_filter() -> None:
     assert h.requests[0].url.params["status"] == "ABNORMAL"
 
 
-def test_iter_batch_reports_a_shortfall(caplog: pytest.LogCaptureFixture) -> None:
+def test_iter_batch_refuses_pages_that_stop_short_of_the_total() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         first = request.url.params["marker"] == "0"
         return httpx.Response(200, json=batch_body([1, 2, 3] if first else [], 10))
 
     h = Harness(handle)
-    with caplog.at_level(logging.WARNING):
-        result, got = h.run(walk())
-    assert got == [1, 2, 3] and result.shortfall == 7 and len(h.requests) == 2
-    assert "incomplete batch" in caplog.text and "got 3 of 10" in caplog.text
+    with pytest.raises(errors.PagingError, match="3 records by the last page, total 10") as info:
+        h.run(walk("tick-short", 2))
+    assert "ticket=tick-short" in str(info.value) and "batch=2" in str(info.value)
+    assert "marker=3" in str(info.value) and len(h.requests) == 2
 
 
 def test_iter_batch_stuck_marker_names_ticket_batch_and_marker() -> None:

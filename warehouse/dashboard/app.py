@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import date
+from typing import Any
 
 import altair as alt
 import duckdb
@@ -22,6 +24,20 @@ import streamlit as st
 
 from pipelines.settings import object_store_settings_from_env
 from warehouse.dashboard import queries as q
+
+#: ASCII punctuation: CommonMark shows each literally after a backslash, and so does every
+#: extension ``st.table`` reads cells with ($ math, ~~ strike, :color[...], :emoji:)
+_MARKUP = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def _as_sent(value: object) -> object:
+    """A cell's text escaped so that ``st.table``'s Markdown shows it exactly as sent."""
+    return _MARKUP.sub(r"\\\1", value) if isinstance(value, str) else value
+
+
+def _table(frame: pd.DataFrame) -> None:
+    """``st.table`` with every text cell shown as it is, never read as Markdown."""
+    st.table(frame.map(_as_sent))
 
 
 def _percent(rate: float | None) -> str:
@@ -77,7 +93,73 @@ def _alerts(frame: pd.DataFrame | None) -> None:
         score=frame["score"].round(2),
         since=frame["since"].map(_day),  # a DATE comes back from pandas as a midnight timestamp
     )
-    st.table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
+    _table(shown[["dimension", "key", "failure_rate", "baseline_rate", "score", "since"]])
+
+
+def _episode_label(r: Any) -> str:
+    """One episode (a row of the episodes frame) as the picker shows it."""
+    state = f"open {r.days} days" if pd.isna(r.closed) else f"closed {_day(r.closed)}"
+    return f"{r.dimension} {r.key} · since {_day(r.opened)} · {state}"
+
+
+def _episodes(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | None) -> None:
+    """Open episodes first, with how long each has been open; then the range's closed ones;
+    then the failed instances of the episode picked (or the one a link names)."""
+    st.subheader("Alerts")
+    if frame is None:
+        st.caption("Nothing computed yet: this warehouse has no alert_episodes mart.")
+        return
+    shown = frame.assign(
+        since=frame["opened"].map(_day),
+        closed=frame["closed"].map(_day),
+        open_for=frame["days"].map(lambda d: f"{d} days"),
+        failure_rate=frame["failure_rate"].map(_percent),
+        baseline_rate=frame["baseline_rate"].map(_percent),
+    )
+    is_open = frame["closed"].isna()
+    columns = ["dimension", "key", "since", "failure_rate", "baseline_rate", "failed", "instances"]
+    if is_open.any():
+        st.warning(f"{int(is_open.sum())} open alert episode(s)")
+        st.markdown("**Open episodes**")
+        st.table(shown[is_open][[*columns[:3], "open_for", *columns[3:]]])
+    else:
+        st.caption("No open alert episode.")
+    if (~is_open).any():
+        st.markdown("**Closed in this range**")
+        st.table(shown[~is_open][[*columns[:3], "closed", *columns[3:]]])
+    if frame.empty:
+        return
+    rows = list(frame.itertuples())
+    linked = st.query_params.get("key"), st.query_params.get("dimension")
+    first = next(
+        (n for n, r in enumerate(rows) if (r.key, r.dimension) == linked),
+        0,
+    )
+    index = st.selectbox(
+        "Episode",
+        range(len(rows)),
+        index=first,
+        format_func=lambda n: _episode_label(rows[n]),
+        key="episode",
+    )
+    episode = rows[int(index or 0)]
+    end = episode.closed if not pd.isna(episode.closed) else episode.last_alerted
+    try:
+        failed = q.episode_instances(
+            con,
+            str(episode.dimension),
+            None if episode.key is None else str(episode.key),
+            pd.Timestamp(episode.opened).date(),
+            pd.Timestamp(end).date(),
+        )
+    except q.DashboardError as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**Failed instances of the episode** ({len(failed)})")
+    if failed.empty:
+        st.caption("no failed instance")
+    else:
+        st.table(failed.assign(dt=failed["dt"].map(_day)))
 
 
 def _headline(h: q.Headline, f: q.Filters) -> None:
@@ -159,7 +241,7 @@ def _drill_down(con: duckdb.DuckDBPyConnection, tickets: pd.DataFrame) -> None:
         st.caption("no failed instance")
     else:
         shown = ["batch_index", "instance_id", "host_name", "zone_id", "agent_status"]
-        st.table(failed.head(100)[[*shown, "finished_at", "message"]])
+        _table(failed.head(100)[[*shown, "finished_at", "message"]])
 
 
 def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
@@ -172,7 +254,10 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
         )
         return
     data = q.refresh(con, f)
-    _alerts(data.alerts)
+    if data.episodes is None:  # a file built before the episodes
+        _alerts(data.alerts)
+    else:
+        _episodes(con, data.episodes)
     st.subheader("Headline")
     _headline(data.headline, f)
 
@@ -203,7 +288,7 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
 
     st.subheader("Top hosts")
     hosts = data.hosts.assign(failure_rate=data.hosts["failure_rate"].map(_percent))
-    st.table(
+    _table(
         hosts[
             [
                 "host_name",
@@ -217,7 +302,7 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
         ]
     )
     st.subheader("Top message patterns")
-    st.table(data.messages[["message_pattern", "failed", "last_seen", "example_message"]])
+    _table(data.messages[["message_pattern", "failed", "last_seen", "example_message"]])
 
     _drill_down(con, data.tickets)
 

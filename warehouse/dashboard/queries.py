@@ -1,9 +1,10 @@
 """The dashboard's queries: plain functions over a read-only DuckDB connection.
 
 Every panel reads a mart (``instances_daily``, ``host_failures_daily``,
-``failure_messages_daily``, ``ticket_outcomes``, ``failure_shifts``), small tables computed at
-build time, except the ticket drill-down, which reads one day's partition of
-``order_batches`` and ``execution_instances`` filtered by ticket. ``open_warehouse`` opens the
+``failure_messages_daily``, ``ticket_outcomes``, ``failure_shifts``, ``alert_episodes``),
+small tables computed at build time, except the drill-downs: the ticket's reads one day's
+partition of ``order_batches`` and ``execution_instances`` filtered by ticket, an episode's
+the failed instances of its key over its days. ``open_warehouse`` opens the
 file for one refresh; the page closes it at the end of the refresh, so a rebuilt file is seen
 at the next one (DuckDB keeps a database per path while any connection to it is open).
 
@@ -23,11 +24,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipelines.errors import UsageError
 from pipelines.settings import ObjectStoreSettings
 from warehouse.build import connect
+from warehouse.publish import not_ours
 
 #: how the README and the messages tell a user to make the file
 BUILD_COMMAND = "make demo (or coc-etl build-warehouse with COC_WAREHOUSE set)"
+_OPEN_THE_RIGHT_FILE = (
+    "point --duckdb or COC_DUCKDB at the coc.duckdb that coc-etl built (by default "
+    "coc.duckdb in COC_WAREHOUSE); coc-etl never replaces a file it did not build"
+)
 DEFAULT_DAYS = 7
 TOP = 10
 #: what the page reads; a file without them was built by an older release of the project
@@ -41,7 +48,7 @@ REQUIRED_VIEWS = (
 )
 
 
-class DashboardError(Exception):
+class DashboardError(UsageError):
     """Something the dashboard cannot show; the message says what and where."""
 
 
@@ -117,6 +124,7 @@ class Refresh:
     messages: pd.DataFrame
     tickets: pd.DataFrame
     alerts: pd.DataFrame | None = field(default=None)
+    episodes: pd.DataFrame | None = field(default=None)
 
 
 def open_warehouse(
@@ -127,6 +135,10 @@ def open_warehouse(
     path = Path(duckdb_path)
     if not path.is_file():
         raise DashboardError(f"no DuckDB file at {path}: build it with {BUILD_COMMAND}")
+    foreign = not_ours(path)
+    if foreign is not None:
+        # a build would refuse it too: the way out is the warehouse's own file, not a rebuild
+        raise DashboardError(f"{path} is not a coc.duckdb: {foreign}; {_OPEN_THE_RIGHT_FILE}")
     try:
         con = connect(path, read_only=True, object_store=object_store)
     except duckdb.Error as exc:
@@ -362,6 +374,62 @@ def alerts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     ).df()
 
 
+def episodes(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame | None:
+    """``alert_episodes``: every open one first (the longest open first), then those closed
+    within the range, newest first; None while that mart is absent."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'alert_episodes'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    return con.execute(
+        """
+        SELECT dimension, key, opened, last_alerted, closed, days, failure_rate, baseline_rate,
+            peak_score, instances, failed
+        FROM alert_episodes
+        WHERE closed IS NULL OR (closed >= ? AND opened <= ?)
+        ORDER BY closed IS NOT NULL, closed DESC, opened, dimension, key
+        """,
+        [f.start, f.end],
+    ).df()
+
+
+#: how an episode's key picks its instances, per dimension (``failure_shifts.sql``'s keys)
+_EPISODE_KEYS = {
+    "region": "i.region_id",
+    "zone": "i.zone_id",
+    "application": "i.application",
+    "host": "i.resource_id",
+    "script": "o.script_name",
+    "script_version": "nullif(concat_ws(' ', o.script_name, o.script_version_name), '')",
+    "message_pattern": "message_pattern(i.message)",
+}
+
+
+def episode_instances(
+    con: duckdb.DuckDBPyConnection, dimension: str, key: str | None, start: date, end: date
+) -> pd.DataFrame:
+    """The failed instances of an episode's key on its alert days (``start`` to ``end``), the
+    latest first (at most 200)."""
+    column = _EPISODE_KEYS.get(dimension)
+    if column is None:
+        raise DashboardError(f"no drill-down for the dimension {dimension!r}")
+    return _drill(
+        con,
+        f"""
+        SELECT i.dt, i.execute_uuid, i.batch_index, i.instance_id, i.host_name, i.zone_id,
+            o.script_name, i.finished_at, i.message
+        FROM execution_instances AS i
+        LEFT JOIN script_orders AS o ON o.execute_uuid = i.execute_uuid AND o.dt = i.dt
+        WHERE i.dt BETWEEN ? AND ? AND failed(i.status)
+            AND {column} IS NOT DISTINCT FROM ?
+        ORDER BY i.finished_at DESC NULLS LAST, i.execute_uuid, i.batch_index, i.instance_id
+        LIMIT 200
+        """,
+        [start, end, key],
+    )
+
+
 def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
     """Every panel's query except the drill-down's: what one page refresh reads."""
     return Refresh(
@@ -374,4 +442,5 @@ def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
         messages=top_messages(con, f),
         tickets=tickets(con, f),
         alerts=alerts(con),
+        episodes=episodes(con, f),
     )

@@ -33,25 +33,39 @@
 --   the root (see `dispersion` below: runs of one ticket fail together, so rates vary more
 --   from day to day than independent runs would), taken over the day and the same 7 days
 --   before it.
--- alert: the product's decision, all of
+-- the onset rule, all of
 --   1. score beats a Bonferroni threshold over every key tested that day, all dimensions
 --      together (m = rows of the day with a score): the one-sided p-value, bounded above by
 --      the normal tail bound phi(z)/z, is below alpha/m with alpha = 0.05. So a day raises a
 --      false alarm with probability at most about 5%, however many hosts or messages it
 --      tests;
 --   2. failed >= 5: a handful of instances never alerts;
---   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news.
--- since: the first day of the key's current unbroken run of alert days (consecutive calendar
---   days with alert = true, ending at dt); NULL when alert is false.
+--   3. failure_rate >= 2 x the reference rate: a tiny rise on a huge key is not news;
+--   4. a key without a baseline alerts as new only when the data reaches back 7 days
+--      before dt: on a younger warehouse its absence says nothing (a host that did not run
+--      on the first day is not new), and an episode opened against its dimension would
+--      last as long as such a host keeps failing as it always did.
+-- alert and since follow the key's episode (warehouse/episodes.py): the rule above decides
+--   the onset, the day an episode opens (since = that day). While it is open, each day of
+--   the key is compared with the key's reference frozen at the onset (the baseline from
+--   before since, not a window that takes in the shift): it stays open (alert = true, same
+--   since) while the day scores at least 2.326 against that reference (one-sided 1%, on
+--   the same dispersion) with at least twice its rate, or meets the onset rule again; it
+--   closes on the first day it does neither (alert false). A day without instances of the
+--   key leaves it open but quiet (no row; for message_pattern, a day with instances and
+--   none failing with the pattern closes it). The episodes themselves: alert_episodes.
+--   The columns starting with an underscore are the build's (the onset decision, the
+--   reference and the dispersion the episodes use) and are not part of the view.
 --
 -- Built from the per-day counts of mart_data.failure_shift_counts (parts/), which a build
 -- recomputes for the changed days only. A day's row depends on the counts of that day and
 -- the 14 before it (its baseline: 7 days; its dispersion: the G of the day and the 7 before,
 -- each with its own 7-day baseline), so a build recomputes the changed days and the 14 after
--- each (warehouse/trailing.py), reading the counts of the 14 days before those; `since`,
--- which follows a run of alert days back as far as it goes, is then set by
--- failure_shifts_since for the alert rows from the first recomputed day on.
+-- each (warehouse/trailing.py), reading the counts of the 14 days before those; the episodes,
+-- which follow a key from its onset as far as it goes, are then replayed from the first
+-- recomputed day on (from the onset of an episode open across it).
 -- build: trailing 14
+-- build: episodes
 CREATE OR REPLACE VIEW failure_shifts AS
 WITH params AS (
     SELECT
@@ -100,7 +114,11 @@ everything AS (
         dt,
         sum(instances) OVER (
             ORDER BY dt RANGE BETWEEN INTERVAL 7 DAY PRECEDING AND INTERVAL 1 DAY PRECEDING
-        ) AS all_instances
+        ) AS all_instances,
+        -- the data reaches back 7 days before dt: a key absent from them is known to be new
+        count(*) OVER (
+            ORDER BY dt RANGE BETWEEN INTERVAL 14 DAY PRECEDING AND INTERVAL 7 DAY PRECEDING
+        ) > 0 AS seasoned
     FROM day_totals
 ),
 baselined AS (
@@ -118,7 +136,8 @@ baselined AS (
         ) AS baseline_instances,
         CAST(coalesce(k.own_failed, 0) AS BIGINT) AS baseline_failed,
         coalesce(p.dim_instances, 0) AS dim_instances,
-        coalesce(p.dim_failed, 0) AS dim_failed
+        coalesce(p.dim_failed, 0) AS dim_failed,
+        coalesce(e.seasoned, false) AS seasoned
     FROM keyed AS k
     JOIN pooled AS p ON p.dt = k.dt AND p.dimension = k.dimension
     LEFT JOIN everything AS e ON e.dt = k.dt
@@ -178,6 +197,7 @@ dispersion AS (
 scored AS (
     SELECT
         t.*,
+        d.phi,
         sign(t.p1 - t.p0) * sqrt(2 * t.llr / d.phi) AS score,
         count(t.llr) OVER (PARTITION BY t.dt) AS tests
     FROM tested AS t
@@ -194,7 +214,8 @@ decided AS (
             AND s.score * s.score / 2 + ln(greatest(s.score, 1)) + ln(2 * pi()) / 2
                 >= ln(greatest(s.tests, 1) / q.alpha)
             AND s.failed >= q.min_failed
-            AND s.p1 >= q.min_ratio * s.p0,
+            AND s.p1 >= q.min_ratio * s.p0
+            AND (s.baseline_instances > 0 OR s.seasoned),
             false
         ) AS alert
     FROM scored AS s, params AS q
@@ -210,40 +231,11 @@ SELECT
     baseline_failed,
     failure_rate(baseline_failed, baseline_instances) AS baseline_rate,
     score,
+    -- the onset decision; the episodes (warehouse/episodes.py) then set alert and since
     alert,
-    -- set by failure_shifts_since once the rows are stored
-    CAST(NULL AS DATE) AS since
+    CAST(NULL AS DATE) AS since,
+    alert AS _onset,
+    CAST(b AS BIGINT) AS _reference_failed,
+    CAST(r AS BIGINT) AS _reference_instances,
+    phi AS _dispersion
 FROM decided;
-
--- since, for the stored alert rows from first_day on: the first day of their key's run of
--- consecutive alert days (consecutive days share dt - their rank among the key's alert
--- days). A run that reaches back past first_day keeps the since stored on the day before
--- first_day, whose row no change after it can alter. It reads the view failure_shifts, by then
--- the stored rows (mart_data.failure_shifts).
-CREATE OR REPLACE MACRO failure_shifts_since(first_day) AS TABLE
-WITH alerts AS (
-    SELECT dt, dimension, key, since
-    FROM failure_shifts
-    WHERE alert AND dt >= first_day - 1
-),
-runs AS (
-    SELECT
-        *,
-        dt - CAST(row_number() OVER (PARTITION BY dimension, key ORDER BY dt) AS INTEGER)
-            AS run
-    FROM alerts
-),
-started AS (
-    SELECT
-        *,
-        min(dt) OVER (PARTITION BY dimension, key, run) AS run_start,
-        arg_min(since, dt) OVER (PARTITION BY dimension, key, run) AS carried
-    FROM runs
-)
-SELECT
-    dt,
-    dimension,
-    key,
-    CASE WHEN run_start < first_day THEN carried ELSE run_start END AS since
-FROM started
-WHERE dt >= first_day;
