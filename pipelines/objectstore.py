@@ -117,7 +117,7 @@ def register_s3(con: duckdb.DuckDBPyConnection, settings: ObjectStoreSettings) -
 def check_access(uri: str, settings: ObjectStoreSettings) -> None:
     """Raise a ``ConfigError`` naming the variable unless the warehouse at ``uri`` answers.
 
-    Asks for the bucket, then lists the warehouse's manifests, with the run's credentials: a
+    Asks for the bucket, then lists the warehouse's prefix, with the run's credentials: a
     missing bucket, refused credentials or an unreachable endpoint are found before anything
     is fetched, and nothing is written (a key that may read but not write fails at the first
     staged object instead, exit 4, nothing published).
@@ -128,7 +128,7 @@ def check_access(uri: str, settings: ObjectStoreSettings) -> None:
     try:
         if fs.get_file_info(location.bucket).type == pafs.FileType.NotFound:
             raise ConfigError(_missing_bucket(location, settings))
-        fs.get_file_info(pafs.FileSelector(f"{location.path}/_manifests", allow_not_found=True))
+        fs.get_file_info(pafs.FileSelector(location.path, allow_not_found=True))
     except OSError as exc:
         raise ConfigError(_explain(exc, step, location, settings)) from None
 

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE), >= 2024-01-01")
     p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish a day even if it loses more than COC_MAX_SHRINK of its instances",
+    )
     p.set_defaults(handler=ingest.run)
 
     p = sub.add_parser(

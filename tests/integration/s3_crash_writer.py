@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import parquet
 from pipelines.day_manifests import DayManifest, ManifestPublish
+
+from pipelines import parquet
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.publish import StagedDay
 from pipelines.settings import object_store_settings_from_env

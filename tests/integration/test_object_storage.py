@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pipelines.day_manifests import read_manifest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.coc.errors import CocError, ConfigError
 from pipelines.coc.settings import ClientSettings
-from pipelines.day_manifests import read_manifest
 from pipelines.demo import materialize_command
 from pipelines.ingest import ingest_days
 from pipelines.objectstore import S3Location, check_access, s3_filesystem

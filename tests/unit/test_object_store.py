@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pipelines.day_manifests import DayManifest, ViewsPublished, deletable, run_of
 
 from pipelines.coc.errors import ConfigError
-from pipelines.day_manifests import DayManifest, ViewsPublished, deletable, run_of
 from pipelines.objectstore import S3Location
 from pipelines.settings import (
     DEFAULT_RETIRE_GRACE_S,
@@ -153,7 +153,6 @@ def test_a_manifest_round_trips_and_a_broken_one_is_named() -> None:
 
 def test_views_json_forgets_publications_replaced_longer_than_the_grace_ago(tmp_path) -> None:
     import pyarrow.fs as pafs
-
     from pipelines.day_manifests import read_views, record_views
 
     fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
@@ -211,8 +210,8 @@ class _FailingManifest:
 @pytest.mark.parametrize("landed", [False, True])
 def test_a_failed_manifest_put_publishes_nothing_or_everything(tmp_path, landed: bool) -> None:
     import pyarrow as pa
-
     from pipelines.day_manifests import ManifestPublish, read_manifest
+
     from pipelines.parquet import DayWriter
     from pipelines.schemas import SCRIPT_ORDERS
     from pipelines.write_errors import WriteError

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from pipelines.day_manifests import ManifestPublish, read_manifest, run_of
 
 from pipelines import parquet, publish
-from pipelines.day_manifests import ManifestPublish, read_manifest, run_of
 from pipelines.parquet import DayLockedError, DayWriter, SchemaMismatchError, TableStats, WriteError
 from pipelines.publish import LocalSwap, Publisher, StagedDay
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
