@@ -133,13 +133,15 @@ class DeltaPublish:
         self.local_root = local_path(fs, self.root)
         self.location = lake.root
         self.shrink = shrink or ShrinkGuard()
-        self.committed: set[str] = set()
+        #: the tables each run (by id) committed so far
+        self.committed: dict[str, set[str]] = {}
 
     def publish(
         self, staged: StagedDay, files: Mapping[str, DataFile], schemas: Mapping[str, pa.Schema]
     ) -> None:
         """Commit every table's file of ``staged`` (its schema in ``schemas``); the shrink
         guard first."""
+        committed = self.committed.setdefault(staged.run_id, set())
         if INSTANCES in files:
             try:
                 published = self.lake.day_rows(INSTANCES, staged.day)
@@ -158,18 +160,20 @@ class DeltaPublish:
                     run_id=staged.run_id,
                 )
             except Exception as exc:
-                done = ", ".join(sorted(self.committed)) or "none"
+                done = ", ".join(sorted(committed)) or "none"
                 raise staged.error(
                     f"committing the day failed (tables committed before: {done}): {exc}",
                     table=table,
                     path=self.lake.uri(table),
                 ) from exc
-            self.committed.add(table)
+            committed.add(table)
+        del self.committed[staged.run_id]
 
     def discard(self, staged: StagedDay) -> None:
         """Delete this run's files that no commit names (an aborted run's)."""
+        committed = self.committed.pop(staged.run_id, set())
         for table in staged.tables:
-            if table in self.committed:
+            if table in committed:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.delete_file(staged.path(table))

@@ -5,10 +5,9 @@
 Publishes version 1 of DAY under ROOT, touches ``MARKERS/v1`` and waits for ``MARKERS/go``;
 then writes version 2 and touches ``MARKERS/stop`` at the moment the test must kill it:
 
-- ``mid-write``: after 20 row groups of version 2 are in the staged file, still writing;
-- ``mid-exchange``: right after the first table's ``RENAME_EXCHANGE``, before the next table;
-- ``mid-fallback``: between the fallback's two renames (the old folder moved away, the new
-  one not yet in).
+- ``mid-write``: after 20 row groups of version 2 are in its file, still writing;
+- ``after-N-commits`` (N = 0, 1, 2): its files written and closed, N of the three tables
+  committed (0: none yet; 1: ``execution_instances``; 2: ``script_orders`` too).
 
 It then stalls until killed. Never run by pytest itself (the name does not start with test_).
 """
@@ -16,14 +15,15 @@ It then stalls until killed. Never run by pytest itself (the name does not start
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
-from pipelines import parquet, publish
+from pipelines import parquet
+from pipelines.lake import Lake
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 
 V1_INSTANCES = 300
@@ -59,6 +59,20 @@ def stall(markers: Path) -> None:
     sys.exit("was not killed")
 
 
+class StallingLake(Lake):
+    """Commits ``commits`` tables' days, then stalls before the next commit."""
+
+    def __init__(self, root: str, markers: Path, commits: int) -> None:
+        super().__init__(root)
+        self.markers, self.left = markers, commits
+
+    def commit_day(self, *args: Any, **kwargs: Any) -> int:
+        if self.left == 0:
+            stall(self.markers)
+        self.left -= 1
+        return super().commit_day(*args, **kwargs)
+
+
 def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
     with parquet.DayWriter(root=root, day=day, row_group_rows=100) as w:
         write_day(w, "v1", V1_INSTANCES)
@@ -76,22 +90,11 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
                 time.sleep(0.001)
         sys.exit("was not killed")
 
-    def exchange_then_stall(a: str, b: str) -> bool:
-        assert publish.rename_exchange(a, b), "RENAME_EXCHANGE is not available here"
-        stall(markers)
-        return True
-
-    def rename_then_stall(src: str, dst: str) -> None:
-        os.rename(src, dst)
-        if dst.endswith(".old"):
-            stall(markers)
-
-    if mode == "mid-exchange":
-        publisher = publish.LocalSwap(root, exchange=exchange_then_stall)
-    else:
-        publisher = publish.LocalSwap(root, exchange=lambda a, b: False, rename=rename_then_stall)
+    commits = int(mode.removeprefix("after-").removesuffix("-commits"))
+    publisher = parquet.publisher_for(root)
+    publisher.lake = StallingLake(root, markers, commits)
     with parquet.DayWriter(day=day, publisher=publisher) as w:
-        write_day(w, "v2", 120)
+        write_day(w, "v2", 180)
         w.commit()
     sys.exit("was not killed")
 

@@ -1,9 +1,11 @@
-"""``kill -9`` a process rewriting a published day: the day stays as it was, for pyarrow and DuckDB.
+"""``kill -9`` a process rewriting a published day, at each step of its commit: every reader
+sees each table's day whole, and ``coc.duckdb`` shows the day of one run.
 
 The writer runs in a real subprocess (``parquet_crash_writer.py``) that publishes version 1,
 then starts version 2 and is killed with SIGKILL at a chosen moment: while streaming row
-groups, between two tables' swaps, and between the fallback swap's two renames. The killed
-run's lock goes with it: the next writer takes the day at once and removes the debris.
+groups, and with 0, 1 or 2 of its three tables committed. The readers are those of other
+engines (deltalake's own reader, Polars) and ``coc.duckdb`` built over the tables. The killed
+run's lock goes with it: the next writer takes the day at once and publishes over it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from pipelines import publish
-from pipelines.parquet import DayWriter
+from pipelines.parquet import DayWriter, publisher_for
+from pipelines.publish import ShrinkGuard
 from pipelines.schemas import TABLES
+from warehouse.build import build_warehouse
 
 HELPER = Path(__file__).with_name("parquet_crash_writer.py")
 REPO = HELPER.parents[2]
@@ -30,31 +33,31 @@ DAY = dt.date(2026, 11, 25)
 
 
 def published(root: Path) -> dict[str, bytes]:
-    """Every file readers can see (outside ``_staging``), by path relative to the root."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != publish.STAGING
-    }
+    """Every file readers see through the tables' Delta logs, by path relative to the root."""
+    seen: dict[str, bytes] = {}
+    for table in TABLES:
+        for uri in DeltaTable(str(root / table)).file_uris():
+            path = Path(uri.removeprefix("file://"))
+            seen[str(path.relative_to(root))] = path.read_bytes()
+    return seen
 
 
-def staged_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / publish.STAGING).rglob("*") if p.is_file())
+def tickets_via_deltalake(root: Path, table: str) -> list[str]:
+    data = DeltaTable(str(root / table)).to_pyarrow_table(columns=["execute_uuid", "dt"])
+    assert set(data.column("dt").to_pylist()) <= {DAY}
+    return sorted(data.column("execute_uuid").to_pylist())
 
 
-def rows_via_pyarrow(root: Path, table: str) -> list[tuple]:
-    data = pq.read_table(root / table / f"dt={DAY}")
-    return sorted(zip(*(data.column(c).to_pylist() for c in data.column_names[:3]), strict=True))
+def tickets_via_polars(root: Path, table: str) -> list[str]:
+    import polars as pl
+
+    return sorted(pl.read_delta(str(root / table)).get_column("execute_uuid").to_list())
 
 
-def rows_via_duckdb(root: Path, table: str) -> list[tuple]:
-    """The first three columns and the typed ``dt``, as a reader globbing every day sees them."""
-    columns = ", ".join(TABLES[table].names[:3])
-    glob = f"{root}/{table}/dt=*/*.parquet"
-    with duckdb.connect() as con:
-        return con.execute(
-            f"SELECT {columns}, dt FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY ALL"
-        ).fetchall()
+def tickets_via_coc_duckdb(root: Path, table: str) -> list[str]:
+    path = build_warehouse(warehouse=str(root), duckdb_path=str(root / "coc.duckdb")).duckdb_path
+    with duckdb.connect(path, read_only=True) as con:
+        return sorted(u for (u,) in con.execute(f"SELECT execute_uuid FROM {table}").fetchall())
 
 
 def wait_for(marker: Path, proc: subprocess.Popen, deadline: float) -> None:
@@ -94,49 +97,51 @@ def killed_writer(tmp_path: Path, mode: str) -> tuple[Path, dict[str, bytes]]:
     return root, version1
 
 
-def assert_version_1(root: Path, version1: dict[str, bytes]) -> None:
-    assert published(root) == version1  # byte for byte, and no other file
-    rows = rows_via_pyarrow(root, "execution_instances")
-    assert len(rows) == 300 and {uuid for uuid, _, _ in rows} == {"v1-0", "v1-1", "v1-2"}
-    assert rows_via_duckdb(root, "execution_instances") == [(*r, DAY) for r in rows]
+V1 = {"execution_instances": ["v1-0"] * 100 + ["v1-1"] * 100 + ["v1-2"] * 100}
+V1 |= {t: ["v1-0", "v1-1", "v1-2"] for t in ("script_orders", "order_batches")}
+V2 = {"execution_instances": ["v2-0"] * 100 + ["v2-1"] * 80}
+V2 |= {t: ["v2-0", "v2-1"] for t in ("script_orders", "order_batches")}
 
 
-def assert_next_writer_cleans_up(root: Path) -> None:
-    before = published(root)
-    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # the dead run's lock is free
-        assert [p.name for p in staged_files(root)] == [".lock"]  # ours; the debris is gone
-    assert published(root) == before
-    assert not (root / publish.STAGING / f"dt={DAY}").exists()
+def assert_readers(root: Path, other_engines: dict[str, list[str]], coc: dict[str, list[str]]):
+    for table in TABLES:
+        assert tickets_via_deltalake(root, table) == other_engines[table], table
+        assert tickets_via_polars(root, table) == other_engines[table], table
+    for table in TABLES:  # coc.duckdb: the three tables of one run
+        assert tickets_via_coc_duckdb(root, table) == coc[table], table
+
+
+def assert_next_writer_publishes(root: Path) -> None:
+    allowing = publisher_for(str(root), shrink=ShrinkGuard(allow=True))  # v3 has no instances
+    with DayWriter(
+        publisher=allowing, day=DAY, lock_timeout_s=0
+    ) as w:  # the dead run's lock is free
+        w.write("script_orders", orders("v3"))
+        w.commit()
+    assert tickets_via_deltalake(root, "script_orders") == ["v3-0"]
+    assert tickets_via_coc_duckdb(root, "script_orders") == ["v3-0"]
+
+
+def orders(tag: str):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from pipelines.schemas import SCRIPT_ORDERS
+
+    return pa.RecordBatch.from_pylist([{"execute_uuid": f"{tag}-0"}], schema=SCRIPT_ORDERS)
 
 
 def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
     root, version1 = killed_writer(tmp_path, "mid-write")
-    lock, staged = staged_files(root)  # the dead run's lock file, its half-written file
-    assert lock.name == ".lock" and lock.read_text().startswith('{"run_id": ')
-    assert staged.name.endswith(".parquet") and staged.stat().st_size > 0
-    assert_version_1(root, version1)
-    assert_next_writer_cleans_up(root)
-    assert_version_1(root, version1)
+    assert published(root) == version1
+    assert_readers(root, V1, V1)
+    assert_next_writer_publishes(root)
 
 
-@pytest.mark.skipif(not publish.HAS_EXCHANGE, reason="renameat2 is not available")
-def test_killed_between_two_tables_swaps(tmp_path: Path) -> None:
-    root, version1 = killed_writer(tmp_path, "mid-exchange")
-    first, *rest = TABLES
-    # each table whole: the first already at version 2, the others still at version 1
-    assert {u for u, *_ in rows_via_duckdb(root, first)} == {"v2-0", "v2-1"}
-    for table in rest:
-        assert {u for u, *_ in rows_via_duckdb(root, table)} == {"v1-0", "v1-1", "v1-2"}
-        assert {k: v for k, v in published(root).items() if k.startswith(table)} == {
-            k: v for k, v in version1.items() if k.startswith(table)
-        }
-    assert len(staged_files(root)) > 1  # the lock, the old first table and the staged others
-    assert_next_writer_cleans_up(root)
-
-
-def test_killed_between_the_fallback_renames(tmp_path: Path) -> None:
-    root, version1 = killed_writer(tmp_path, "mid-fallback")
-    assert not (root / "execution_instances" / f"dt={DAY}").exists()  # the fallback's window
-    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # puts version 1 back, cleans up
-        assert [p.name for p in staged_files(root)] == [".lock"]
-    assert_version_1(root, version1)
+@pytest.mark.parametrize("commits", [0, 1, 2])
+def test_killed_at_each_step_of_the_commit(tmp_path: Path, commits: int) -> None:
+    root, _ = killed_writer(tmp_path, f"after-{commits}-commits")
+    # engines reading one table see each table's day whole: the committed ones at version 2
+    tables = list(TABLES)
+    now = {t: (V2 if i < commits else V1)[t] for i, t in enumerate(tables)}
+    assert_readers(root, now, V1)  # coc.duckdb keeps the day of the run that committed last
+    assert_next_writer_publishes(root)
