@@ -118,7 +118,7 @@ def read_day(
         lake = Lake(base)
     named = lake.snapshot(table).files.get(date.fromisoformat(day), ())
     files = [f"{base.rstrip('/')}/{table}/{p}" for p in named]
-    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=TABLES[table])
+    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=TABLES.get(table))
     if limit is not None:  # a preview: whole row groups, only as many as it takes
         tables: list[pa.Table] = []
         rows = 0

@@ -422,6 +422,7 @@ class _FailingPublisher(DeltaPublish):
             files,
             schemas,
         )
+        self.committed[staged.run_id] = set(first)  # as when the next commit fails
         raise self.exc
 
 
