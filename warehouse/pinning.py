@@ -59,8 +59,9 @@ def pin_tables(lake: Lake, tables: Iterable[str], *, as_of: datetime | None = No
                     if None not in _runs(files[day]):  # a run yet to commit its marker
                         del files[day], signatures[day]
                     continue
-                if _runs(files[day]) == want or None in want or len(want) != 1:
-                    continue  # the same run, or files of no known run (migrated)
+                have = _runs(files[day])
+                if have == want or None in want | have or len(want) != 1:
+                    continue  # the same run, or files of no known run (migrated, by hand)
                 older = _committed_by(lake, table, next(iter(want)), day)
                 if older is None:
                     continue  # its commit is gone from the log: the newest is all there is
