@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=warehouse.run_build)
 
     p = sub.add_parser(
+        "migrate",
+        help="make a warehouse of plain Hive folders Delta Lake tables, in place",
+        description="Turn each table of COC_WAREHOUSE (local Hive folders, or an s3:// "
+        "warehouse with day manifests) into a Delta Lake table over its files, in place, "
+        "then rebuild coc.duckdb. Asks the COC API nothing; every run also does it first.",
+    )
+    p.set_defaults(handler=warehouse.run_migrate)
+
+    p = sub.add_parser(
         "report", help="print the newest day's failure-shift alerts, then failure rates"
     )
     p.add_argument(
@@ -122,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the key of each line (default region)",
     )
     p.add_argument("--duckdb", help="the DuckDB file (default: COC_DUCKDB or the warehouse's)")
+    p.add_argument(
+        "--as-of",
+        type=read.timestamp,
+        metavar="TIMESTAMP",
+        help="answer from the warehouse as it was then, e.g. 2026-11-25T06:00:00Z (back as "
+        "far as COC_VACUUM_RETENTION_HOURS keeps superseded files)",
+    )
     p.set_defaults(handler=read.run_report)
 
     p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")
