@@ -68,12 +68,8 @@ _PART_NAME = re.compile(r"(?:^|/)part-(\d{8}T\d{12}Z-[0-9a-f]{8})-\d{5}\.parquet
 #: commits of a table that race with another writer are retried this many times (each on
 #: the newest version) before the run fails
 COMMIT_ATTEMPTS = 10
-#: seconds to wait for a connection to the object store, and for each answer
-CONNECT_TIMEOUT_S = 10
-REQUEST_TIMEOUT_S = 60
-#: retries of one object-store request within ``RETRY_BUDGET_S`` seconds, then an error
+#: retries of one object-store request (each bounded by the settings' timeouts), then an error
 MAX_RETRIES = 3
-RETRY_BUDGET_S = 60
 
 
 @dataclass(frozen=True)
@@ -116,10 +112,10 @@ def storage_options(settings: ObjectStoreSettings | None) -> dict[str, str] | No
         return None
     options = {
         "AWS_REGION": settings.region or "us-east-1",
-        "timeout": f"{REQUEST_TIMEOUT_S}s",
-        "connect_timeout": f"{CONNECT_TIMEOUT_S}s",
+        "timeout": f"{settings.request_timeout_s:g}s",
+        "connect_timeout": f"{settings.connect_timeout_s:g}s",
         "max_retries": str(MAX_RETRIES),
-        "retry_timeout": f"{RETRY_BUDGET_S}s",
+        "retry_timeout": f"{(MAX_RETRIES + 1) * settings.request_timeout_s:g}s",
         "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true" if settings.virtual_hosted else "false",
     }
     if settings.access_key_id is not None and settings.secret_access_key is not None:

@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["S3Location", "check_access", "register_s3", "s3_filesystem"]
 
-#: seconds to wait for a connection and for an answer; the SDK retries within its own budget
-CONNECT_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 60.0
 _AWS_ERROR = re.compile(r"AWS Error ([A-Z_]+)")
 _CREDENTIAL_ERRORS = {
     "ACCESS_DENIED",
@@ -76,8 +73,10 @@ class S3Location:
 def s3_filesystem(settings: ObjectStoreSettings, *, attempts: int = 3) -> pafs.S3FileSystem:
     """pyarrow's S3 client for ``settings``; ``attempts`` bounds the SDK's retries."""
     kwargs: dict[str, object] = {
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "request_timeout": REQUEST_TIMEOUT_S,
+        # every call waits this long for a connection and for each answer, then is retried
+        # (``attempts``), then fails: a hung store never hangs a run (COC_S3_*TIMEOUT_S)
+        "connect_timeout": settings.connect_timeout_s,
+        "request_timeout": settings.request_timeout_s,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
         "force_virtual_addressing": settings.virtual_hosted and settings.endpoint_url is not None,
     }

@@ -54,6 +54,9 @@ class ObjectStoreSettings:
     #: whether the store refuses a PUT over an existing object (``If-None-Match``; AWS S3,
     #: MinIO, moto): then it serialises Delta commits itself; else the product's lock does
     conditional_put: bool = True
+    #: seconds to wait for a connection, and for each answer, before a retry
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if (self.access_key_id is None) != (self.secret_access_key is None):
@@ -302,6 +305,8 @@ def object_store_settings_from_env(env: Mapping[str, str]) -> ObjectStoreSetting
         endpoint_url=_opt(env, "AWS_ENDPOINT_URL"),
         url_style=style.lower() if style else None,
         conditional_put=put == "etag",
+        connect_timeout_s=_seconds(env, "COC_S3_CONNECT_TIMEOUT_S", 10.0, 0.5, 600.0),
+        request_timeout_s=_seconds(env, "COC_S3_TIMEOUT_S", 60.0, 0.5, 3600.0),
     )
 
 

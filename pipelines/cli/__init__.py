@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -167,8 +169,14 @@ class _Terminated:
     tells ``main`` which message and exit code to give."""
 
     received = False
+    #: seconds the clean-up may take before the process exits regardless: a thread blocked
+    #: in a call to a store that does not answer cannot be cancelled, and nothing is lost by
+    #: leaving (uncommitted files are never read, the day's lock goes with the process)
+    grace_s = 5.0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if not self.received:
+            threading.Thread(target=self._exit_after_grace, daemon=True).start()
         self.received = True
         if callable(signal.getsignal(signal.SIGINT)):
             signal.raise_signal(signal.SIGINT)
@@ -185,6 +193,16 @@ class _Terminated:
         # the loop may be asleep in its selector until its next timer (a retry's back-off):
         # a callback scheduled thread-safely wakes it, so the cancellations run now
         loop.call_soon_threadsafe(lambda: None)
+
+    def _exit_after_grace(self) -> None:
+        time.sleep(self.grace_s)
+        print(
+            f"coc-etl: terminated (SIGTERM); the clean-up did not finish within {self.grace_s:g}s "
+            "(a store that does not answer?): nothing half-written is published",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(EXIT_TERMINATED)
 
 
 def _cancelled(exc: BaseException) -> bool:
