@@ -148,6 +148,7 @@ def test_every_reader_sees_each_instance_of_a_rerun_day_once(store: Store) -> No
         con.close()
 
 
+@pytest.mark.slow
 def test_a_reader_with_a_fresh_connection_per_query_never_sees_two_runs_or_a_missing_file(
     store: Store,
 ) -> None:
@@ -188,6 +189,7 @@ def test_a_reader_with_a_fresh_connection_per_query_never_sees_two_runs_or_a_mis
     assert len({next(iter(s["script_orders"])) for s in seen}) > 2  # runs did replace the day
 
 
+@pytest.mark.slow
 def test_runs_of_different_days_commit_to_the_same_tables_at_once(store: Store) -> None:
     days = [DAY - dt.timedelta(days=n) for n in range(4)]
     procs = [store.process(d.isoformat(), f"d{n}", "200") for n, d in enumerate(days)]
@@ -254,6 +256,7 @@ def _data_files(store: Store, table: str) -> list[str]:
     return [i.path for i in infos if i.path.endswith(".parquet")]
 
 
+@pytest.mark.slow
 def test_report_as_of_answers_as_the_warehouse_was_before_a_rerun(store: Store) -> None:
     store.publish("v1", 300)
     store.build()
@@ -391,6 +394,7 @@ def every_view(store: Store, path: str) -> dict[str, list]:
         con.close()
 
 
+@pytest.mark.slow
 def test_an_old_warehouse_becomes_delta_in_place_with_equal_tables_and_marts(
     store: Store, tmp_path: Path
 ) -> None:
