@@ -74,6 +74,8 @@ class WarehouseResource(ConfigurableResource):
     s3_conditional_put: str | None = Field(
         default=None, description="COC_S3_CONDITIONAL_PUT: etag|none"
     )
+    s3_timeout_s: str | None = Field(default=None, description="COC_S3_TIMEOUT_S")
+    s3_connect_timeout_s: str | None = Field(default=None, description="COC_S3_CONNECT_TIMEOUT_S")
     vacuum_retention_hours: str | None = Field(
         default=None, description="COC_VACUUM_RETENTION_HOURS"
     )
@@ -96,6 +98,8 @@ class WarehouseResource(ConfigurableResource):
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "COC_S3_URL_STYLE": self.s3_url_style,
             "COC_S3_CONDITIONAL_PUT": self.s3_conditional_put,
+            "COC_S3_TIMEOUT_S": self.s3_timeout_s,
+            "COC_S3_CONNECT_TIMEOUT_S": self.s3_connect_timeout_s,
             "COC_VACUUM_RETENTION_HOURS": self.vacuum_retention_hours,
             "COC_MAX_SHRINK": self.max_shrink,
             "COC_ALLOW_SHRINK": self.allow_shrink,

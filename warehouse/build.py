@@ -1,7 +1,7 @@
 """Build ``coc.duckdb``: views over the Parquet tables, then the marts, incrementally.
 
-The DuckDB file holds views and the marts' computed rows: one view per table over
-``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``),
+The DuckDB file holds views and the marts' computed rows: one view per Delta table over the
+files of its pinned version (Hive partitioning, ``dt`` typed ``DATE``),
 the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/marts/*.sql``
 on top (each file opens with a comment whose first paragraph describes the mart), their
 rows stored in ``mart_data`` tables that the mart views read. It is written in the storage
