@@ -158,10 +158,15 @@ def test_a_reader_with_a_fresh_connection_per_query_never_sees_two_runs_or_a_mis
     errors: list[BaseException] = []
     stop = threading.Event()
 
+    elsewhere: list[tuple[int, frozenset[str]]] = []
+
     def probe() -> None:
         while not stop.is_set():
             try:
                 seen.append(tags(store))
+                # and an engine reading the table through its log, polling as well
+                keys = instance_keys_elsewhere(store)["deltalake"]
+                elsewhere.append((len(keys), frozenset(k[0].split("-")[0] for k in keys)))
             except BaseException as exc:  # reported by the test
                 errors.append(exc)
                 return
@@ -187,6 +192,7 @@ def test_a_reader_with_a_fresh_connection_per_query_never_sees_two_runs_or_a_mis
     ]
     assert mixed == []  # every query: the three tables of one run, and one run only
     assert len({next(iter(s["script_orders"])) for s in seen}) > 2  # runs did replace the day
+    assert all(n in (300, 200) and len(t) == 1 for n, t in elsewhere), set(elsewhere)
 
 
 @pytest.mark.slow
