@@ -15,6 +15,7 @@ It then stalls until killed. Never run by pytest itself (the name does not start
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ import pyarrow as pa
 
 from pipelines import parquet
 from pipelines.lake import Lake
+from pipelines.publish import DeltaPublish
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.settings import warehouse_settings_from_env
 
 V1_INSTANCES = 300
 
@@ -59,22 +62,33 @@ def stall(markers: Path) -> None:
     sys.exit("was not killed")
 
 
-class StallingLake(Lake):
-    """Commits ``commits`` tables' days, then stalls before the next commit."""
+class StallingLake:
+    """A lake that commits ``commits`` tables' days, then stalls before the next commit."""
 
-    def __init__(self, root: str, markers: Path, commits: int) -> None:
-        super().__init__(root)
-        self.markers, self.left = markers, commits
+    def __init__(self, inner: Lake, markers: Path, commits: int) -> None:
+        self.inner, self.markers, self.left = inner, markers, commits
 
     def commit_day(self, *args: Any, **kwargs: Any) -> int:
         if self.left == 0:
             stall(self.markers)
         self.left -= 1
-        return super().commit_day(*args, **kwargs)
+        return self.inner.commit_day(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def publisher(root: str) -> DeltaPublish:
+    """The publisher of ``root``: a local folder, or ``s3://`` with the ``AWS_*`` settings."""
+    if not root.startswith("s3://"):
+        return parquet.publisher_for(root)
+    return parquet.warehouse_publisher(
+        warehouse_settings_from_env({**os.environ, "COC_WAREHOUSE": root, "COC_DUCKDB": "/x"})
+    )
 
 
 def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
-    with parquet.DayWriter(root=root, day=day, row_group_rows=100) as w:
+    with parquet.DayWriter(publisher=publisher(root), day=day, row_group_rows=100) as w:
         write_day(w, "v1", V1_INSTANCES)
         w.commit()
     (markers / "v1").touch()
@@ -82,7 +96,7 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
         time.sleep(0.005)
 
     if mode == "mid-write":
-        with parquet.DayWriter(root=root, day=day, row_group_rows=10) as w:
+        with parquet.DayWriter(publisher=publisher(root), day=day, row_group_rows=10) as w:
             for i in range(100_000):
                 w.write("execution_instances", instances(10, start=i * 10, tag="v2"))
                 if i == 20:
@@ -91,9 +105,9 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
         sys.exit("was not killed")
 
     commits = int(mode.removeprefix("after-").removesuffix("-commits"))
-    publisher = parquet.publisher_for(root)
-    publisher.lake = StallingLake(root, markers, commits)
-    with parquet.DayWriter(day=day, publisher=publisher) as w:
+    stalling = publisher(root)
+    stalling.lake = StallingLake(stalling.lake, markers, commits)  # type: ignore[assignment]
+    with parquet.DayWriter(day=day, publisher=stalling) as w:
         write_day(w, "v2", 180)
         w.commit()
     sys.exit("was not killed")
