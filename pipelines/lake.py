@@ -193,8 +193,8 @@ class Lake:
         files: Sequence[DataFile],
         *,
         run_id: str,
-    ) -> int:
-        """Replace ``day`` of ``table`` by ``files`` in one commit; returns the new version.
+    ) -> None:
+        """Replace ``day`` of ``table`` by ``files`` in one commit.
 
         The files must be in place already (under ``dt=<day>/``). Creates the table on its
         first commit. A commit that loses a race to another writer (another day) is retried
@@ -233,7 +233,7 @@ class Lake:
                             storage_options=self.options,
                             commit_properties=properties,
                         )
-                        return 0
+                        return
                     current.create_write_transaction(
                         list(adds),
                         mode="overwrite",
@@ -242,8 +242,7 @@ class Lake:
                         partition_filters=[(PARTITION, "=", partition)],
                         commit_properties=properties,
                     )
-                    current.update_incremental()
-                    return current.version()
+                    return
                 except (CommitFailedError, DeltaError) as exc:
                     if attempt == COMMIT_ATTEMPTS or not _is_race(exc):
                         raise
@@ -332,7 +331,7 @@ def _is_race(exc: Exception) -> bool:
     """Whether a commit failed because another writer committed first (worth again)."""
     text = str(exc).lower()
     return isinstance(exc, CommitFailedError) or any(
-        word in text for word in ("conflict", "already exists", "version", "transaction")
+        word in text for word in ("conflict", "already exists")
     )
 
 

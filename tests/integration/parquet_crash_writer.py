@@ -68,11 +68,11 @@ class StallingLake:
     def __init__(self, inner: Lake, markers: Path, commits: int) -> None:
         self.inner, self.markers, self.left = inner, markers, commits
 
-    def commit_day(self, *args: Any, **kwargs: Any) -> int:
+    def commit_day(self, *args: Any, **kwargs: Any) -> None:
         if self.left == 0:
             stall(self.markers)
         self.left -= 1
-        return self.inner.commit_day(*args, **kwargs)
+        self.inner.commit_day(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
