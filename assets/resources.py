@@ -71,7 +71,18 @@ class WarehouseResource(ConfigurableResource):
     aws_region: str | None = Field(default=None, description="AWS_REGION")
     aws_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
     s3_url_style: str | None = Field(default=None, description="COC_S3_URL_STYLE: path|vhost")
-    s3_retire_grace_s: str | None = Field(default=None, description="COC_S3_RETIRE_GRACE_S")
+    s3_conditional_put: str | None = Field(
+        default=None, description="COC_S3_CONDITIONAL_PUT: etag|none"
+    )
+    s3_timeout_s: str | None = Field(default=None, description="COC_S3_TIMEOUT_S")
+    s3_connect_timeout_s: str | None = Field(default=None, description="COC_S3_CONNECT_TIMEOUT_S")
+    vacuum_retention_hours: str | None = Field(
+        default=None, description="COC_VACUUM_RETENTION_HOURS"
+    )
+    max_shrink: str | None = Field(default=None, description="COC_MAX_SHRINK: a share, 0..1")
+    allow_shrink: str | None = Field(
+        default=None, description="COC_ALLOW_SHRINK: 1 publishes a day however much it shrinks"
+    )
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -86,6 +97,11 @@ class WarehouseResource(ConfigurableResource):
             "AWS_REGION": self.aws_region,
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "COC_S3_URL_STYLE": self.s3_url_style,
-            "COC_S3_RETIRE_GRACE_S": self.s3_retire_grace_s,
+            "COC_S3_CONDITIONAL_PUT": self.s3_conditional_put,
+            "COC_S3_TIMEOUT_S": self.s3_timeout_s,
+            "COC_S3_CONNECT_TIMEOUT_S": self.s3_connect_timeout_s,
+            "COC_VACUUM_RETENTION_HOURS": self.vacuum_retention_hours,
+            "COC_MAX_SHRINK": self.max_shrink,
+            "COC_ALLOW_SHRINK": self.allow_shrink,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

@@ -86,7 +86,12 @@ def _build() -> Definitions:
         aws_region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
         aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
         s3_url_style=_env("COC_S3_URL_STYLE"),
-        s3_retire_grace_s=_env("COC_S3_RETIRE_GRACE_S"),
+        s3_conditional_put=_env("COC_S3_CONDITIONAL_PUT"),
+        s3_timeout_s=_env("COC_S3_TIMEOUT_S"),
+        s3_connect_timeout_s=_env("COC_S3_CONNECT_TIMEOUT_S"),
+        vacuum_retention_hours=_env("COC_VACUUM_RETENTION_HOURS"),
+        max_shrink=_env("COC_MAX_SHRINK"),
+        allow_shrink=_env("COC_ALLOW_SHRINK"),
     )
     return Definitions(
         assets=[

@@ -103,7 +103,7 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     _step("report", started)
     print(f"total {time.monotonic() - total_started:.1f}s")
     print()
-    print(f"Parquet:  {warehouse}/<table>/dt=YYYY-MM-DD/*.parquet")
+    print(f"Delta:    {warehouse}/<table>/ (Delta Lake tables, Parquet by dt=YYYY-MM-DD)")
     print(f"DuckDB:   {duckdb_path}")
     print(
         f"          .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_path}', "

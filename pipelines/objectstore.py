@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["S3Location", "check_access", "register_s3", "s3_filesystem"]
 
-#: seconds to wait for a connection and for an answer; the SDK retries within its own budget
-CONNECT_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 60.0
 _AWS_ERROR = re.compile(r"AWS Error ([A-Z_]+)")
 _CREDENTIAL_ERRORS = {
     "ACCESS_DENIED",
@@ -76,8 +73,10 @@ class S3Location:
 def s3_filesystem(settings: ObjectStoreSettings, *, attempts: int = 3) -> pafs.S3FileSystem:
     """pyarrow's S3 client for ``settings``; ``attempts`` bounds the SDK's retries."""
     kwargs: dict[str, object] = {
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "request_timeout": REQUEST_TIMEOUT_S,
+        # every call waits this long for a connection and for each answer, then is retried
+        # (``attempts``), then fails: a hung store never hangs a run (COC_S3_*TIMEOUT_S)
+        "connect_timeout": settings.connect_timeout_s,
+        "request_timeout": settings.request_timeout_s,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
         "force_virtual_addressing": settings.virtual_hosted and settings.endpoint_url is not None,
     }
@@ -117,7 +116,7 @@ def register_s3(con: duckdb.DuckDBPyConnection, settings: ObjectStoreSettings) -
 def check_access(uri: str, settings: ObjectStoreSettings) -> None:
     """Raise a ``ConfigError`` naming the variable unless the warehouse at ``uri`` answers.
 
-    Asks for the bucket, then lists the warehouse's manifests, with the run's credentials: a
+    Asks for the bucket, then lists the warehouse's prefix, with the run's credentials: a
     missing bucket, refused credentials or an unreachable endpoint are found before anything
     is fetched, and nothing is written (a key that may read but not write fails at the first
     staged object instead, exit 4, nothing published).
@@ -128,7 +127,7 @@ def check_access(uri: str, settings: ObjectStoreSettings) -> None:
     try:
         if fs.get_file_info(location.bucket).type == pafs.FileType.NotFound:
             raise ConfigError(_missing_bucket(location, settings))
-        fs.get_file_info(pafs.FileSelector(f"{location.path}/_manifests", allow_not_found=True))
+        fs.get_file_info(pafs.FileSelector(location.path, allow_not_found=True))
     except OSError as exc:
         raise ConfigError(_explain(exc, step, location, settings)) from None
 

@@ -1,42 +1,34 @@
-"""Stream one day of every table into staging as Parquet, then hand it to a publisher whole.
+"""Stream one day of every table into its Parquet files, then commit all of it to the lake.
 
 Layout under the warehouse root (a local folder or an ``s3://bucket/prefix`` URI)::
 
-    <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet      published
-    <root>/_staging/dt=YYYY-MM-DD/<run_id>/<table>/part-....parquet  one run's work in progress
+    <root>/<table>/_delta_log/...                                  each table's Delta log
+    <root>/<table>/dt=YYYY-MM-DD/part-<run_id>-00000.parquet       one run's file of the day
     <root>/_staging/dt=YYYY-MM-DD/.lock                            the day's lock (local only)
-    <root>/_manifests/dt=YYYY-MM-DD.json                           the day (object storage only)
 
-On a local disk readers glob ``<root>/<table>/dt=*/*.parquet``; on object storage they read
-the objects the day's manifest names (``pipelines/day_manifests.py``). Neither looks under
-``_staging`` (pyarrow datasets also skip names that start with ``_``), so a staged or
-half-written file is never read.
+A file becomes part of its table only when a commit of the table's log names it
+(``pipelines/publish.py``, ``pipelines/lake.py``): readers read through the log, so a file
+being written, or one that an aborted or killed run left, is never read.
 
 The protocol of a :class:`DayWriter`:
 
 1. Start (entering the ``with`` block, before the caller asks the API anything about the
    day): pick a ``run_id`` that sorts by time and take the day's lock
    (``pipelines/daylock.py``): a second run of the same day waits for the first, up to
-   ``lock_timeout_s``, then fails naming the day and the run that holds it. Holding the lock
-   proves every other run of the day dead or done (on object storage: every other run of this
-   machine; see ``pipelines/daylock.py``), so whatever they left in the day's staging is
-   debris: the publisher first undoes what an interrupted publish left there
-   (``Publisher.recover``), then the debris is deleted. Other days are never touched.
+   ``lock_timeout_s``, then fails naming the day and the run that holds it.
 2. ``write``: check each batch against the table's schema, buffer it until ``row_group_rows``
-   rows or ``row_group_bytes`` bytes are pending, and write row groups to the table's staged
-   file as they come, so the day is never held in memory: a table's pending rows stay under
+   rows or ``row_group_bytes`` bytes are pending, and write row groups to the table's file as
+   they come, so the day is never held in memory: a table's pending rows stay under
    ``row_group_bytes`` plus one batch, whatever the size of a value (a 40 MB message makes
    smaller row groups, not a larger buffer).
 3. ``commit``: close and ``fsync`` every file (a table without rows gets a valid empty file, so
-   a re-run that now finds nothing replaces the old rows), then hand the staged day to the
-   publisher, one per storage kind (``pipelines/publish.py``: a rename swap on a local disk;
-   ``pipelines/day_manifests.py``: copies under unique names, then the manifest, on object
-   storage), which publishes every table or leaves the day as it was. Then the run's staging
-   is removed and the lock released.
+   a re-run that now finds nothing replaces the old rows), then hand the day to the publisher
+   (``pipelines/publish.py``), which checks the shrink guard and commits each table's day
+   in one Delta commit. Then the lock is released.
 4. Leaving the ``with`` block without ``commit`` (an exception, ``KeyboardInterrupt`` and
-   ``SystemExit`` included, or no call) aborts: the staged files are removed, the published
-   data is untouched, and the lock is released. A killed process releases its lock with it;
-   its staging stays until the next run of the day deletes it (step 1).
+   ``SystemExit`` included, or no call) aborts: the run's uncommitted files are deleted, the
+   published data is untouched, and the lock is released. A killed process releases its lock
+   with it; its files stay, named by no commit, until the vacuum removes them.
 """
 
 from __future__ import annotations
@@ -45,8 +37,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -55,26 +47,33 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.day_manifests import ManifestPublish
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S, LOCK_FILE, DayLock, object_store_lock_path
+from pipelines.lake import DataFile, Lake, warehouse_lake
+from pipelines.migrate import ensure_tables
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.publish import (
     STAGING,
-    LocalSwap,
-    Publisher,
+    DeltaPublish,
+    ShrinkGuard,
     StagedDay,
     fsync_dir,
     fsync_file,
     local_path,
 )
 from pipelines.schemas import TABLES
-from pipelines.settings import DEFAULT_RETIRE_GRACE_S, WarehouseSettings
-from pipelines.write_errors import DayLockedError, SchemaMismatchError, WriteError
+from pipelines.settings import WarehouseSettings
+from pipelines.write_errors import (
+    DayLockedError,
+    SchemaMismatchError,
+    ShrinkRefusedError,
+    WriteError,
+)
 
 __all__ = [
     "DayLockedError",
     "DayWriter",
     "SchemaMismatchError",
+    "ShrinkRefusedError",
     "TableStats",
     "WriteError",
     "publisher_for",
@@ -88,7 +87,6 @@ ROW_GROUP_ROWS = 64_000
 #: the writer's buffer when values are large
 ROW_GROUP_BYTES = 32 * 2**20
 COMPRESSION = "zstd"
-_RUN_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -104,37 +102,33 @@ def publisher_for(
     root: str,
     *,
     filesystem: pafs.FileSystem | None = None,
-    retire_grace_s: float = DEFAULT_RETIRE_GRACE_S,
-) -> Publisher:
-    """The publisher for a warehouse root: a local folder, a ``file://`` or ``s3://`` URI.
-
-    With ``filesystem`` given, ``root`` is a path inside it. A filesystem on a local disk
-    swaps folders; any other (no rename) publishes by manifest (``pipelines/day_manifests.py``).
-    An ``s3://`` URI without ``filesystem`` uses the SDK's default credentials: the pipeline
-    passes its own (``warehouse_publisher``).
-    """
-    location = None
+    shrink: ShrinkGuard | None = None,
+) -> DeltaPublish:
+    """The publisher for a local warehouse root (a folder, or a path inside a local
+    ``filesystem``). An ``s3://`` warehouse needs its settings: ``warehouse_publisher``."""
     if filesystem is None:
-        if "://" not in root:
-            return LocalSwap(root)
-        location = root.rstrip("/")
-        filesystem, root = pafs.FileSystem.from_uri(root)
+        if "://" in root and not root.startswith("file://"):
+            raise ValueError(f"{root}: an object-storage warehouse needs its settings")
+        filesystem, root = pafs.LocalFileSystem(), root.removeprefix("file://")
     local = local_path(filesystem, root)
-    if local is not None:
-        return LocalSwap(local)
-    return ManifestPublish(filesystem, root, retire_grace_s=retire_grace_s, location=location)
+    if local is None:
+        raise ValueError(f"{root}: not on a local disk; use warehouse_publisher")
+    local = os.path.abspath(local)
+    return DeltaPublish(Lake(local), pafs.LocalFileSystem(), local, shrink=shrink)
 
 
-def warehouse_publisher(wh: WarehouseSettings) -> Publisher:
-    """The publisher of the warehouse ``wh`` names, with its object-storage settings."""
+def warehouse_publisher(wh: WarehouseSettings, *, lock_dir: str | None = None) -> DeltaPublish:
+    """The publisher of the warehouse ``wh`` names, with its object-storage settings and its
+    shrink guard."""
+    shrink = ShrinkGuard(max_shrink=wh.max_shrink, allow=wh.allow_shrink)
     if wh.object_store is None:
-        return publisher_for(wh.warehouse)
+        return publisher_for(wh.warehouse, shrink=shrink)
     where = S3Location.parse(wh.warehouse)
-    return ManifestPublish(
+    return DeltaPublish(
+        warehouse_lake(wh, lock_dir=lock_dir),
         s3_filesystem(wh.object_store),
         where.path,
-        retire_grace_s=wh.object_store.retire_grace_s,
-        location=where.uri,
+        shrink=shrink,
     )
 
 
@@ -175,7 +169,7 @@ class DayWriter:
         day: dt.date,
         root: str | None = None,
         filesystem: pafs.FileSystem | None = None,
-        publisher: Publisher | None = None,
+        publisher: DeltaPublish | None = None,
         tables: Mapping[str, pa.Schema] = TABLES,
         row_group_rows: int = ROW_GROUP_ROWS,
         row_group_bytes: int = ROW_GROUP_BYTES,
@@ -204,10 +198,7 @@ class DayWriter:
         self._tables = dict(tables)
         self._row_group_rows, self._compression = row_group_rows, compression
         self._row_group_bytes = row_group_bytes
-        self._files = {
-            t: _StagedFile(f"{self._staged.staged(t)}/{self._staged.file_name}", s)
-            for t, s in self._tables.items()
-        }
+        self._files = {t: _StagedFile(self._staged.path(t), s) for t, s in self._tables.items()}
         if publisher.local_root is not None:
             lock_path = os.path.join(publisher.local_root, STAGING, self._staged.partition)
             lock_path = os.path.join(lock_path, LOCK_FILE)
@@ -262,14 +253,18 @@ class DayWriter:
         if self._state != "open":
             raise self._error(f"cannot commit after the run was {self._state}")
         stats = {t: self._close(t, f) for t, f in self._files.items()}
-        self._publisher.publish(self._staged)
+        written = {
+            t: DataFile(
+                path=self._staged.relative(t),
+                size=stats[t].bytes,
+                rows=stats[t].rows,
+                modified_ms=int(time.time() * 1000),
+            )
+            for t in self._files
+        }
+        self._publisher.publish(self._staged, written, self._tables)
         self._state = "committed"
-        try:
-            self._remove_run_dir()
-        except OSError as exc:  # published already; the next writer of the day cleans up
-            log.warning("could not remove %s: %s", self._staged.run_dir, exc)
-        finally:
-            self._release()
+        self._release()
         return stats
 
     def abort(self) -> None:
@@ -284,20 +279,10 @@ class DayWriter:
                         f.writer.close()
                     except Exception:  # the file is deleted next; its close error does not matter
                         log.debug("closing %s while aborting failed", f.path, exc_info=True)
-            try:  # a failed publish may have left a published folder moved away: put it back
-                self._publisher.recover(self._staged)
-            except OSError:
-                log.exception("keeping %s: it holds a previous day folder", self._staged.run_dir)
-                return
-            try:  # an abort runs while an error is handled: it must not replace that error
-                self._remove_run_dir()
-            except OSError as exc:
-                log.warning(
-                    "staging of the aborted run left at %s (%s): the next run of %s removes it",
-                    self._staged.run_dir,
-                    exc,
-                    self.day,
-                )
+            try:  # the files no commit names; a committed one belongs to its table now
+                self._publisher.discard(self._staged)
+            except OSError as exc:  # named by no commit: the vacuum removes them later
+                log.warning("could not delete the uncommitted files of %s: %s", self.day, exc)
         finally:
             self._release()
 
@@ -324,28 +309,15 @@ class DayWriter:
             except OSError as exc:
                 msg = f"cannot take the day's lock: {exc}"
                 raise self._error(msg, path=self.lock.path) from exc
-            self._remove_debris()
+            try:  # a warehouse of plain Hive folders becomes Delta first (in place)
+                ensure_tables(self._publisher.lake, self._tables)
+            except Exception as exc:  # delta-rs's errors are not OSErrors
+                msg = f"cannot open the warehouse's tables: {exc}"
+                raise self._error(msg, path=self._publisher.location) from exc
         except BaseException:
             self._release()
             raise
         self._state = "open"
-
-    def _remove_debris(self) -> None:
-        """Delete the staging of every other run of the day: holding the lock, they are dead."""
-        listing = pafs.FileSelector(self._staged.day_staging, allow_not_found=True)
-        for info in self._fs.get_file_info(listing):
-            run = info.base_name
-            if info.type != pafs.FileType.Directory or not _RUN_ID.match(run):
-                continue
-            log.info("removing staging left by run %s of %s", run, self.day)
-            try:
-                dead = StagedDay(
-                    root=self._staged.root, day=self.day, run_id=run, tables=self._staged.tables
-                )
-                self._publisher.recover(dead)
-                self._fs.delete_dir(info.path)
-            except OSError as exc:
-                raise self._error(f"cannot clean a dead run up: {exc}", path=info.path) from exc
 
     def _open(self, f: _StagedFile) -> None:
         if f.writer is None:
@@ -383,10 +355,6 @@ class DayWriter:
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"closing failed: {exc}", table=table, path=f.path) from exc
         return TableStats(rows=f.rows, files=1, bytes=size)
-
-    def _remove_run_dir(self) -> None:
-        if self._fs.get_file_info(self._staged.run_dir).type != pafs.FileType.NotFound:
-            self._fs.delete_dir(self._staged.run_dir)
 
     def _release(self) -> None:
         """Let the day go; then remove the lock's folder if no other run uses it."""

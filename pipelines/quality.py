@@ -21,14 +21,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.coc.models import INSTANCE_STATUSES
-from pipelines.day_manifests import read_manifest
 from pipelines.ingest import DayResult
+from pipelines.lake import Lake, storage_options
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.schemas import TABLES
 from pipelines.settings import ObjectStoreSettings
 
 if TYPE_CHECKING:
-    import pyarrow.dataset as ds
+    pass
 
 
 @dataclass(frozen=True)
@@ -104,22 +104,21 @@ def read_day(
 ) -> pa.Table:
     """The published rows of one table's day (only ``columns``; the first ``limit`` rows).
 
-    On object storage (``object_store`` given) the objects the day's manifest names, never a
-    listing of the prefix (it may still hold superseded objects).
+    The files the table's newest Delta version names for the day, never a listing of the
+    folder (it may still hold superseded files until they are vacuumed).
     """
     import pyarrow.dataset as ds  # here: loading it loads pandas, a second at every import
 
-    dataset: ds.Dataset
+    fs: pafs.FileSystem
     if object_store is not None:
-        fs: pafs.FileSystem = s3_filesystem(object_store)
-        base = S3Location.parse(root).path
-        manifest = read_manifest(fs, base, date.fromisoformat(day))
-        files = [f"{base}/{p}" for p in (manifest.tables.get(table, []) if manifest else [])]
-        dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=TABLES[table])
+        fs, base = s3_filesystem(object_store), S3Location.parse(root).path
+        lake = Lake(S3Location.parse(root).uri, options=storage_options(object_store))
     else:
         fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
-        path = f"{base.rstrip('/')}/{table}/dt={day}"
-        dataset = ds.dataset(path, format="parquet", filesystem=fs)
+        lake = Lake(base)
+    named = lake.snapshot(table).files.get(date.fromisoformat(day), ())
+    files = [f"{base.rstrip('/')}/{table}/{p}" for p in named]
+    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=TABLES.get(table))
     if limit is not None:  # a preview: whole row groups, only as many as it takes
         tables: list[pa.Table] = []
         rows = 0

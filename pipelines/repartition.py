@@ -24,7 +24,6 @@ old days, so that they can be ingested again.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -37,8 +36,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.coc.errors import ConfigError
+from pipelines.lake import Lake
 from pipelines.manifest import Manifest, read_manifest, write_manifest
-from pipelines.parquet import DayWriter
+from pipelines.migrate import ensure_tables
+from pipelines.parquet import DayWriter, publisher_for
+from pipelines.publish import ShrinkGuard
 from pipelines.schemas import TABLES
 from pipelines.settings import zone
 
@@ -71,6 +73,7 @@ def repartition(root: str, *, timezone: str, assumed_timezone: str) -> Repartiti
     old_timezone = manifest.timezone if manifest else assumed_timezone
     old_tz = zone(old_timezone)
     write_manifest(str(base), Manifest(timezone=old_timezone, repartitioning_to=timezone))
+    ensure_tables(Lake(str(base)))  # a warehouse of plain Hive folders becomes Delta first
     work = base / WORK
     old_days = _days(base, "script_orders")
     if not (work / COMPLETE).exists():
@@ -83,9 +86,10 @@ def repartition(root: str, *, timezone: str, assumed_timezone: str) -> Repartiti
     new_days = _days(work, "script_orders")
     for day in new_days:
         _publish_day(base, work, day)
+    lake = Lake(str(base))
     for day in sorted(set(old_days) - set(new_days)):
         for table in TABLES:
-            shutil.rmtree(base / table / f"dt={day}", ignore_errors=True)
+            lake.commit_day(table, TABLES[table], day, [], run_id="repartition")
     write_manifest(str(base), Manifest(timezone=timezone))
     shutil.rmtree(work, ignore_errors=True)
     covered = set(old_days)
@@ -100,15 +104,13 @@ def repartition(root: str, *, timezone: str, assumed_timezone: str) -> Repartiti
 
 
 def _days(base: Path, table: str) -> list[date]:
-    """The published days of ``table`` (``dt=YYYY-MM-DD`` folders only)."""
-    folder = base / table
-    names = os.listdir(folder) if folder.is_dir() else []
-    return sorted(date.fromisoformat(m.group(1)) for n in names if (m := _DAY_FOLDER.match(n)))
+    """The published days of ``table``: those its Delta log names files of."""
+    return sorted(Lake(str(base)).snapshot(table).files)
 
 
 def _read(base: Path, table: str, day: date) -> pa.Table:
-    folder = base / table / f"dt={day}"
-    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    named = Lake(str(base)).snapshot(table).files.get(day, ())
+    files = [str(base / table / p) for p in named]
     if not files:
         return TABLES[table].empty_table()
     return pa.concat_tables(pq.read_table(f, schema=TABLES[table]) for f in files)
@@ -137,7 +139,9 @@ def _cut(base: Path, work: Path, new_tz: ZoneInfo) -> int:
 
 
 def _publish_day(base: Path, work: Path, day: date) -> None:
-    with DayWriter(root=str(base), day=day) as writer:
+    # tickets move between days on purpose: a day may shrink by any share
+    publisher = publisher_for(str(base), shrink=ShrinkGuard(allow=True))
+    with DayWriter(publisher=publisher, day=day) as writer:
         for table in TABLES:
             writer.write(table, _read(work, table, day))
         writer.commit()

@@ -26,9 +26,14 @@ from pipelines.coc.settings import (
 )
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
 
-#: how long a superseded object of an ``s3://`` warehouse outlives the last view naming it
-DEFAULT_RETIRE_GRACE_S = 3600.0
+#: how long a data file that a commit superseded stays before the vacuum may remove it: longer
+#: than any reader of a replaced ``coc.duckdb`` lives, and the reach of ``report --as-of``
+DEFAULT_VACUUM_RETENTION_H = 168.0
+MIN_VACUUM_RETENTION_H, MAX_VACUUM_RETENTION_H = 1.0, 24 * 366.0
+#: the share of a published day's instances a run may drop before it is refused
+DEFAULT_MAX_SHRINK = 0.5
 URL_STYLES = ("path", "vhost")
+CONDITIONAL_PUT = ("etag", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,16 +51,18 @@ class ObjectStoreSettings:
     region: str | None = None
     endpoint_url: str | None = None
     url_style: str | None = None
-    #: seconds a superseded object stays after the last published view named it
-    retire_grace_s: float = DEFAULT_RETIRE_GRACE_S
+    #: whether the store refuses a PUT over an existing object (``If-None-Match``; AWS S3,
+    #: MinIO, moto): then it serialises Delta commits itself; else the product's lock does
+    conditional_put: bool = True
+    #: seconds to wait for a connection, and for each answer, before a retry
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
         if self.url_style is not None and self.url_style not in URL_STYLES:
             raise ConfigError(f"COC_S3_URL_STYLE must be path or vhost, got {self.url_style!r}")
-        if self.retire_grace_s < 0 or self.retire_grace_s != self.retire_grace_s:
-            raise ConfigError(f"COC_S3_RETIRE_GRACE_S must be >= 0, got {self.retire_grace_s}")
         if self.endpoint_url is not None:
             if "@" in self.endpoint_url:  # before any message quotes it
                 raise ConfigError("AWS_ENDPOINT_URL must not carry credentials (no user@)")
@@ -114,6 +121,12 @@ class WarehouseSettings:
     #: sees (``pipelines/shared_lock.py``); ``None`` = this machine's locks only
     redis_url: str | None = field(default=None, repr=False)
     object_store: ObjectStoreSettings | None = None
+    #: hours a superseded data file stays before the vacuum (``COC_VACUUM_RETENTION_HOURS``)
+    vacuum_retention_h: float = DEFAULT_VACUUM_RETENTION_H
+    #: the share of a day's published instances a run may drop (``COC_MAX_SHRINK``)
+    max_shrink: float = DEFAULT_MAX_SHRINK
+    #: publish a day however much it shrinks (``COC_ALLOW_SHRINK``)
+    allow_shrink: bool = False
 
     def __post_init__(self) -> None:
         zone(self.timezone)
@@ -279,9 +292,11 @@ def default_duckdb_path(warehouse: str) -> str:
 
 
 def object_store_settings_from_env(env: Mapping[str, str]) -> ObjectStoreSettings:
-    """``ObjectStoreSettings`` from ``AWS_*``, ``COC_S3_URL_STYLE``, ``COC_S3_RETIRE_GRACE_S``."""
+    """``ObjectStoreSettings`` from ``AWS_*``, ``COC_S3_URL_STYLE``, ``COC_S3_CONDITIONAL_PUT``."""
     style = _opt(env, "COC_S3_URL_STYLE")
-    grace = _seconds(env, "COC_S3_RETIRE_GRACE_S", DEFAULT_RETIRE_GRACE_S, 0.0, 30 * 86_400.0)
+    put = (_opt(env, "COC_S3_CONDITIONAL_PUT") or "etag").lower()
+    if put not in CONDITIONAL_PUT:
+        raise ConfigError(f"COC_S3_CONDITIONAL_PUT must be etag or none, got {put!r}")
     return ObjectStoreSettings(
         access_key_id=_opt(env, "AWS_ACCESS_KEY_ID"),
         secret_access_key=_opt(env, "AWS_SECRET_ACCESS_KEY"),
@@ -289,8 +304,24 @@ def object_store_settings_from_env(env: Mapping[str, str]) -> ObjectStoreSetting
         region=_opt(env, "AWS_REGION") or _opt(env, "AWS_DEFAULT_REGION"),
         endpoint_url=_opt(env, "AWS_ENDPOINT_URL"),
         url_style=style.lower() if style else None,
-        retire_grace_s=grace,
+        conditional_put=put == "etag",
+        connect_timeout_s=_seconds(env, "COC_S3_CONNECT_TIMEOUT_S", 10.0, 0.5, 600.0),
+        request_timeout_s=_seconds(env, "COC_S3_TIMEOUT_S", 60.0, 0.5, 3600.0),
     )
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no variable: ``1``, ``true``, ``yes`` or ``on`` (any case) is yes; unset is no."""
+    raw = (_opt(env, name) or "0").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no), got {raw!r}")
 
 
 def check_warehouse_uri(warehouse: str) -> None:
@@ -335,4 +366,17 @@ def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
         ),
         redis_url=_opt(env, "COC_REDIS_URL"),
         object_store=object_store_settings_from_env(env) if "://" in warehouse else None,
+        vacuum_retention_h=_or(
+            _number(
+                env,
+                "COC_VACUUM_RETENTION_HOURS",
+                float,
+                MIN_VACUUM_RETENTION_H,
+                MAX_VACUUM_RETENTION_H,
+                " hours",
+            ),
+            DEFAULT_VACUUM_RETENTION_H,
+        ),
+        max_shrink=_or(_number(env, "COC_MAX_SHRINK", float, 0.0, 1.0), DEFAULT_MAX_SHRINK),
+        allow_shrink=flag(env, "COC_ALLOW_SHRINK"),
     )

@@ -2,6 +2,7 @@
 
     WriteError              writing, publishing or cleaning a day failed: table, day, path
     ├── SchemaMismatchError a batch whose columns, types or nulls do not fit its table
+    ├── ShrinkRefusedError  the run would shrink a published day past the allowed share
     └── DayLockedError      another live run holds the day: who (run, pid, host, since)
 
 They are ``StorageError``s of the product's root (``pipelines/errors.py``): exit code 4.
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 
 from pipelines.errors import StorageError
 
-__all__ = ["DayLockedError", "LockHolder", "SchemaMismatchError", "WriteError"]
+__all__ = [
+    "DayLockedError",
+    "LockHolder",
+    "SchemaMismatchError",
+    "ShrinkRefusedError",
+    "WriteError",
+]
 
 
 class WriteError(StorageError):
@@ -38,6 +45,22 @@ class WriteError(StorageError):
 
 class SchemaMismatchError(WriteError, ValueError):
     """A batch whose columns, types or nulls do not fit its table's schema."""
+
+
+class ShrinkRefusedError(WriteError):
+    """A run would publish a day with far fewer instances than the published one: refused,
+    the published day stays (an API that lists no tickets after a permission change must
+    not wipe the days it re-reads)."""
+
+    def __init__(self, *, day: dt.date, published: int, new: int, limit: float) -> None:
+        self.published, self.new, self.limit = published, new, limit
+        message = (
+            f"refusing to publish day {day}: it would shrink from {published} published "
+            f"instances to {new} (more than {limit:.0%} fewer"
+            f"{', to zero' if new == 0 else ''}); set COC_ALLOW_SHRINK=1 (or pass "
+            "--allow-shrink) to publish it on purpose"
+        )
+        super().__init__(message, table="execution_instances", day=day)
 
 
 @dataclass(frozen=True, kw_only=True)

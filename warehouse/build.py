@@ -1,7 +1,7 @@
 """Build ``coc.duckdb``: views over the Parquet tables, then the marts, incrementally.
 
-The DuckDB file holds views and the marts' computed rows: one view per table over
-``<warehouse>/<table>/dt=YYYY-MM-DD/*.parquet`` (Hive partitioning, ``dt`` typed ``DATE``),
+The DuckDB file holds views and the marts' computed rows: one view per Delta table over the
+files of its pinned version (Hive partitioning, ``dt`` typed ``DATE``),
 the failure-counting macros of ``sql/macros.sql``, and the marts from ``sql/marts/*.sql``
 on top (each file opens with a comment whose first paragraph describes the mart), their
 rows stored in ``mart_data`` tables that the mart views read. It is written in the storage
@@ -24,24 +24,21 @@ Which days changed, and when a build is a full rebuild instead: ``changes.py``. 
 day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
 recomputed for the changed days and the N days after each: ``trailing.py``. The file is
 built on a copy and swapped in (copy-on-write, readers keep reading, a failed build leaves
-the previous file as it was): ``publish.py``. A day republished by another run while the
-build reads it (a local republish deletes the old files at once) makes the build list the
-files again and start over, up to ``BUILD_ATTEMPTS`` times. The SQL files and their headers:
+the previous file as it was): ``publish.py``. The SQL files and their headers:
 ``definitions.py``.
 
+The tables are Delta Lake tables (``pipelines/lake.py``). The build pins one version of each
+(``pinning.py``: each day of the three tables from one run) and writes each table's view as
+``read_parquet([the files of that version])``: no extension is needed to read the file, and a
+reader sees exactly the days as one run of each published them, never a file that a later
+commit superseded next to its replacement. After publishing the file, the build vacuums the
+tables (``vacuum.py``), keeping every file that the new file or the one it replaced names.
 The view of a table that has no files yet is a typed empty relation with the same columns,
-so the marts and every query keep working on a fresh warehouse. A view is bound to the
-files when it is queried, so new days appear in the table views without a build.
+so the marts and every query keep working on a fresh warehouse. ``as_of`` builds the file
+over the tables as they were at a past moment (``coc-etl report --as-of``).
 
-On object storage (an ``s3://`` warehouse) a view never globs: listing a prefix can show
-a day twice while it is being republished. The build reads every day's manifest once
-(``pipelines/day_manifests.py``) and writes each table's view as ``read_parquet([the
-objects the manifests name])``, so a reader of the file sees each day as exactly one run
-published it. It then records, in the warehouse's ``_manifests/views.json``, which run of
-each day the new file names, and deletes the superseded objects no published file can name
-any more (after the grace period). Connections read ``s3://`` through our S3 client,
-registered on them (``pipelines/objectstore.py``; ``connect`` does it when given the
-settings).
+On an ``s3://`` warehouse connections read ``s3://`` through our S3 client, registered on
+them (``pipelines/objectstore.py``; ``connect`` does it when given the settings).
 """
 
 from __future__ import annotations
@@ -53,20 +50,20 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.fs as pafs
 
-from pipelines.day_manifests import ViewsPublished, read_manifests, record_views, sweep_all
+from pipelines.lake import Lake, storage_options
+from pipelines.migrate import ensure_tables
 from pipelines.objectstore import S3Location, register_s3, s3_filesystem
 from pipelines.schemas import TABLES
 from pipelines.settings import ObjectStoreSettings, WarehouseSettings
 from pipelines.shared_lock import build_lock
 from warehouse.changes import changed_days as _changed_days
-from warehouse.changes import day_files, full_rebuild_reason, record_state
+from warehouse.changes import full_rebuild_reason, previous_versions, record_state
 from warehouse.definitions import (
     MACROS_SQL,
     MART_SCHEMA,
@@ -84,6 +81,7 @@ from warehouse.definitions import (
     scalar,
     trailing_days,
 )
+from warehouse.pinning import Pinned, pin_tables
 from warehouse.publish import (
     BuildError,
     WarehouseBusyError,
@@ -95,6 +93,7 @@ from warehouse.publish import (
 )
 from warehouse.store import CHUNK_ROWS, day_chunks, store_per_day, store_rollups
 from warehouse.trailing import store_trailing
+from warehouse.vacuum import vacuum_tables
 
 __all__ = [
     "MARTS_DIR",
@@ -115,14 +114,10 @@ log = logging.getLogger(__name__)
 #: open it (BI tools lag behind the Python package), see ``tests/bi/test_compat.py``.
 STORAGE_COMPATIBILITY = "v1.1.0"
 
-#: Only real partitions: ``dt=2026-11-25``, never ``dt=2026-11-25.tmp`` or ``_staging``.
-PARTITION_GLOB = "dt=????-??-??/*.parquet"
-
 _GLOB_CHARACTERS = frozenset("*?[]{}")
 
-#: How many times a build starts over when a day it was reading is republished meanwhile (a
-#: local republish deletes the old files at once); each attempt lists the files again.
-BUILD_ATTEMPTS = 5
+#: hours a superseded data file stays before the vacuum (``COC_VACUUM_RETENTION_HOURS``)
+DEFAULT_RETENTION_H = 168.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,36 +172,57 @@ def build_warehouse(
     rebuild: bool = False,
     memory_limit: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    as_of: datetime | None = None,
+    vacuum_retention_h: float | None = DEFAULT_RETENTION_H,
 ) -> BuildResult:
-    """(Re)build the DuckDB file at ``duckdb_path`` over the Parquet under ``warehouse``.
+    """(Re)build the DuckDB file at ``duckdb_path`` over the Delta tables under ``warehouse``.
 
     An ``s3://`` warehouse needs ``object_store``, the settings to reach it.
     ``changed_days``: days a run just wrote (recomputed even if their files look unchanged);
     ``rebuild``: recompute every day (a repair); ``memory_limit``: DuckDB's for the build
     (``"8GB"``; None: DuckDB's default), past which what can spill spills to a folder beside
     the build file; ``chunk_rows``: the instances the per-day SQL reads at a time (whole
-    days). See the module docstring.
+    days); ``as_of``: the tables as they were then (a full build, no vacuum);
+    ``vacuum_retention_h``: the vacuum's retention after publishing (None: no vacuum). See
+    the module docstring.
     """
-    for attempt in range(1, BUILD_ATTEMPTS + 1):
+    lake = warehouse_reader(warehouse, object_store)
+    if as_of is None:
+        ensure_tables(lake)  # a warehouse of plain Hive folders becomes Delta (in place)
+    pinned = pin_tables(lake, TABLES, as_of=as_of)
+    result, kept_before = _build_pinned(
+        pinned,
+        duckdb_path=duckdb_path,
+        object_store=object_store,
+        changed_days=frozenset(changed_days),
+        rebuild=rebuild or as_of is not None,
+        memory_limit=memory_limit,
+        chunk_rows=chunk_rows,
+    )
+    if as_of is None and vacuum_retention_h is not None:
+        keep = {
+            table: pinned.named_versions.get(table, set()) | kept_before.get(table, set())
+            for table in TABLES
+        }
         try:
-            return _build_once(
-                warehouse=warehouse,
-                duckdb_path=duckdb_path,
-                object_store=object_store,
-                changed_days=frozenset(changed_days),
-                rebuild=rebuild,
-                memory_limit=memory_limit,
-                chunk_rows=chunk_rows,
-            )
-        except _InputsMoved as moved:
-            if attempt == BUILD_ATTEMPTS:
-                raise BuildError(
-                    f"the files of {warehouse} kept changing while the build read them "
-                    f"({BUILD_ATTEMPTS} attempts; last: {moved.days} republished): "
-                    f"{moved.__cause__}"
-                ) from moved.__cause__
-            log.info("build: %s republished while the build read it; starting over", moved.days)
-    raise AssertionError("unreachable")
+            vacuum_tables(lake, keep, retention_h=vacuum_retention_h)
+        except Exception as exc:  # the file is published; the next build vacuums
+            log.warning("vacuum of %s failed (the next build tries again): %s", warehouse, exc)
+    return result
+
+
+def warehouse_reader(warehouse: str, object_store: ObjectStoreSettings | None) -> Lake:
+    """The warehouse's Delta tables, for reading and vacuuming."""
+    if warehouse.startswith("s3://"):
+        if object_store is None:
+            raise ValueError(f"building over {warehouse} needs the object-storage settings")
+        location = S3Location.parse(warehouse)
+        return Lake(
+            location.uri,
+            options=storage_options(object_store),
+            filesystem=(s3_filesystem(object_store), location.path),
+        )
+    return Lake(_warehouse_root(warehouse))
 
 
 def build_locked(
@@ -226,56 +242,34 @@ def build_locked(
             object_store=wh.object_store,
             changed_days=changed_days,
             rebuild=rebuild,
+            vacuum_retention_h=wh.vacuum_retention_h,
         )
 
 
-class _InputsMoved(Exception):
-    """A build's input files changed under it (another run republished a day meanwhile)."""
-
-    def __init__(self, days: str) -> None:
-        super().__init__(days)
-        self.days = days
-
-
-def _build_once(
+def _build_pinned(
+    pinned: Pinned,
     *,
-    warehouse: str,
     duckdb_path: str,
     object_store: ObjectStoreSettings | None,
     changed_days: frozenset[date],
     rebuild: bool,
     memory_limit: str | None,
     chunk_rows: int,
-) -> BuildResult:
-    """One attempt of :func:`build_warehouse`; raises :class:`_InputsMoved` when a day it
-    listed was republished before it had read it (its old files are gone)."""
-    sources: dict[str, str | list[str]]
-    published: tuple[pafs.FileSystem, S3Location, dict[str, str], float] | None = None
-    if warehouse.startswith("s3://"):
-        if object_store is None:
-            raise ValueError(f"building over {warehouse} needs the object-storage settings")
-        location = S3Location.parse(warehouse)
-        fs = s3_filesystem(object_store)
-        manifests = read_manifests(fs, location.path)
-        runs = {day.isoformat(): m.run_id for day, m in sorted(manifests.items())}
-        sources = {
-            table: [
-                f"{location.uri}/{path}"
-                for _, m in sorted(manifests.items())
-                for path in m.tables.get(table, [])
-            ]
-            for table in TABLES
-        }
-        published = (fs, location, runs, object_store.retire_grace_s)
-    else:
-        root = _warehouse_root(warehouse)
-        sources = {table: table_glob(root, table) for table in TABLES}
+) -> tuple[BuildResult, dict[str, set[int]]]:
+    """Build the file over the ``pinned`` tables; returns what it built and the versions the
+    file it replaced named (the vacuum keeps their files too)."""
+    files = pinned.files
+    sources = {
+        table: [path for (t, _), paths in sorted(files.items()) if t == table for path in paths]
+        for table in TABLES
+    }
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
     remove_database(tmp)
     wanted = definitions_hash()
     reason = "asked" if rebuild else full_rebuild_reason(target, wanted)
+    kept_before = previous_versions(target)
     copy_seconds = 0.0
     try:
         if not reason:
@@ -288,17 +282,15 @@ def _build_once(
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
         con = duckdb.connect(str(tmp), config=config)
-        files: dict[tuple[str, date], list[str]] | None = None
         try:
             if object_store is not None:
                 register_s3(con, object_store)
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
             stamp_ours(con)
-            files = day_files(con, sources)
             days: frozenset[date] | None = None
             if not reason:
-                days = _changed_days(con, files) | frozenset(changed_days)
+                days = _changed_days(con, pinned.signatures) | frozenset(changed_days)
             built = sorted({day for _, day in files} if days is None else days)
             mart_seconds: dict[str, float] = {}
             per_day = [path for path in mart_files() if is_per_day(path)]
@@ -333,21 +325,14 @@ def _build_once(
             ]
             marts = tuple(sorted(names))
             mart_rows = {m: scalar(con, f"SELECT count(*) FROM {identifier(m)}") for m in marts}
-            rows = record_state(con, files, days, wanted)
+            rows = record_state(con, pinned, days, wanted)
             con.execute("CHECKPOINT")
-        except duckdb.Error as exc:
-            moved = _moved_days(sources, files)
-            if moved:
-                raise _InputsMoved(moved) from exc
-            raise
         finally:
             con.close()
         publish(tmp, target)
     finally:
         remove_database(tmp)
-    if published is not None:
-        _views_published(*published)
-    return BuildResult(
+    result = BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
         marts=marts,
@@ -361,57 +346,12 @@ def _build_once(
         chunks=len(chunks),
         mart_rows=mart_rows,
     )
-
-
-def _views_published(
-    fs: pafs.FileSystem, location: S3Location, runs: dict[str, str], grace_s: float
-) -> None:
-    """Record which run of each day the new file names; delete what no published file can.
-
-    The file is out already: a failure here is logged, and the next build does it.
-    """
-    try:
-        published = ViewsPublished(published_at=time.time(), runs=runs)
-        record_views(fs, location.path, published, grace_s=grace_s)
-        gone = sweep_all(fs, location.path, grace_s=grace_s)
-    except (OSError, ValueError) as exc:
-        log.warning("views of %s not recorded, nothing swept: %s", location.uri, exc)
-        return
-    if gone:
-        log.info("deleted %d superseded objects under %s", gone, location.uri)
-
-
-def _moved_days(
-    sources: Mapping[str, str | list[str]], files: Mapping[tuple[str, date], list[str]] | None
-) -> str:
-    """The days whose files are no longer those the build listed, as text ("" if none).
-
-    A local day's republish swaps its folder and deletes the old files at once; on object
-    storage the superseded objects outlive the grace period, so only globs are listed again.
-    """
-    if files is None:
-        return ""
-    try:
-        with duckdb.connect() as fresh:  # the build's connection may be in a failed transaction
-            now = day_files(fresh, sources)
-    except duckdb.Error:
-        return ""
-    moved = {
-        day
-        for (table, day) in files.keys() | now.keys()
-        if files.get((table, day)) != now.get((table, day))
-    }
-    return ", ".join(day.isoformat() for day in sorted(moved))
-
-
-def table_glob(root: str, table: str) -> str:
-    """The glob of a table's Parquet files under a warehouse root."""
-    return f"{root}/{table}/{PARTITION_GLOB}"
+    return result, kept_before
 
 
 def _warehouse_root(warehouse: str) -> str:
     """A local warehouse root as DuckDB should see it: an absolute path without glob
-    characters (``s3://`` warehouses are read through their manifests instead)."""
+    characters."""
     if "://" in warehouse:
         scheme = warehouse.split("://", 1)[0]
         raise ValueError(f"the DuckDB build reads local folders and s3:// URIs, not {scheme}://")
@@ -428,16 +368,12 @@ def _files_of(
     return [path for day in sorted(days) for path in files.get((table, day), [])]
 
 
-def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | list[str]) -> bool:
-    """Create the view of one table over ``files``, a glob or the list of its objects;
-    whether it has files (else it is a typed empty view)."""
+def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: list[str]) -> bool:
+    """Create the view of one table over ``files``, the files of its pinned version; whether
+    it has files (else it is a typed empty view)."""
     schema = TABLES[table]
-    if isinstance(files, str):
-        has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [files])
-        named = literal(files)
-    else:
-        has_files = bool(files)
-        named = "[" + ", ".join(literal(f) for f in files) + "]"
+    has_files = bool(files)
+    named = "[" + ", ".join(literal(f) for f in files) + "]"
     if has_files:
         source = f"read_parquet({named}, hive_partitioning = true, hive_types = {{'dt': DATE}})"
     else:

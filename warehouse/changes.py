@@ -1,9 +1,13 @@
-"""Which days a build recomputes: the files each day had at the previous build, and now.
+"""Which days a build recomputes: what each day's log entries were at the previous build, and now.
 
 Changed days are those the caller names (the ingest returns its days) and every day whose
-files differ from the files the previous build saw (``mart_data.built_files``: the file
-names of each day of each table; a publish writes new names), so a day published by a run
-whose build failed is picked up by the next one, and a day that lost its files too. A full
+signature differs from the one the previous build saw (``mart_data.built_files``: per day of
+each table, the Delta log's add actions of the pinned version, each file's path, size and
+modification time: ``pipelines/lake.py``). A commit always changes them, so a day published
+by a run whose build failed is picked up by the next one, a day that lost its files too, and
+a day restored with the same file names but other content as well (its add actions carry
+another time and size). The versions the file pins are kept in
+``mart_data.pinned_versions``: the vacuum keeps their files while the file is published. A full
 rebuild happens when asked (``rebuild=True``: repairs), when there is no previous file, and
 when the SQL differs from the one the previous file was built with (``definitions_hash``
 over every SQL file, stored in ``mart_data.build_state``).
@@ -19,6 +23,7 @@ import duckdb
 
 from pipelines.schemas import TABLES
 from warehouse.definitions import MART_SCHEMA, dates_sql, identifier, scalar
+from warehouse.pinning import Pinned
 
 
 def full_rebuild_reason(target: Path, wanted: str) -> str:
@@ -44,37 +49,40 @@ def full_rebuild_reason(target: Path, wanted: str) -> str:
     return ""
 
 
-def day_files(
-    con: duckdb.DuckDBPyConnection, sources: Mapping[str, str | list[str]]
-) -> dict[tuple[str, date], list[str]]:
-    """The files of each (table, day), from each table's glob or list of objects: what
-    changes when a day is published (a run writes new names)."""
-    found: dict[tuple[str, date], list[str]] = {}
-    for table in TABLES:
-        source = sources[table]
-        if isinstance(source, str):
-            paths = [
-                str(f) for (f,) in con.execute("SELECT file FROM glob(?)", [source]).fetchall()
-            ]
-        else:
-            paths = list(source)
-        for path in paths:
-            folder = path.rsplit("/", 2)[-2]
-            found.setdefault((table, date.fromisoformat(folder[3:])), []).append(path)
-    return {key: sorted(paths) for key, paths in found.items()}
+def previous_versions(target: Path) -> dict[str, set[int]]:
+    """The table versions the published file at ``target`` names (none if unreadable)."""
+    if not target.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(target), read_only=True)
+    except duckdb.Error:
+        return {}
+    try:
+        rows = con.execute(
+            f"SELECT table_name, version FROM {MART_SCHEMA}.pinned_versions"
+        ).fetchall()
+    except duckdb.Error:
+        rows = []
+    finally:
+        con.close()
+    found: dict[str, set[int]] = {}
+    for table, version in rows:
+        found.setdefault(str(table), set()).add(int(version))
+    return found
 
 
 def changed_days(
-    con: duckdb.DuckDBPyConnection, files: Mapping[tuple[str, date], list[str]]
+    con: duckdb.DuckDBPyConnection, signatures: Mapping[tuple[str, date], str]
 ) -> frozenset[date]:
-    """Days whose files differ from those the previous build recorded (new, changed, gone)."""
+    """Days whose signatures differ from those the previous build recorded (new, changed,
+    gone)."""
     before = {
         (table, day): names
         for table, day, names in con.execute(
             f"SELECT table_name, dt, files FROM {MART_SCHEMA}.built_files"
         ).fetchall()
     }
-    now = {key: "\n".join(paths) for key, paths in files.items()}
+    now = dict(signatures)
     keys = before.keys() | now.keys()
     return frozenset(
         day for table, day in keys if before.get((table, day)) != now.get((table, day))
@@ -83,12 +91,20 @@ def changed_days(
 
 def record_state(
     con: duckdb.DuckDBPyConnection,
-    files: Mapping[tuple[str, date], list[str]],
+    pinned: Pinned,
     days: Collection[date] | None,
     definitions: str,
 ) -> dict[str, int]:
-    """Record what this build saw (each day's files and rows) and its definitions; returns
-    the rows of each table, counted for the recomputed days only."""
+    """Record what this build saw (each day's signature and rows, the pinned versions) and
+    its definitions; returns the rows of each table, counted for the recomputed days only."""
+    signatures = pinned.signatures
+    con.execute(
+        f"CREATE OR REPLACE TABLE {MART_SCHEMA}.pinned_versions "
+        "(table_name VARCHAR, version BIGINT)"
+    )
+    named = [(t, v) for t, versions in pinned.named_versions.items() for v in sorted(versions)]
+    if named:
+        con.executemany(f"INSERT INTO {MART_SCHEMA}.pinned_versions VALUES (?, ?)", named)
     built = f"{MART_SCHEMA}.built_files"
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {built} "
@@ -101,7 +117,7 @@ def record_state(
     )
     if days is None:
         con.execute(f"DELETE FROM {built}")
-        days = {day for _, day in files}
+        days = {day for _, day in signatures}
     for table in TABLES:
         counts: dict[date, int] = {}
         if days:
@@ -116,9 +132,9 @@ def record_state(
             f"DELETE FROM {built} WHERE table_name = ? AND dt = ANY(?)", [table, list(days)]
         )
         recorded = [
-            (table, day, "\n".join(files[(table, day)]), counts.get(day, 0))
+            (table, day, signatures[(table, day)], counts.get(day, 0))
             for day in days
-            if (table, day) in files
+            if (table, day) in signatures
         ]
         if recorded:
             con.executemany(f"INSERT INTO {built} VALUES (?, ?, ?, ?)", recorded)

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE), >= 2024-01-01")
     p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish a day even if it loses more than COC_MAX_SHRINK of its instances",
+    )
     p.set_defaults(handler=ingest.run)
 
     p = sub.add_parser(
@@ -112,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=warehouse.run_build)
 
     p = sub.add_parser(
+        "migrate",
+        help="make a warehouse of plain Hive folders Delta Lake tables, in place",
+        description="Turn each table of COC_WAREHOUSE (local Hive folders, or an s3:// "
+        "warehouse with day manifests) into a Delta Lake table over its files, in place, "
+        "then rebuild coc.duckdb. Asks the COC API nothing; every run also does it first.",
+    )
+    p.set_defaults(handler=warehouse.run_migrate)
+
+    p = sub.add_parser(
         "report", help="print the newest day's failure-shift alerts, then failure rates"
     )
     p.add_argument(
@@ -127,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--duckdb",
         help="the DuckDB file (default: COC_DUCKDB, the warehouse's, "
         f"else the demo's {read.DEMO_DUCKDB})",
+    )
+    p.add_argument(
+        "--as-of",
+        type=read.timestamp,
+        metavar="TIMESTAMP",
+        help="answer from the warehouse as it was then, e.g. 2026-11-25T06:00:00Z (back as "
+        "far as COC_VACUUM_RETENTION_HOURS keeps superseded files)",
     )
     p.set_defaults(handler=read.run_report)
 
@@ -157,8 +179,14 @@ class _Terminated:
     tells ``main`` which message and exit code to give."""
 
     received = False
+    #: seconds the clean-up may take before the process exits regardless: a thread blocked
+    #: in a call to a store that does not answer cannot be cancelled, and nothing is lost by
+    #: leaving (uncommitted files are never read, the day's lock goes with the process)
+    grace_s = 5.0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if not self.received:
+            threading.Thread(target=self._exit_after_grace, daemon=True).start()
         self.received = True
         if callable(signal.getsignal(signal.SIGINT)):
             signal.raise_signal(signal.SIGINT)
@@ -175,6 +203,16 @@ class _Terminated:
         # the loop may be asleep in its selector until its next timer (a retry's back-off):
         # a callback scheduled thread-safely wakes it, so the cancellations run now
         loop.call_soon_threadsafe(lambda: None)
+
+    def _exit_after_grace(self) -> None:
+        time.sleep(self.grace_s)
+        print(
+            f"coc-etl: terminated (SIGTERM); the clean-up did not finish within {self.grace_s:g}s "
+            "(a store that does not answer?): nothing half-written is published",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(EXIT_TERMINATED)
 
 
 def _cancelled(exc: BaseException) -> bool:

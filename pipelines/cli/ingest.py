@@ -7,6 +7,7 @@ DuckDB): a bad setting or day exits 2 in the time it takes to start Python.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ environment:
   COC_MAX_ATTEMPTS      attempts per request, 1..100 (default 8)
   COC_RETRY_BUDGET_S    seconds one request may spend retrying, 1..86400 (default 600)
   COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400 (600)
+  COC_MAX_SHRINK        share of a published day's instances a run may drop (default 0.5)
+  COC_ALLOW_SHRINK      1: publish a day however much it shrinks (or --allow-shrink)
 
 exit codes:
   0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     client = client_settings_from_env(os.environ)
     args.client = client
     wh = warehouse_settings_from_env(os.environ)
+    if getattr(args, "allow_shrink", False):
+        wh = dataclasses.replace(wh, allow_shrink=True)
     last = args.to or args.day
     check_day_range(args.day, last, tz=wh.tz)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,17 @@ def recent_days(value: str) -> int:
     return number
 
 
+def timestamp(value: str) -> datetime:
+    """``report --as-of``: an ISO 8601 moment; without a zone, UTC."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 timestamp such as 2026-11-25T06:00:00Z: {value!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | None]:
     """The DuckDB file to read, and how to reach the object storage its views may name:
     ``--duckdb``, else ``COC_DUCKDB`` or the one under ``COC_WAREHOUSE``, else the demo's."""
@@ -55,8 +68,41 @@ def _source(args: argparse.Namespace) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    path, object_store = duckdb_path(args)
-    source = _source(args)
+    if getattr(args, "as_of", None) is not None:
+        with tempfile.TemporaryDirectory(prefix="coc-as-of-") as folder:
+            return _report(args, *_built_as_of(args.as_of, folder))
+    return _report(args, *duckdb_path(args))
+
+
+def _built_as_of(as_of: datetime, folder: str) -> tuple[str, ObjectStoreSettings | None]:
+    """A ``coc.duckdb`` over the tables as they were at ``as_of``, in ``folder``."""
+    from pipelines.settings import warehouse_settings_from_env
+    from warehouse.build import build_warehouse
+
+    wh = warehouse_settings_from_env(os.environ)
+    if as_of > datetime.now(UTC):
+        raise ConfigError(f"--as-of {as_of.isoformat()} is in the future")
+    try:
+        built = build_warehouse(
+            warehouse=wh.warehouse,
+            duckdb_path=os.path.join(folder, "coc.duckdb"),
+            object_store=wh.object_store,
+            as_of=as_of,
+        )
+    except Exception as exc:
+        import duckdb
+
+        if isinstance(exc, duckdb.IOException):
+            raise ConfigError(
+                f"--as-of {as_of.isoformat()}: some files of that time were vacuumed "
+                f"(COC_VACUUM_RETENTION_HOURS={wh.vacuum_retention_h:g} keeps them that long)"
+            ) from None
+        raise
+    return built.duckdb_path, wh.object_store
+
+
+def _report(args: argparse.Namespace, path: str, object_store: ObjectStoreSettings | None) -> int:
+    source = "--as-of" if getattr(args, "as_of", None) else _source(args)
     if not os.path.exists(path):
         raise ConfigError(f"no DuckDB file at {path} ({source}): materialize a day first")
     if not os.path.isfile(path):

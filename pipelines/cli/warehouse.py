@@ -33,6 +33,24 @@ def run_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_migrate(args: argparse.Namespace) -> int:
+    from pipelines.lake import warehouse_lake
+    from pipelines.migrate import ensure_tables
+    from pipelines.settings import warehouse_settings_from_env
+    from warehouse.build import build_locked
+
+    wh = warehouse_settings_from_env(os.environ)
+    check_build_target(wh.duckdb_path)
+    done = ensure_tables(warehouse_lake(wh))
+    if not done:
+        print(f"{wh.warehouse}: every table is a Delta table already")
+    for table, files in done.items():
+        print(f"{wh.warehouse}: {table} is a Delta table now, over its {files} files")
+    built = build_locked(wh, rebuild=True)
+    print(f"{built.duckdb_path} ({build_kind(built)})")
+    return EXIT_OK
+
+
 def run_repartition(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env, zone
 

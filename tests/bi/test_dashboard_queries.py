@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from tests.bi.conftest import BiWarehouse, copy_warehouse
+from tests.support.lake import delete_partition
 from warehouse.build import build_warehouse
 from warehouse.dashboard import queries as q
 from warehouse.report import newest_alerts
@@ -222,8 +223,7 @@ def test_freshness_held_connection_keeps_its_snapshot_until_all_close(
     before = held.execute(sql).fetchone()
     day = bi_warehouse.days[-2]
     for table in ("execution_instances", "script_orders", "order_batches"):
-        for path in (copy.root / table / f"dt={day}").glob("*.parquet"):
-            path.unlink()
+        delete_partition(copy.root, table, day)  # a day removed from the tables
     build_warehouse(warehouse=str(copy.root), duckdb_path=str(copy.duckdb_path))
     # the held connection, and any other one opened in the same process meanwhile, still
     # answer from the file they opened

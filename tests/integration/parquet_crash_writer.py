@@ -5,10 +5,9 @@
 Publishes version 1 of DAY under ROOT, touches ``MARKERS/v1`` and waits for ``MARKERS/go``;
 then writes version 2 and touches ``MARKERS/stop`` at the moment the test must kill it:
 
-- ``mid-write``: after 20 row groups of version 2 are in the staged file, still writing;
-- ``mid-exchange``: right after the first table's ``RENAME_EXCHANGE``, before the next table;
-- ``mid-fallback``: between the fallback's two renames (the old folder moved away, the new
-  one not yet in).
+- ``mid-write``: after 20 row groups of version 2 are in its file, still writing;
+- ``after-N-commits`` (N = 0, 1, 2): its files written and closed, N of the three tables
+  committed (0: none yet; 1: ``execution_instances``; 2: ``script_orders`` too).
 
 It then stalls until killed. Never run by pytest itself (the name does not start with test_).
 """
@@ -20,11 +19,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
-from pipelines import parquet, publish
+from pipelines import parquet
+from pipelines.lake import Lake
+from pipelines.publish import DeltaPublish
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.settings import warehouse_settings_from_env
 
 V1_INSTANCES = 300
 
@@ -59,8 +62,33 @@ def stall(markers: Path) -> None:
     sys.exit("was not killed")
 
 
+class StallingLake:
+    """A lake that commits ``commits`` tables' days, then stalls before the next commit."""
+
+    def __init__(self, inner: Lake, markers: Path, commits: int) -> None:
+        self.inner, self.markers, self.left = inner, markers, commits
+
+    def commit_day(self, *args: Any, **kwargs: Any) -> None:
+        if self.left == 0:
+            stall(self.markers)
+        self.left -= 1
+        self.inner.commit_day(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def publisher(root: str) -> DeltaPublish:
+    """The publisher of ``root``: a local folder, or ``s3://`` with the ``AWS_*`` settings."""
+    if not root.startswith("s3://"):
+        return parquet.publisher_for(root)
+    return parquet.warehouse_publisher(
+        warehouse_settings_from_env({**os.environ, "COC_WAREHOUSE": root, "COC_DUCKDB": "/x"})
+    )
+
+
 def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
-    with parquet.DayWriter(root=root, day=day, row_group_rows=100) as w:
+    with parquet.DayWriter(publisher=publisher(root), day=day, row_group_rows=100) as w:
         write_day(w, "v1", V1_INSTANCES)
         w.commit()
     (markers / "v1").touch()
@@ -68,7 +96,7 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
         time.sleep(0.005)
 
     if mode == "mid-write":
-        with parquet.DayWriter(root=root, day=day, row_group_rows=10) as w:
+        with parquet.DayWriter(publisher=publisher(root), day=day, row_group_rows=10) as w:
             for i in range(100_000):
                 w.write("execution_instances", instances(10, start=i * 10, tag="v2"))
                 if i == 20:
@@ -76,22 +104,11 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
                 time.sleep(0.001)
         sys.exit("was not killed")
 
-    def exchange_then_stall(a: str, b: str) -> bool:
-        assert publish.rename_exchange(a, b), "RENAME_EXCHANGE is not available here"
-        stall(markers)
-        return True
-
-    def rename_then_stall(src: str, dst: str) -> None:
-        os.rename(src, dst)
-        if dst.endswith(".old"):
-            stall(markers)
-
-    if mode == "mid-exchange":
-        publisher = publish.LocalSwap(root, exchange=exchange_then_stall)
-    else:
-        publisher = publish.LocalSwap(root, exchange=lambda a, b: False, rename=rename_then_stall)
-    with parquet.DayWriter(day=day, publisher=publisher) as w:
-        write_day(w, "v2", 120)
+    commits = int(mode.removeprefix("after-").removesuffix("-commits"))
+    stalling = publisher(root)
+    stalling.lake = StallingLake(stalling.lake, markers, commits)  # type: ignore[assignment]
+    with parquet.DayWriter(day=day, publisher=stalling) as w:
+        write_day(w, "v2", 180)
         w.commit()
     sys.exit("was not killed")
 

@@ -27,6 +27,7 @@ from coc_simulator import SimConfig, SimulatorServer
 from deploy.cluster import S3_WAREHOUSE, TERMINAL, Cluster, first_day, running_cluster
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
+from pipelines.lake import Lake, storage_options
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
 from tests.setup_lock import ensure_cluster_services
@@ -104,8 +105,8 @@ def _differences(
 
 
 def _published(running: Cluster, day: str) -> dict[str, Any]:
-    """The day as published in the bucket: its manifest, and every object under its
-    partitions with its size."""
+    """The day as published in the bucket: each table's Delta version ("manifest"), and every
+    object under its partitions with its size."""
     wh = _warehouse(running)
     assert wh.object_store is not None
     fs = s3_filesystem(wh.object_store)
@@ -115,8 +116,8 @@ def _published(running: Cluster, day: str) -> dict[str, Any]:
         selector = pafs.FileSelector(f"{root}/{table}/dt={day}", allow_not_found=True)
         for info in fs.get_file_info(selector):
             found[info.path] = info.size
-    with fs.open_input_stream(f"{root}/_manifests/dt={day}.json") as stream:
-        found["manifest"] = stream.read()
+    lake = Lake(S3Location.parse(wh.warehouse).uri, options=storage_options(wh.object_store))
+    found["manifest"] = tuple(lake.snapshot(t).version for t in TABLES)
     return found
 
 

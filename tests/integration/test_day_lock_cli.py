@@ -24,6 +24,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from pipelines.lake import Lake, run_of
 from pipelines.parquet import DayLockedError, DayWriter
 from pipelines.publish import STAGING
 from pipelines.walk import day_window
@@ -127,20 +128,24 @@ def _truth(sim: SimulatorServer) -> list[tuple]:
     return sorted(keys)
 
 
+def _named(warehouse: Path, table: str) -> list[str]:
+    """The files the table's Delta log names for the day."""
+    return [str(warehouse / table / p) for p in Lake(str(warehouse)).snapshot(table).files[DAY]]
+
+
 def _landed(warehouse: Path) -> list[tuple]:
-    glob = f"{warehouse}/execution_instances/dt=*/*.parquet"
     with duckdb.connect() as con:
         return con.execute(
-            "SELECT execute_uuid, batch_index, instance_id "
-            f"FROM read_parquet('{glob}') ORDER BY ALL"
+            "SELECT execute_uuid, batch_index, instance_id FROM read_parquet(?) ORDER BY ALL",
+            [_named(warehouse, "execution_instances")],
         ).fetchall()
 
 
 def _published_runs(warehouse: Path) -> set[str]:
-    """The run ids in the names of the day's published files, over every table."""
-    names = [p.name for t in TABLES for p in (warehouse / t / f"dt={DAY}").glob("*")]
-    assert len(names) == len(TABLES), names  # one file per table, nothing else
-    return {n.removeprefix("part-").removesuffix("-00000.parquet") for n in names}
+    """The runs of the day's published files (those the logs name), over every table."""
+    names = [name for t in TABLES for name in _named(warehouse, t)]
+    assert len(names) == len(TABLES), names  # one file per table
+    return {run_of(name) or name for name in names}
 
 
 @pytest.mark.slow
@@ -185,26 +190,27 @@ def test_a_second_run_of_the_day_waits_for_the_first(
 
 
 @pytest.mark.slow
-def test_a_killed_run_leaves_debris_that_the_next_run_removes(
+def test_a_killed_run_leaves_files_that_no_reader_sees_and_the_next_run_publishes(
     big_sim: SimulatorServer, start, tmp_path: Path
 ) -> None:
     sim, warehouse = big_sim, tmp_path / "wh"
-    day_staging = warehouse / STAGING / f"dt={DAY}"
+    day_folder = warehouse / "execution_instances" / f"dt={DAY}"
     doomed = start(sim, "doomed")
     staged = doomed.wait_until(
-        "a row group is staged", lambda: list(day_staging.glob("*/execution_instances/*.parquet"))
+        "a row group is written",
+        lambda: [p for p in day_folder.glob("*.parquet") if p.stat().st_size],
     )
     doomed.proc.send_signal(signal.SIGKILL)
     assert doomed.proc.wait(10) == -signal.SIGKILL
-    dead_run = staged[0].parts[-3]
-    assert sorted(p.name for p in day_staging.iterdir()) == sorted([".lock", dead_run])
-    assert not list(warehouse.glob("*/dt=*/*.parquet"))  # nothing published
+    dead_run = run_of(staged[0].name)
+    assert dead_run is not None
+    assert DAY not in Lake(str(warehouse)).snapshot("execution_instances").files  # unpublished
 
     code, out = start(sim, "next").finish()
     assert code == 0, out[-3000:]
     assert "waiting for" not in out  # a dead run's lock is free at once
-    assert f"removing staging left by run {dead_run} of {DAY}" in out
-    assert not day_staging.exists()
+    assert not (warehouse / STAGING / f"dt={DAY}").exists()
     (run,) = _published_runs(warehouse)
     assert run != dead_run
+    assert staged[0].exists()  # named by no commit, never read; the vacuum's to remove
     assert _landed(warehouse) == _truth(sim)

@@ -26,8 +26,11 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
+from pipelines.lake import Lake
+from pipelines.schemas import TABLES
 from pipelines.walk import WalkStats, _listed
 from tests.cli_env import cli_env
+from tests.support.lake import commit_file
 from warehouse.publish import WarehouseBusyError, publish, stamp_ours
 
 AK = "HARDENINGAK"
@@ -78,7 +81,21 @@ def _one_line_error(done: subprocess.CompletedProcess, code: int, *needles: str)
 
 
 def _published(warehouse: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in sorted(warehouse.glob("*/dt=*/*.parquet"))}
+    """The files the tables' Delta logs name, with their bytes."""
+    lake = Lake(str(warehouse))
+    named = [
+        warehouse / table / p
+        for table in TABLES
+        for paths in lake.snapshot(table).files.values()
+        for p in paths
+    ]
+    return {p: p.read_bytes() for p in sorted(named)}
+
+
+def _uncommitted(warehouse: Path) -> list[Path]:
+    """Data files that no commit names now (a run's, while it writes)."""
+    named = set(_published(warehouse))
+    return [p for p in sorted(warehouse.glob("*/dt=*/*.parquet")) if p not in named]
 
 
 # -- F4, F6, F9: configuration refused before any request ---------------------------------------
@@ -166,6 +183,7 @@ def test_a_build_failure_after_publishing_exits_4_naming_the_days_and_stale_mart
     assert _ingest(env, "2026-11-18").returncode == 0
     broken = warehouse / "execution_instances" / "dt=2026-11-18" / "part-zz-broken.parquet"
     broken.write_bytes(b"PAR1 this is not parquet")  # another day's file the build must read
+    commit_file(warehouse, "execution_instances", date(2026, 11, 18), broken)
     done = _ingest(env, "2026-11-19")
     _one_line_error(done, 4, "published 2026-11-19", "marts are stale", "build-warehouse")
     assert list((warehouse / "execution_instances" / "dt=2026-11-19").glob("*.parquet"))
@@ -383,9 +401,8 @@ def test_sigterm_aborts_as_cleanly_as_sigint(
         cwd=ROOT,
     )
     try:
-        staging = warehouse / "_staging"
         deadline = time.monotonic() + 60
-        while not list(staging.glob("dt=*/*/*/*.parquet")):
+        while not _uncommitted(warehouse):
             assert run.poll() is None, run.communicate()
             assert time.monotonic() < deadline, "the run staged no file"
             time.sleep(0.05)
@@ -398,7 +415,7 @@ def test_sigterm_aborts_as_cleanly_as_sigint(
         slow.faults.reset()
     assert run.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
-    assert not list(staging.glob("dt=*/*/*")), "staged files left behind"
+    assert not _uncommitted(warehouse), "the run's files left behind"
     assert _published(warehouse) == before
 
 

@@ -15,12 +15,11 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipelines.schemas import TABLES
 from tests.duck import query
+from tests.support.lake import commit_file, commit_partition, delete_partition
 from tests.unit.test_marts import (
     BATCHES,
     CONN_A,
@@ -65,11 +64,8 @@ EXTRA_ORDERS = {
 
 
 def publish(root: Path, table: str, day: date, rows: list[dict], run: str) -> None:
-    """What a publish does: the day's folder holds only this run's file afterwards."""
-    folder = root / table / f"dt={day.isoformat()}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), folder / f"part-{run}.parquet")
+    """What a publish does: the day is this run's file afterwards."""
+    commit_partition(root, table, day, rows, f"part-{run}")
 
 
 def publish_day(root: Path, day: date, instances: list, orders: list, batches: list, run: str):
@@ -105,7 +101,7 @@ def changes(root: Path) -> None:
     publish_day(root, D2, d2, ORDERS[D2], BATCHES[D2], "r1")
     publish_day(root, D3, [], [], [], "r1")
     for table in TABLES:
-        shutil.rmtree(root / table / f"dt={D4.isoformat()}")
+        delete_partition(root, table, D4)
     d5 = [("t8", 1, 801, DB1, "ABNORMAL", CONN_B, at(D5, "07:00:00"), at(D5, "07:00:01"))]
     orders = [("t8", "restart-nginx", "frank", "ABNORMAL", at(D5, "07:00:00"), None)]
     publish_day(root, D5, d5, orders, [("t8", 1, 1)], "r1")
@@ -224,12 +220,12 @@ def test_failed_incremental_build_keeps_the_previous_file(tmp_path: Path) -> Non
     broken = root / "execution_instances" / f"dt={D5.isoformat()}" / "part-r9.parquet"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not parquet")
+    commit_file(root, "execution_instances", D5, broken)
     with pytest.raises(Exception, match=r"part-r9\.parquet"):
         build_warehouse(warehouse=str(root), duckdb_path=str(path))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
     # once the day is fixed, the next build picks it up although no run names it
-    broken.unlink()
     publish_day(root, D5, [], [], [], "r10")
     assert build_warehouse(warehouse=str(root), duckdb_path=str(path)).changed_days == (D5,)
 
@@ -306,57 +302,35 @@ def test_a_rollup_that_reads_every_day_is_refused(tmp_path: Path, monkeypatch) -
         build_warehouse(warehouse=str(root), duckdb_path=str(tmp_path / "c.duckdb"))
 
 
-def test_a_day_republished_while_the_build_reads_it_starts_the_build_over(
+def test_a_day_republished_while_the_build_reads_it_leaves_the_build_on_its_version(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """A local republish deletes the day's old files at once: a build that listed them
-    before (another run published the day after this one's, while this one built) lists
-    the files again and builds what is there, instead of failing on a vanished file."""
+    """Another run republishes days after the build pinned the tables: the superseded files
+    stay until vacuumed, so the build reads the version it pinned, whole, and the next
+    build takes the new one."""
     import warehouse.build as build
 
     root = tmp_path / "wh"
     first_history(root)
     path = str(tmp_path / "coc.duckdb")
     build_warehouse(warehouse=str(root), duckdb_path=path)
-    listed = []
+    pinned_before = snapshot(path)
     real = build.day_chunks
+    calls = []
 
-    def republish_after_listing(con, days, files, chunk_rows):
-        listed.append(sorted(p for paths in files.values() for p in paths))
-        if len(listed) == 1:
-            changes(root)  # the other run's publish, between listing and reading
+    def republish_after_pinning(con, days, files, chunk_rows):
+        if not calls:
+            changes(root)  # the other run's publish, between pinning and reading
+        calls.append(days)
         return real(con, days, files, chunk_rows)
 
-    monkeypatch.setattr(build, "day_chunks", republish_after_listing)
-    after = build_warehouse(warehouse=str(root), duckdb_path=path, changed_days=[D2])
-    assert len(listed) == 2 and listed[0] != listed[1]
+    monkeypatch.setattr(build, "day_chunks", republish_after_pinning)
+    during = build_warehouse(warehouse=str(root), duckdb_path=path, changed_days=[D2])
+    assert during.changed_days == (D2,) and len(calls) == 1
+    assert snapshot(path) == pinned_before
+    after = build_warehouse(warehouse=str(root), duckdb_path=path)
     assert after.changed_days == (D2, D3, D4, D5)
     full = build_warehouse(
         warehouse=str(root), duckdb_path=str(tmp_path / "full.duckdb"), rebuild=True
     )
     assert snapshot(path) == snapshot(full.duckdb_path)
-
-
-def test_a_build_whose_files_never_settle_gives_up_and_keeps_the_file(
-    tmp_path: Path, monkeypatch
-) -> None:
-    import warehouse.build as build
-
-    root = tmp_path / "wh"
-    first_history(root)
-    path = tmp_path / "coc.duckdb"
-    build_warehouse(warehouse=str(root), duckdb_path=str(path))
-    before = path.read_bytes()
-    runs = iter(range(100))
-    real = build.day_chunks
-
-    def republish_every_time(con, days, files, chunk_rows):
-        publish_day(root, D2, INSTANCES[D2], ORDERS[D2], BATCHES[D2], f"busy{next(runs)}")
-        return real(con, days, files, chunk_rows)
-
-    monkeypatch.setattr(build, "day_chunks", republish_every_time)
-    with pytest.raises(build.BuildError, match=rf"kept changing .*{D2} republished"):
-        build_warehouse(warehouse=str(root), duckdb_path=str(path), changed_days=[D2])
-    assert next(runs) == build.BUILD_ATTEMPTS
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []

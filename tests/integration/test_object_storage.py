@@ -2,33 +2,33 @@
 
 The same simulator day lands in a local warehouse and in a bucket, and every view and mart
 of the two ``coc.duckdb`` files answer the same rows; readers of ``coc.duckdb`` never see a
-republished day twice or half; reruns replace the day and superseded objects go; a failed
-run and a killed one leave the previous day readable; bad configuration fails before the
-COC API is asked anything. Secrets never reach the output.
+republished day twice or half; reruns replace the day and the vacuum removes superseded
+objects once no published ``coc.duckdb`` names them; a failed run leaves the previous day
+readable (a killed one: ``test_parquet_crash.py``, on both storage kinds); bad configuration
+fails before the COC API is asked anything. Secrets never reach the output.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.coc.errors import CocError, ConfigError
 from pipelines.coc.settings import ClientSettings
-from pipelines.day_manifests import read_manifest
 from pipelines.demo import materialize_command
 from pipelines.ingest import ingest_days
-from pipelines.objectstore import S3Location, check_access, s3_filesystem
+from pipelines.lake import storage_options
+from pipelines.objectstore import S3Location, check_access
 from pipelines.parquet import DayWriter, warehouse_publisher
 from pipelines.settings import (
     ObjectStoreSettings,
@@ -68,11 +68,25 @@ def s3_warehouse(
     )
 
 
-def build(wh: WarehouseSettings) -> str:
+def build(wh: WarehouseSettings, retention_h: float = 168) -> str:
     built = build_warehouse(
-        warehouse=wh.warehouse, duckdb_path=wh.duckdb_path, object_store=wh.object_store
+        warehouse=wh.warehouse,
+        duckdb_path=wh.duckdb_path,
+        object_store=wh.object_store,
+        vacuum_retention_h=retention_h,
     )
     return built.duckdb_path
+
+
+def named_keys(s3: S3Server, wh: WarehouseSettings) -> list[str]:
+    """The objects the tables' newest Delta versions name."""
+    where = S3Location.parse(wh.warehouse)
+    options = storage_options(wh.object_store)
+    return sorted(
+        uri.removeprefix(f"s3://{where.bucket}/")
+        for t in TABLE_NAMES
+        for uri in DeltaTable(f"{where.uri}/{t}", storage_options=options).file_uris()
+    )
 
 
 def every_view(duckdb_path: str, object_store: ObjectStoreSettings | None) -> dict[str, list]:
@@ -107,11 +121,15 @@ def day_count(duckdb_path: str, object_store: ObjectStoreSettings | None) -> int
 
 
 def data_keys(s3: S3Server, wh: WarehouseSettings) -> list[str]:
-    """The published objects (outside ``_staging`` and ``_manifests``) of the warehouse;
-    not the empty ``folder/`` markers pyarrow leaves where it deleted a folder's last object."""
+    """The data objects of the warehouse (not the Delta logs), committed or not; not the empty
+    ``folder/`` markers pyarrow leaves where it deleted a folder's last object."""
     where = S3Location.parse(wh.warehouse)
     keys = s3.keys(where.bucket, where.prefix + "/")
-    return [k for k in keys if not k.endswith("/") and k.split("/")[1] in TABLE_NAMES]
+    return [
+        k
+        for k in keys
+        if not k.endswith("/") and k.split("/")[1] in TABLE_NAMES and "/_delta_log/" not in k
+    ]
 
 
 # -- exact data ------------------------------------------------------------------------------
@@ -132,13 +150,9 @@ def test_a_day_in_a_bucket_equals_the_same_day_on_a_local_disk(
     got = every_view(build(remote), remote.object_store)
     assert set(got) >= {"execution_instances", "failure_rates_daily", "ticket_outcomes"}
     assert got == expected
-    # the day is its manifest: one object per table, named by the run
-    where = S3Location.parse(remote.warehouse)
-    manifest = read_manifest(s3_filesystem(remote.object_store), where.path, DAY)
-    assert manifest is not None and manifest.run_id in manifest.tables["script_orders"][0]
-    assert sorted(data_keys(s3_server, remote)) == sorted(
-        f"{where.prefix}/{p}" for p in manifest.named()
-    )
+    # each table's log names the run's one object of the day, and there is no other
+    assert named_keys(s3_server, remote) == sorted(data_keys(s3_server, remote))
+    assert len(data_keys(s3_server, remote)) == len(TABLE_NAMES)
 
     # the dashboard's connection reads the views' objects too (its drill-down reads them)
     from warehouse.dashboard import queries
@@ -152,31 +166,33 @@ def test_a_day_in_a_bucket_equals_the_same_day_on_a_local_disk(
         con.close()
 
 
-def test_a_rerun_replaces_the_day_and_the_superseded_objects_go(
+def test_a_rerun_replaces_the_day_and_the_vacuum_removes_what_no_published_file_names(
     sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
+    wh = s3_warehouse(s3_server, tmp_path)
     ingest_days(client(sim), wh, [DAY])
-    first = every_view(build(wh), wh.object_store)
+    first = every_view(build(wh, retention_h=0), wh.object_store)
     first_keys = data_keys(s3_server, wh)
+    held = tmp_path / "held.duckdb"  # a reader still has the first file
+    held.write_bytes(Path(wh.duckdb_path).read_bytes())
 
     ingest_days(client(sim), wh, [DAY])
-    again = every_view(build(wh), wh.object_store)
+    again = every_view(build(wh, retention_h=0), wh.object_store)
     assert again == first
-    # the build published views over the second run, then deleted the first run's objects
+    # superseded, past the retention, but the file the build replaced named them: kept
     keys = data_keys(s3_server, wh)
-    assert len(keys) == len(first_keys) == len(TABLE_NAMES) and not set(keys) & set(first_keys)
-    where = S3Location.parse(wh.warehouse)
-    manifest = read_manifest(s3_filesystem(wh.object_store), where.path, DAY)
-    # the build deletes, the manifest still lists them until the day's next run drops them
-    assert manifest is not None
-    assert {f"{where.prefix}/{p}" for p in manifest.retired} == set(first_keys)
+    assert len(keys) == 2 * len(TABLE_NAMES) and set(first_keys) < set(keys)
+    assert every_view(str(held), wh.object_store) == first
+    # the next build replaces the file that named them: now they go
+    build(wh, retention_h=0)
+    assert data_keys(s3_server, wh) == named_keys(s3_server, wh)
+    assert not set(first_keys) & set(named_keys(s3_server, wh))
 
 
-def test_superseded_objects_outlive_the_grace_period(
+def test_superseded_objects_outlive_the_retention(
     sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=3600)
+    wh = s3_warehouse(s3_server, tmp_path)
     ingest_days(client(sim), wh, [DAY])
     old_path = build(wh)
     before = every_view(old_path, wh.object_store)
@@ -184,6 +200,7 @@ def test_superseded_objects_outlive_the_grace_period(
     held.write_bytes(Path(old_path).read_bytes())
 
     ingest_days(client(sim), wh, [DAY])
+    build(wh)
     assert every_view(build(wh), wh.object_store) == before
     assert len(data_keys(s3_server, wh)) == 2 * len(TABLE_NAMES)
     assert every_view(str(held), wh.object_store) == before  # its objects are still there
@@ -192,7 +209,7 @@ def test_superseded_objects_outlive_the_grace_period(
 def test_a_forbidden_ticket_leaves_the_previous_day_as_it_was(
     sim: SimulatorServer, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
+    wh = s3_warehouse(s3_server, tmp_path)
     ingest_days(client(sim), wh, [DAY])
     before = every_view(build(wh), wh.object_store)
     where = S3Location.parse(wh.warehouse)
@@ -206,7 +223,7 @@ def test_a_forbidden_ticket_leaves_the_previous_day_as_it_was(
     finally:
         sim.faults.reset()
     assert victim in str(info.value) and "403" in str(info.value)
-    assert s3_server.keys(where.bucket) == keys  # staging removed, nothing else touched
+    assert s3_server.keys(where.bucket) == keys  # its files removed, nothing else touched
     assert every_view(build(wh), wh.object_store) == before
 
 
@@ -216,8 +233,8 @@ def test_a_forbidden_ticket_leaves_the_previous_day_as_it_was(
 def test_a_reader_never_sees_a_republished_day_twice_or_half(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
-    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=600)
-    sizes = (300, 120)
+    wh = s3_warehouse(s3_server, tmp_path)
+    sizes = (300, 200)
 
     def republish(i: int) -> None:
         with DayWriter(day=DAY, publisher=warehouse_publisher(wh), lock_dir=str(tmp_path)) as w:
@@ -241,8 +258,8 @@ def test_a_reader_never_sees_a_republished_day_twice_or_half(
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        # three republishes (120, 300, 120 rows): superseded objects outlive the grace period,
-        # so views not bound to one manifest would show both runs in every read after the first
+        # three republishes (200, 300, 200 rows): superseded objects outlive the retention,
+        # so views not pinned to one version would show both runs in every read after the first
         for i in range(1, 4):
             republish(i)
     finally:
@@ -251,81 +268,6 @@ def test_a_reader_never_sees_a_republished_day_twice_or_half(
     assert not errors, errors
     assert len(seen) > 10
     assert set(seen) == set(sizes)  # both versions seen, nothing else: never twice, never half
-
-
-# -- kill -9 ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("mode", ["mid-write", "before-manifest", "after-manifest"])
-def test_a_killed_publish_leaves_a_readable_day_and_the_next_run_cleans_up(
-    s3_server: S3Server, tmp_path: Path, mode: str
-) -> None:
-    wh = s3_warehouse(s3_server, tmp_path, retire_grace_s=0)
-    markers, locks = tmp_path / "markers", tmp_path / "locks"
-    markers.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COC_"))}
-    env |= s3_server.env(wh.warehouse) | {"PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("s3_crash_writer.py")),
-            wh.warehouse,
-            DAY.isoformat(),
-            str(markers),
-            mode,
-            str(locks),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for(markers / "v1", proc)
-        v1 = every_view(build(wh), wh.object_store)
-        (markers / "go").touch()
-        wait_for(markers / "stop", proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
-
-    after_kill = every_view(build(wh), wh.object_store)
-    if mode == "after-manifest":  # the commit happened: version 2, whole
-        assert day_count(wh.duckdb_path, wh.object_store) == 120
-        assert {r[0] for r in after_kill["script_orders"]} == {f"v2-{i}" for i in range(2)}
-    else:
-        assert after_kill == v1
-    where = S3Location.parse(wh.warehouse)
-    assert any("/_staging/" in k for k in s3_server.keys(where.bucket))  # the debris
-
-    # the next run of the day: takes the day at once, removes the staging, retires the strays
-    with DayWriter(
-        day=DAY, publisher=warehouse_publisher(wh), lock_dir=str(locks), lock_timeout_s=0
-    ) as w:
-        write_day(w, "v3", 50)
-        w.commit()
-    build(wh)
-    assert day_count(wh.duckdb_path, wh.object_store) == 50
-    keys = s3_server.keys(where.bucket)
-    assert [k for k in keys if "/_staging/" in k and not k.endswith("/")] == []
-    assert sorted(data_keys(s3_server, wh)) == sorted(
-        f"{where.prefix}/{t}/dt={DAY}/part-{w.run_id}-00000.parquet" for t in TABLE_NAMES
-    )
-
-
-def wait_for(marker: Path, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        if proc.poll() is not None:
-            assert proc.stderr is not None
-            pytest.fail(f"writer exited {proc.returncode}: {proc.stderr.read().decode()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"writer never reached {marker.name}")
-        time.sleep(0.01)
 
 
 # -- the contract's commands -------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""``kill -9`` a process rewriting a published day: the day stays as it was, for pyarrow and DuckDB.
+"""``kill -9`` a process rewriting a published day, at each step of its commit: every reader
+sees each table's day whole, and ``coc.duckdb`` shows the day of one run.
 
 The writer runs in a real subprocess (``parquet_crash_writer.py``) that publishes version 1,
 then starts version 2 and is killed with SIGKILL at a chosen moment: while streaming row
-groups, between two tables' swaps, and between the fallback swap's two renames. The killed
-run's lock goes with it: the next writer takes the day at once and removes the debris.
+groups, and with 0, 1 or 2 of its three tables committed. The readers are those of other
+engines (deltalake's own reader, Polars) and ``coc.duckdb`` built over the tables. The killed
+run's lock goes with it: the next writer takes the day at once and publishes over it.
 """
 
 from __future__ import annotations
@@ -14,47 +16,83 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from pipelines import publish
-from pipelines.parquet import DayWriter
+from pipelines.lake import storage_options
+from pipelines.parquet import DayWriter, warehouse_publisher
 from pipelines.schemas import TABLES
+from pipelines.settings import ObjectStoreSettings, WarehouseSettings
+from warehouse.build import build_warehouse, connect
 
 HELPER = Path(__file__).with_name("parquet_crash_writer.py")
 REPO = HELPER.parents[2]
 DAY = dt.date(2026, 11, 25)
 
 
-def published(root: Path) -> dict[str, bytes]:
-    """Every file readers can see (outside ``_staging``), by path relative to the root."""
+@dataclass
+class Where:
+    """A warehouse root (a local folder or an ``s3://`` URI) and how to reach it."""
+
+    root: str
+    env: dict[str, str]
+    object_store: ObjectStoreSettings | None = None
+
+    def uri(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    @property
+    def options(self) -> dict[str, str] | None:
+        return storage_options(self.object_store)
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COC_"))}
+    env["PYTHONPATH"] = str(REPO)
+    if request.param == "local":
+        return Where(str(tmp_path / "wh"), env)
+    s3 = request.getfixturevalue("s3_server")
+    root = f"s3://{s3.bucket()}/coc"
+    return Where(root, env | s3.env(root), s3.settings())
+
+
+def published(where: Where) -> set[str]:
+    """Every file readers see through the tables' Delta logs."""
     return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != publish.STAGING
+        uri
+        for table in TABLES
+        for uri in DeltaTable(where.uri(table), storage_options=where.options).file_uris()
     }
 
 
-def staged_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / publish.STAGING).rglob("*") if p.is_file())
+def tickets_via_deltalake(where: Where, table: str) -> list[str]:
+    found = DeltaTable(where.uri(table), storage_options=where.options)
+    data = found.to_pyarrow_table(columns=["execute_uuid", "dt"])
+    assert set(data.column("dt").to_pylist()) <= {DAY}
+    return sorted(data.column("execute_uuid").to_pylist())
 
 
-def rows_via_pyarrow(root: Path, table: str) -> list[tuple]:
-    data = pq.read_table(root / table / f"dt={DAY}")
-    return sorted(zip(*(data.column(c).to_pylist() for c in data.column_names[:3]), strict=True))
+def tickets_via_polars(where: Where, table: str) -> list[str]:
+    import polars as pl
+
+    aws = {k: v for k, v in (where.options or {}).items() if k.startswith("AWS_")}
+    data = pl.read_delta(where.uri(table), storage_options=aws or None)
+    return sorted(data.get_column("execute_uuid").to_list())
 
 
-def rows_via_duckdb(root: Path, table: str) -> list[tuple]:
-    """The first three columns and the typed ``dt``, as a reader globbing every day sees them."""
-    columns = ", ".join(TABLES[table].names[:3])
-    glob = f"{root}/{table}/dt=*/*.parquet"
-    with duckdb.connect() as con:
-        return con.execute(
-            f"SELECT {columns}, dt FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY ALL"
-        ).fetchall()
+def tickets_via_coc_duckdb(where: Where, table: str, tmp: Path) -> list[str]:
+    path = build_warehouse(
+        warehouse=where.root, duckdb_path=str(tmp / "coc.duckdb"), object_store=where.object_store
+    ).duckdb_path
+    con = connect(path, object_store=where.object_store)
+    try:
+        return sorted(u for (u,) in con.execute(f"SELECT execute_uuid FROM {table}").fetchall())
+    finally:
+        con.close()
 
 
 def wait_for(marker: Path, proc: subprocess.Popen, deadline: float) -> None:
@@ -67,21 +105,20 @@ def wait_for(marker: Path, proc: subprocess.Popen, deadline: float) -> None:
         time.sleep(0.005)
 
 
-def killed_writer(tmp_path: Path, mode: str) -> tuple[Path, dict[str, bytes]]:
-    """Run the helper until its ``stop`` marker, SIGKILL it; returns the root and version 1."""
-    root, markers = tmp_path / "wh", tmp_path / "markers"
+def killed_writer(where: Where, tmp_path: Path, mode: str) -> set[str]:
+    """Run the helper until its ``stop`` marker, SIGKILL it; returns version 1's files."""
+    markers = tmp_path / "markers"
     markers.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, str(HELPER), str(root), DAY.isoformat(), str(markers), mode],
-        env=env,
+        [sys.executable, str(HELPER), where.root, DAY.isoformat(), str(markers), mode],
+        env=where.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         wait_for(markers / "v1", proc, deadline)
-        version1 = published(root)
+        version1 = published(where)
         (markers / "go").touch()
         wait_for(markers / "stop", proc, deadline)
         proc.send_signal(signal.SIGKILL)
@@ -91,52 +128,59 @@ def killed_writer(tmp_path: Path, mode: str) -> tuple[Path, dict[str, bytes]]:
             proc.kill()
             proc.wait()
         proc.stderr.close()
-    return root, version1
+    return version1
 
 
-def assert_version_1(root: Path, version1: dict[str, bytes]) -> None:
-    assert published(root) == version1  # byte for byte, and no other file
-    rows = rows_via_pyarrow(root, "execution_instances")
-    assert len(rows) == 300 and {uuid for uuid, _, _ in rows} == {"v1-0", "v1-1", "v1-2"}
-    assert rows_via_duckdb(root, "execution_instances") == [(*r, DAY) for r in rows]
+V1 = {"execution_instances": ["v1-0"] * 100 + ["v1-1"] * 100 + ["v1-2"] * 100}
+V1 |= {t: ["v1-0", "v1-1", "v1-2"] for t in ("script_orders", "order_batches")}
+V2 = {"execution_instances": ["v2-0"] * 100 + ["v2-1"] * 80}
+V2 |= {t: ["v2-0", "v2-1"] for t in ("script_orders", "order_batches")}
 
 
-def assert_next_writer_cleans_up(root: Path) -> None:
-    before = published(root)
-    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # the dead run's lock is free
-        assert [p.name for p in staged_files(root)] == [".lock"]  # ours; the debris is gone
-    assert published(root) == before
-    assert not (root / publish.STAGING / f"dt={DAY}").exists()
+def assert_readers(
+    where: Where, tmp: Path, other_engines: dict[str, list[str]], coc: dict[str, list[str]]
+) -> None:
+    for table in TABLES:
+        assert tickets_via_deltalake(where, table) == other_engines[table], table
+        assert tickets_via_polars(where, table) == other_engines[table], table
+    for table in TABLES:  # coc.duckdb: the three tables of one run
+        assert tickets_via_coc_duckdb(where, table, tmp) == coc[table], table
 
 
-def test_killed_while_writing_row_groups(tmp_path: Path) -> None:
-    root, version1 = killed_writer(tmp_path, "mid-write")
-    lock, staged = staged_files(root)  # the dead run's lock file, its half-written file
-    assert lock.name == ".lock" and lock.read_text().startswith('{"run_id": ')
-    assert staged.name.endswith(".parquet") and staged.stat().st_size > 0
-    assert_version_1(root, version1)
-    assert_next_writer_cleans_up(root)
-    assert_version_1(root, version1)
+def assert_next_writer_publishes(where: Where, tmp: Path) -> None:
+    wh = WarehouseSettings(
+        warehouse=where.root,
+        duckdb_path=str(tmp / "coc.duckdb"),
+        object_store=where.object_store,
+        allow_shrink=True,  # v3 has no instances
+    )
+    with DayWriter(publisher=warehouse_publisher(wh), day=DAY, lock_timeout_s=0) as w:
+        w.write("script_orders", orders("v3"))  # the dead run's lock is free at once
+        w.commit()
+    assert tickets_via_deltalake(where, "script_orders") == ["v3-0"]
+    assert tickets_via_coc_duckdb(where, "script_orders", tmp) == ["v3-0"]
 
 
-@pytest.mark.skipif(not publish.HAS_EXCHANGE, reason="renameat2 is not available")
-def test_killed_between_two_tables_swaps(tmp_path: Path) -> None:
-    root, version1 = killed_writer(tmp_path, "mid-exchange")
-    first, *rest = TABLES
-    # each table whole: the first already at version 2, the others still at version 1
-    assert {u for u, *_ in rows_via_duckdb(root, first)} == {"v2-0", "v2-1"}
-    for table in rest:
-        assert {u for u, *_ in rows_via_duckdb(root, table)} == {"v1-0", "v1-1", "v1-2"}
-        assert {k: v for k, v in published(root).items() if k.startswith(table)} == {
-            k: v for k, v in version1.items() if k.startswith(table)
-        }
-    assert len(staged_files(root)) > 1  # the lock, the old first table and the staged others
-    assert_next_writer_cleans_up(root)
+def orders(tag: str):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from pipelines.schemas import SCRIPT_ORDERS
+
+    return pa.RecordBatch.from_pylist([{"execute_uuid": f"{tag}-0"}], schema=SCRIPT_ORDERS)
 
 
-def test_killed_between_the_fallback_renames(tmp_path: Path) -> None:
-    root, version1 = killed_writer(tmp_path, "mid-fallback")
-    assert not (root / "execution_instances" / f"dt={DAY}").exists()  # the fallback's window
-    with DayWriter(root=str(root), day=DAY, lock_timeout_s=0):  # puts version 1 back, cleans up
-        assert [p.name for p in staged_files(root)] == [".lock"]
-    assert_version_1(root, version1)
+def test_killed_while_writing_row_groups(where: Where, tmp_path: Path) -> None:
+    version1 = killed_writer(where, tmp_path, "mid-write")
+    assert published(where) == version1
+    assert_readers(where, tmp_path, V1, V1)
+    assert_next_writer_publishes(where, tmp_path)
+
+
+@pytest.mark.parametrize("commits", [0, 1, 2])
+def test_killed_at_each_step_of_the_commit(where: Where, tmp_path: Path, commits: int) -> None:
+    killed_writer(where, tmp_path, f"after-{commits}-commits")
+    # engines reading one table see each table's day whole: the committed ones at version 2
+    tables = list(TABLES)
+    now = {t: (V2 if i < commits else V1)[t] for i, t in enumerate(tables)}
+    assert_readers(where, tmp_path, now, V1)  # coc.duckdb keeps the run that committed last
+    assert_next_writer_publishes(where, tmp_path)

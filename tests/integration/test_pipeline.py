@@ -19,6 +19,7 @@ from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from pipelines.lake import Lake
 from pipelines.walk import day_window
 from warehouse.build import MARTS_DIR
 
@@ -331,7 +332,7 @@ def test_materializing_again_replaces_the_day_whole_and_updates_or_rebuilds_the_
     # materializing again replaces the day whole
     assert _run(sim, tmp_path, DAY).success
     assert _digest(tmp_path, DAY) == first_digest
-    assert len(list((tmp_path / "execution_instances" / f"dt={DAY}").glob("*.parquet"))) == 1
+    assert len(Lake(str(tmp_path)).snapshot("execution_instances").files[DAY]) == 1
     dupes = _rows(
         tmp_path,
         "SELECT count(*) FROM (SELECT execute_uuid, batch_index, instance_id, count(*) c "

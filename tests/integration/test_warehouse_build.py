@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines.schemas import TABLES
+from tests.support.lake import commit_partition
 from warehouse import build_warehouse, connect
 from warehouse.build import BuildError
 
@@ -32,11 +32,7 @@ MARTS = (
 
 
 def write_partition(root: Path, table: str, day: date, rows: list[dict], name="part-0") -> Path:
-    folder = root / table / f"dt={day.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), path)
-    return path
+    return commit_partition(root, table, day, rows, name)
 
 
 def instance(ticket: str, iid: int, status: str = "FINISHED", **extra) -> dict:
@@ -151,9 +147,9 @@ def test_rebuild_is_idempotent_and_atomic(tmp_path: Path) -> None:
         write_day(tmp_path, D2, tickets=1)
         third = build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
         assert third.rows == {"execution_instances": 6, "script_orders": 3, "order_batches": 3}
-        # The file held open stays usable: its table views glob at query time, so they see
-        # D2 too, while its marts keep the rows computed by the build that made that file.
-        assert reader.execute("SELECT count(*) FROM execution_instances").fetchone()[0] == 6
+        # The file held open stays usable and whole: its views name the files of the table
+        # versions it pinned, so it answers as when it was built, tables and marts alike.
+        assert reader.execute("SELECT count(*) FROM execution_instances").fetchone()[0] == 4
         assert reader.execute("SELECT count(*) FROM ticket_outcomes").fetchone()[0] == 2
     finally:
         reader.close()

@@ -12,13 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster import AssetCheckSeverity
 
 from assets.warehouse import shift_check_result
-from pipelines.schemas import TABLES
+from tests.support.lake import commit_partition
 from warehouse import (
     ShiftAlert,
     build_warehouse,
@@ -102,9 +100,7 @@ def write_cells(root: Path, cells: list[Cell]) -> None:
         )
     for table, days in (("execution_instances", instances), ("script_orders", orders)):
         for day, rows in days.items():
-            folder = root / table / f"dt={day.isoformat()}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), folder / "p.parquet")
+            commit_partition(root, table, day, rows, "p")
 
 
 def shifts(tmp_path: Path, cells: list[Cell]) -> dict[tuple[int, str, str | None], dict]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipelines.schemas import TABLES
 from tests.duck import query
+from tests.support.lake import commit_partition
 from warehouse import build_warehouse, connect, failure_report, format_report
 from warehouse.report import ReportRow
 
@@ -142,9 +140,7 @@ def _order_row(ticket, script, creator, status, created, finished) -> dict:
 
 
 def write_partition(root: Path, table: str, day: date, rows: list[dict]) -> None:
-    folder = root / table / f"dt={day.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=TABLES[table]), folder / "part-0.parquet")
+    commit_partition(root, table, day, rows)
 
 
 def write_dataset(root: Path, instances=INSTANCES, orders=ORDERS, batches=BATCHES) -> None:

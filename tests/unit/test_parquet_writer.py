@@ -1,12 +1,9 @@
-"""DayWriter: streaming into staging, the three ways of publishing, aborting and cleaning up,
-and one live run per day.
+"""DayWriter: streaming a day's files, committing them to the Delta tables, aborting, the
+shrink guard, and one live run per day.
 
-Every behaviour is checked under each publish mode, by injecting the publisher: the Linux
-``RENAME_EXCHANGE`` swap, the rename-away fallback (a ``LocalSwap`` whose exchange says "not
-supported"), and the object-storage manifest path (``ManifestPublish`` on a local
-``SubTreeFileSystem``, superseded objects deleted at once: no grace, no views built).
-Failures are injected the same way: a publisher built with a failing
-step, never a patched ``os`` function. Files are read back with pyarrow.
+The writer is given the local Delta publisher (``pipelines/publish.py``); failures are
+injected with a publisher that fails, never a patched ``os`` function. What readers see is
+read through each table's Delta log (``published``), files with pyarrow.
 """
 
 from __future__ import annotations
@@ -19,22 +16,28 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from pipelines import parquet, publish
-from pipelines.day_manifests import ManifestPublish, read_manifest, run_of
-from pipelines.parquet import DayLockedError, DayWriter, SchemaMismatchError, TableStats, WriteError
-from pipelines.publish import LocalSwap, Publisher, StagedDay
+from pipelines.lake import Lake
+from pipelines.parquet import (
+    DayLockedError,
+    DayWriter,
+    SchemaMismatchError,
+    ShrinkRefusedError,
+    TableStats,
+    WriteError,
+)
+from pipelines.publish import DeltaPublish, ShrinkGuard, StagedDay
 from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
 
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = dt.date(2026, 11, 24)
-MODES = ("exchange", "fallback", "object_store")
 
 
 def instances(n: int, *, start: int = 0, tag: str = "v1") -> pa.RecordBatch:
@@ -76,32 +79,13 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "wh"
 
 
-@pytest.fixture(params=MODES)
-def publisher(request: pytest.FixtureRequest, tmp_path: Path, root: Path) -> Iterator[Publisher]:
-    """Each publish mode's publisher; afterwards, check that mode is the one that ran."""
-    results: list[bool] = []
-
-    def exchange(a: str, b: str) -> bool:
-        results.append(publish.rename_exchange(a, b))
-        return results[-1]
-
-    def unsupported(a: str, b: str) -> bool:
-        return False  # as on a kernel or filesystem without RENAME_EXCHANGE
-
-    if request.param == "exchange":
-        if not publish.HAS_EXCHANGE:
-            pytest.skip("renameat2 is not available on this platform")
-        yield LocalSwap(str(root), exchange=exchange)
-    elif request.param == "fallback":
-        yield LocalSwap(str(root), exchange=unsupported)
-    else:
-        fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-        yield ManifestPublish(fs, "wh", retire_grace_s=0)
-    assert all(results)  # every swap of an existing day went through RENAME_EXCHANGE
+@pytest.fixture
+def publisher(root: Path) -> DeltaPublish:
+    return parquet.publisher_for(str(root))
 
 
 @pytest.fixture
-def open_day(publisher: Publisher) -> Callable[..., DayWriter]:
+def open_day(publisher: DeltaPublish) -> Callable[..., DayWriter]:
     def open_day(day: dt.date = DAY, **kwargs: object) -> DayWriter:
         return DayWriter(day=day, publisher=publisher, **kwargs)
 
@@ -117,12 +101,15 @@ def publish_day(open_day: Callable[..., DayWriter], tag: str, day: dt.date = DAY
 
 
 def published(root: Path) -> dict[str, bytes]:
-    """Every file readers can see (outside ``_staging``), by path relative to the root."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != publish.STAGING
-    }
+    """Every file readers see through the tables' Delta logs, by path relative to the root."""
+    seen: dict[str, bytes] = {}
+    for table in TABLES:
+        if not (root / table / "_delta_log").exists():
+            continue
+        for uri in DeltaTable(str(root / table)).file_uris():
+            path = Path(uri.removeprefix("file://"))
+            seen[str(path.relative_to(root))] = path.read_bytes()
+    return seen
 
 
 def staging(root: Path, day: dt.date = DAY) -> list[str]:
@@ -131,7 +118,16 @@ def staging(root: Path, day: dt.date = DAY) -> list[str]:
 
 
 def day_files(root: Path, table: str, day: dt.date = DAY) -> list[Path]:
-    return sorted((root / table / f"dt={day.isoformat()}").glob("*.parquet"))
+    """The files the table's newest version names for ``day``."""
+    named = Lake(str(root)).snapshot(table).files.get(day, ())
+    return sorted(root / table / p for p in named)
+
+
+def uncommitted(root: Path, table: str, day: dt.date = DAY) -> list[Path]:
+    """Files in the day's folder that no commit names now."""
+    named = set(day_files(root, table, day))
+    folder = root / table / f"dt={day.isoformat()}"
+    return sorted(p for p in folder.glob("*.parquet") if p not in named)
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -141,7 +137,7 @@ def test_batches_stream_into_one_file_of_whole_row_groups(open_day, root: Path) 
     sizes = [30, 70, 250, 1, 49, 5]
     parts = []
     with open_day(row_group_rows=100) as w:
-        staged = root / publish.STAGING / f"dt={DAY}" / w.run_id / "execution_instances"
+        staged = root / "execution_instances" / f"dt={DAY}"
         start = 0
         for n in sizes:
             parts.append(instances(n, start=start))
@@ -164,7 +160,7 @@ def test_batches_stream_into_one_file_of_whole_row_groups(open_day, root: Path) 
 
 def test_full_row_groups_reach_the_staged_file_before_commit(open_day, root: Path) -> None:
     with open_day(row_group_rows=50) as w:
-        staged = root / publish.STAGING / f"dt={DAY}" / w.run_id / "execution_instances"
+        staged = root / "execution_instances" / f"dt={DAY}"
         w.write("execution_instances", instances(10))
         small = sum(p.stat().st_size for p in staged.glob("*.parquet"))
         w.write("execution_instances", instances(5_000, start=10))
@@ -187,13 +183,36 @@ def test_a_table_without_rows_gets_an_empty_file_with_its_schema(open_day, root:
     assert stats["script_orders"].rows == 0
 
 
-def test_a_rerun_that_finds_no_rows_replaces_the_old_ones(open_day, root: Path) -> None:
+def test_a_rerun_that_finds_no_rows_replaces_the_old_ones_when_allowed(
+    open_day, root: Path
+) -> None:
     publish_day(open_day, "v1")
-    with open_day() as w:
+    allowing = parquet.publisher_for(str(root), shrink=ShrinkGuard(allow=True))
+    with DayWriter(day=DAY, publisher=allowing) as w:
         w.commit()
     for name in TABLES:
         (path,) = day_files(root, name)
         assert pq.read_table(path).num_rows == 0
+
+
+@pytest.mark.parametrize(("new", "refused"), [(0, True), (12, True), (13, False), (40, False)])
+def test_a_day_that_would_shrink_by_more_than_half_is_refused_and_stays(
+    open_day, root: Path, new: int, refused: bool
+) -> None:
+    publish_day(open_day, "v1", n=25)
+    before = published(root)
+    if not refused:
+        publish_day(open_day, "v2", n=new)
+        assert pq.read_table(day_files(root, "execution_instances")[0]).num_rows == new
+        return
+    with pytest.raises(ShrinkRefusedError) as info:
+        publish_day(open_day, "v2", n=new)
+    message = str(info.value)
+    assert f"day {DAY}" in message and "from 25 published instances to" in message
+    assert f"to {new} " in message and "COC_ALLOW_SHRINK" in message
+    assert isinstance(info.value, WriteError)  # the CLI's exit 4
+    assert published(root) == before
+    assert uncommitted(root, "execution_instances") == []
 
 
 def test_a_batch_of_the_wrong_schema_is_refused_by_name(open_day) -> None:
@@ -250,6 +269,7 @@ def test_leaving_without_commit_aborts(open_day, root: Path) -> None:
         w.write("script_orders", orders("v2"))
     assert published(root) == before
     assert staging(root) == []
+    assert uncommitted(root, "script_orders") == []
     with pytest.raises(WriteError, match="after the run was aborted"):
         w.commit()
 
@@ -270,37 +290,31 @@ def test_committing_a_day_again_replaces_it_whole(open_day, root: Path) -> None:
     assert staging(root) == []
 
 
-def test_other_days_and_their_staging_are_untouched(open_day, root: Path) -> None:
+def test_other_days_and_their_files_in_progress_are_untouched(open_day, root: Path) -> None:
     publish_day(open_day, "old", day=OTHER_DAY)
     other_before = {k: v for k, v in published(root).items() if f"dt={OTHER_DAY}" in k}
-    # a run of the other day, in progress in another process: older than ours, still not ours
-    foreign = root / publish.STAGING / f"dt={OTHER_DAY}" / parquet.new_run_id() / "script_orders"
-    foreign.mkdir(parents=True)
-    (foreign / "part.parquet").write_bytes(b"in progress")
+    # a run of the other day, in progress in another process: its file is not committed yet
+    foreign = (
+        root / "script_orders" / f"dt={OTHER_DAY}" / f"part-{parquet.new_run_id()}-00000.parquet"
+    )
+    foreign.write_bytes(b"in progress")
 
     publish_day(open_day, "v1")
     publish_day(open_day, "v2")
     after = published(root)
     assert {k: v for k, v in after.items() if f"dt={OTHER_DAY}" in k} == other_before
-    assert (foreign / "part.parquet").read_bytes() == b"in progress"
+    assert foreign.read_bytes() == b"in progress"
 
 
-def test_a_new_writer_removes_every_dead_run_of_its_day(open_day, root: Path) -> None:
+def test_a_dead_runs_files_are_never_read(open_day, root: Path) -> None:
     publish_day(open_day, "v1")
     before = published(root)
-    day_staging = root / publish.STAGING / f"dt={DAY}"
-    stale = day_staging / parquet.new_run_id() / "execution_instances"
-    stale.mkdir(parents=True)
-    (stale / "part-x-00000.parquet").write_bytes(b"PAR1 half a file")
-    # a run named later than ours (a clock set back) whose lock is free: dead all the same
-    later = day_staging / "99991231T000000000000Z-00000000" / "script_orders"
-    later.mkdir(parents=True)
-    with open_day() as w:
-        assert staging(root) == [".lock"]  # ours appears with the first write
-        w.write("script_orders", orders("v2"))
-        assert staging(root) == sorted([".lock", w.run_id])
+    dead = root / "execution_instances" / f"dt={DAY}" / f"part-{parquet.new_run_id()}-00000.parquet"
+    dead.write_bytes(b"PAR1 half a file")  # killed while writing: no commit names it
     assert published(root) == before
-    assert staging(root) == []
+    run, _ = publish_day(open_day, "v2")
+    assert [p.name for p in day_files(root, "execution_instances")] == [f"part-{run}-00000.parquet"]
+    assert dead in uncommitted(root, "execution_instances")  # the vacuum's to remove
 
 
 # -- one live run per day --------------------------------------------------------------------
@@ -310,7 +324,7 @@ def test_a_second_writer_of_a_live_day_fails_at_once_naming_the_first(open_day, 
     publish_day(open_day, "v1")
     with open_day() as first:
         first.write("execution_instances", instances(30, tag="v2"))
-        staged = sorted((root / publish.STAGING / f"dt={DAY}" / first.run_id).rglob("*"))
+        staged = uncommitted(root, "execution_instances")
         with pytest.raises(DayLockedError) as info, open_day(lock_timeout_s=0):
             pytest.fail("the second writer got in")
         message = str(info.value)
@@ -319,7 +333,7 @@ def test_a_second_writer_of_a_live_day_fails_at_once_naming_the_first(open_day, 
         assert info.value.holder is not None and info.value.holder.run_id == first.run_id
         assert isinstance(info.value, WriteError)  # the CLI's exit 4
         # the first run's staging is untouched, and it publishes as if alone
-        assert sorted((root / publish.STAGING / f"dt={DAY}" / first.run_id).rglob("*")) == staged
+        assert uncommitted(root, "execution_instances") == staged
         first.write("script_orders", orders("v2"))
         first.commit()
     table = pq.read_table(day_files(root, "execution_instances")[0])
@@ -386,33 +400,36 @@ def test_an_interrupted_wait_leaves_nothing_behind(open_day, root: Path) -> None
             second.__enter__()
         timer.join()
         assert not second.lock.held
-        assert staging(root) == sorted([".lock", first.run_id])
+        assert staging(root) == [".lock"]
         first.commit()
     assert staging(root) == []
     with pytest.raises(WriteError, match="after the run was aborted"):
         second.write("script_orders", orders("v2"))
 
 
-class _FailingPublisher:
-    """A publisher that publishes the first table, then raises ``exc``."""
+class _FailingPublisher(DeltaPublish):
+    """The local publisher, committing ``commit_first`` tables, then raising ``exc``."""
 
-    def __init__(self, inner: Publisher, exc: BaseException) -> None:
-        self.inner, self.exc, self.published = inner, exc, False
-        self.fs, self.root = inner.fs, inner.root
-        self.local_root, self.location = inner.local_root, inner.location
+    def __init__(self, inner: DeltaPublish, exc: BaseException, commit_first: int = 1) -> None:
+        super().__init__(inner.lake, inner.fs, inner.root)
+        self.exc, self.commit_first, self.published = exc, commit_first, False
 
-    def publish(self, staged: StagedDay) -> None:
+    def publish(self, staged: StagedDay, files, schemas) -> None:  # type: ignore[no-untyped-def]
         self.published = True
+        first = publish.commit_order(staged.tables)[: self.commit_first]
+        super().publish(
+            StagedDay(root=staged.root, day=staged.day, run_id=staged.run_id, tables=tuple(first)),
+            files,
+            schemas,
+        )
+        self.committed[staged.run_id] = set(first)  # as when the next commit fails
         raise self.exc
-
-    def recover(self, staged: StagedDay) -> None:
-        self.inner.recover(staged)
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt(), SystemExit(3)])
 @pytest.mark.parametrize("where", ["body", "publish"])
-def test_any_exception_removes_the_staging_and_releases_the_day(
-    publisher: Publisher, root: Path, exc: BaseException, where: str
+def test_any_exception_removes_the_uncommitted_files_and_releases_the_day(
+    publisher: DeltaPublish, root: Path, exc: BaseException, where: str
 ) -> None:
     publish_day(lambda day=DAY, **kw: DayWriter(day=day, publisher=publisher, **kw), "v1")
     before = published(root)
@@ -425,9 +442,17 @@ def test_any_exception_removes_the_staging_and_releases_the_day(
         w.commit()
     assert failing is publisher or failing.published
     assert not w.lock.held
-    assert published(root) == before
+    if where == "body":
+        assert published(root) == before
+    else:  # the first table was committed: its new day is whole, the others kept theirs
+        now = published(root)
+        changed = {k for k in before.keys() | now.keys() if before.get(k) != now.get(k)}
+        assert {k.split("/")[0] for k in changed} == {"execution_instances"}
     assert staging(root) == []
-    with DayWriter(day=DAY, publisher=publisher, lock_timeout_s=0) as again:  # the day is free
+    for table in ("script_orders", "order_batches"):
+        assert uncommitted(root, table) == [] or where == "body"
+    allowing = parquet.publisher_for(str(root), shrink=ShrinkGuard(allow=True))
+    with DayWriter(day=DAY, publisher=allowing, lock_timeout_s=0) as again:  # the day is free
         again.commit()
 
 
@@ -443,168 +468,19 @@ def test_a_warehouse_that_cannot_hold_a_lock_fails_before_anything_is_written(
     assert not writer.lock.held
 
 
-def test_a_day_renamed_away_by_a_killed_fallback_swap_is_put_back(root: Path) -> None:
-    with DayWriter(root=str(root), day=DAY) as w:
-        w.write("execution_instances", instances(7))
-        w.commit()
-    before = published(root)
-    # the state ``kill -9`` leaves between the fallback's two renames
-    killed = root / publish.STAGING / f"dt={DAY}" / parquet.new_run_id()
-    (killed / "execution_instances").mkdir(parents=True)
-    os.rename(root / "execution_instances" / f"dt={DAY}", killed / "execution_instances.old")
-
-    with DayWriter(root=str(root), day=DAY):
-        assert published(root) == before
-    assert staging(root) == []
-
-
-def test_a_failed_swap_puts_every_table_back(root: Path) -> None:
-    if not publish.HAS_EXCHANGE:
-        pytest.skip("renameat2 is not available on this platform")
-    with DayWriter(root=str(root), day=DAY) as w:
-        w.write("execution_instances", instances(7))
-        w.commit()
-    before = published(root)
-    calls = []
-
-    def second_swap_fails(a: str, b: str) -> bool:
-        calls.append(b)
-        if len(calls) == 2:
-            raise OSError(5, "Input/output error", b)
-        return publish.rename_exchange(a, b)
-
-    failing = LocalSwap(str(root), exchange=second_swap_fails)
-    with pytest.raises(WriteError) as info, DayWriter(day=DAY, publisher=failing) as w:
-        w.write("execution_instances", instances(9, tag="v2"))
-        w.commit()
-    assert "table=script_orders" in str(info.value) and "nothing published" in str(info.value)
-    assert calls[2] == calls[0]  # the first table was swapped back
-    assert published(root) == before
-    assert staging(root) == []
-
-
-def test_a_failed_fallback_rename_puts_the_day_back(root: Path) -> None:
-    with DayWriter(root=str(root), day=DAY) as w:
-        w.write("execution_instances", instances(7))
-        w.commit()
-    before = published(root)
-
-    def moving_in_fails(src: str, dst: str) -> None:
-        if publish.STAGING in str(src) and not str(src).endswith(".old"):
-            raise OSError(28, "No space left on device", dst)
-        os.rename(src, dst)
-
-    failing = LocalSwap(str(root), exchange=lambda a, b: False, rename=moving_in_fails)
-    with pytest.raises(WriteError) as info, DayWriter(day=DAY, publisher=failing) as w:
-        w.write("execution_instances", instances(9, tag="v2"))
-        w.commit()
-    assert "table=execution_instances" in str(info.value) and "No space left" in str(info.value)
-    assert f"path={root}/execution_instances/dt={DAY}" in str(info.value)
-    assert published(root) == before
-    assert staging(root) == []
-
-
-def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
-    if not publish.HAS_EXCHANGE:
-        pytest.skip("renameat2 is not available on this platform")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    (tmp_path / "a" / "from_a").touch()
-    assert publish.rename_exchange(str(tmp_path / "a"), str(tmp_path / "b"))
-    assert os.listdir(tmp_path / "b") == ["from_a"] and os.listdir(tmp_path / "a") == []
-    with pytest.raises(FileNotFoundError):
-        publish.rename_exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
-
-
-# -- object storage --------------------------------------------------------------------------
-
-
-def test_a_filesystem_without_rename_publishes_by_copy(tmp_path: Path) -> None:
-    fsspec = pytest.importorskip("fsspec")
-
-    class FlakyCopies(pafs.FSSpecHandler):
-        """A local disk seen through a handler: pyarrow cannot tell it is local."""
-
-        fail_at: int | None = None
-        copies: ClassVar[list[str]] = []
-
-        def copy_file(self, src: str, dest: str) -> None:
-            self.copies.append(dest)
-            if len(self.copies) == self.fail_at:
-                raise OSError("503 Slow Down")
-            super().copy_file(src, dest)
-
-    handler = FlakyCopies(fsspec.filesystem("file", auto_mkdir=True))  # like S3: no folders
-    fs = pafs.PyFileSystem(handler)
-    root, locks = tmp_path / "wh", str(tmp_path / "locks")
-
-    def open_day() -> DayWriter:  # published by manifest by default
-        return DayWriter(root=str(root), day=DAY, filesystem=fs, lock_dir=locks)
-
-    with open_day() as w:
-        w.write("execution_instances", instances(5))
-        w.commit()
-    assert len(handler.copies) == len(TABLES)
-    before = published(root)
-
-    handler.fail_at = len(TABLES) + 2  # the second table of the next run
-    with pytest.raises(WriteError) as info, open_day() as w:
-        w.write("execution_instances", instances(9, tag="v2"))
-        w.commit()
-    assert "table=script_orders" in str(info.value) and "503 Slow Down" in str(info.value)
-    assert published(root) == before  # the first table's copy was deleted again
-    assert staging(root) == []
-
-    handler.fail_at = None
-    with open_day() as w:
-        w.write("execution_instances", instances(9, tag="v2"))
-        w.commit()
-    manifest = read_manifest(fs, str(root), DAY)
-    assert manifest is not None and manifest.run_id == w.run_id
-    (path,) = manifest.tables["execution_instances"]
-    assert pq.read_table(root / path).num_rows == 9
-    # the first run's objects are superseded, kept for the grace period: not read
-    assert len(day_files(root, "execution_instances")) == 2
-    first_run = {run_of(p) for p in manifest.retired}
-    assert len(manifest.retired) == len(TABLES) and len(first_run) == 1
-    assert w.run_id not in first_run
-
-
-def test_object_storage_days_are_locked_in_a_local_folder_keyed_by_the_uri(
-    tmp_path: Path,
-) -> None:
-    fsspec = pytest.importorskip("fsspec")
-    fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("file", auto_mkdir=True)))
-    locks = tmp_path / "locks"
-
-    def open_day(root: str, **kwargs: object) -> DayWriter:
-        return DayWriter(root=root, day=DAY, filesystem=fs, lock_dir=str(locks), **kwargs)
-
-    with open_day(str(tmp_path / "wh")) as first:
-        (lock,) = locks.glob("*/*")
-        assert lock.name == f"dt={DAY}.lock" and first.lock.path == str(lock)
-        assert not (tmp_path / "wh" / publish.STAGING / f"dt={DAY}" / ".lock").exists()
-        with pytest.raises(DayLockedError, match=f"run {first.run_id}"):
-            open_day(str(tmp_path / "wh"), lock_timeout_s=0).__enter__()
-        with open_day(str(tmp_path / "other")) as other:  # another warehouse: another lock
-            assert other.lock.path != first.lock.path
-            other.commit()
-        first.commit()
-    assert list(locks.iterdir()) == []
-
-
 def test_the_publisher_follows_the_storage(tmp_path: Path) -> None:
     fsspec = pytest.importorskip("fsspec")
     local = parquet.publisher_for(str(tmp_path / "wh"))
-    assert isinstance(local, LocalSwap) and local.local_root == str(tmp_path / "wh")
-    assert isinstance(parquet.publisher_for((tmp_path / "wh").as_uri()), LocalSwap)
+    assert local.local_root == str(tmp_path / "wh") and local.lake.root == str(tmp_path / "wh")
+    assert parquet.publisher_for((tmp_path / "wh").as_uri()).local_root == str(tmp_path / "wh")
     subtree = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
     on_disk = parquet.publisher_for("wh", filesystem=subtree)
-    assert isinstance(on_disk, LocalSwap) and on_disk.local_root == str(tmp_path / "wh")
-    # a filesystem that cannot say it is a local disk has no rename: it copies
-    no_rename = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("file")))
-    remote = parquet.publisher_for(str(tmp_path), filesystem=no_rename)
-    assert isinstance(remote, ManifestPublish) and remote.local_root is None
+    assert on_disk.local_root == str(tmp_path / "wh")
+    no_disk = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("file")))
+    with pytest.raises(ValueError, match="not on a local disk"):
+        parquet.publisher_for(str(tmp_path), filesystem=no_disk)
+    with pytest.raises(ValueError, match="needs its settings"):
+        parquet.publisher_for("s3://bucket/wh")
     with pytest.raises(ValueError, match=r"a root .* or a publisher, not both"):
         DayWriter(root=str(tmp_path), day=DAY, publisher=local)
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.lake import DataFile, Lake
 from pipelines.quality import read_day
 
 
 def _publish(root: Path, files: int, rows_per_file: int, group_rows: int) -> None:
     folder = root / "t" / "dt=2026-11-19"
     folder.mkdir(parents=True)
+    written = []
     for f in range(files):
         ids = range(f * rows_per_file, (f + 1) * rows_per_file)
         table = pa.table({"id": list(ids), "name": [f"n{i}" for i in ids]})
         pq.write_table(table, folder / f"part-{f}.parquet", row_group_size=group_rows)
+        size = (folder / f"part-{f}.parquet").stat().st_size
+        written.append(DataFile(f"dt=2026-11-19/part-{f}.parquet", size, rows_per_file, 0))
+    Lake(str(root)).commit_day("t", table.schema, date(2026, 11, 19), written, run_id="r")
+    # a superseded file next to them, as a republished day has until the vacuum: not read
+    pq.write_table(table, folder / "part-old.parquet")
 
 
 def test_a_preview_is_the_first_rows_of_the_requested_columns(tmp_path: Path) -> None:
