@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.bi.conftest import BiWarehouse, copy_warehouse
 from tests.bi.server import ARTIFACTS, CHROMIUM_ARGS, dashboard, ensure_chromium
 from tests.bi.test_dashboard_queries import raw_counts
+from tests.support.lake import delete_partition
 from warehouse.build import build_warehouse
 from warehouse.dashboard import queries as q
 
@@ -241,8 +242,7 @@ def test_a_rebuild_shows_at_the_next_refresh_and_a_removed_file_is_explained(
         wait_for_metrics(page, before)
         day = copy.days[-3]
         for table in ("execution_instances", "script_orders", "order_batches"):
-            for path in (copy.root / table / f"dt={day}").glob("*.parquet"):
-                path.unlink()
+            delete_partition(copy.root, table, day)  # a day removed from the tables
         build_warehouse(warehouse=str(copy.root), duckdb_path=str(copy.duckdb_path))
         _, after = expected_metrics(copy.duckdb_path, f)
         assert after != before
