@@ -210,6 +210,10 @@ class ShiftAlert(NamedTuple):
     score: float
     since: date
     host_name: str | None = None
+    #: for an episode open since before ``dt``: the key's rate frozen before its onset, and
+    #: the highest score of the episode (``alert_episodes``)
+    onset_baseline_rate: float | None = None
+    peak_score: float | None = None
 
 
 def newest_alerts(duckdb_path: str | os.PathLike[str]) -> tuple[date | None, list[ShiftAlert]]:
@@ -225,20 +229,27 @@ def newest_alerts(duckdb_path: str | os.PathLike[str]) -> tuple[date | None, lis
             return None, []
         if newest is None:
             return None, []
-        rows = con.execute(
-            """
+        query = """
             SELECT
                 s.dt, s.dimension, s.key, s.instances, s.failed, s.failure_rate,
                 s.baseline_instances, s.baseline_failed, s.baseline_rate, s.score, s.since,
-                h.host_name
+                h.host_name, {episode}
             FROM failure_shifts AS s
             LEFT JOIN host_failures AS h
                 ON s.dimension = 'host' AND h.resource_id = s.key
+            {join}
             WHERE s.dt = ? AND s.alert
             ORDER BY s.score DESC, s.dimension, s.key
-            """,
-            [newest],
-        ).fetchall()
+            """
+        join = """LEFT JOIN alert_episodes AS e
+                ON e.dimension = s.dimension AND e.key IS NOT DISTINCT FROM s.key
+                AND e.opened = s.since AND s.since < s.dt"""
+        try:
+            rows = con.execute(
+                query.format(episode="e.baseline_rate, e.peak_score", join=join), [newest]
+            ).fetchall()
+        except duckdb.CatalogException:  # a file built before alert_episodes existed
+            rows = con.execute(query.format(episode="NULL, NULL", join=""), [newest]).fetchall()
     finally:
         con.close()
     return newest, [ShiftAlert(*row) for row in rows]
@@ -254,6 +265,18 @@ def describe_alert(alert: ShiftAlert) -> str:
     if alert.host_name:
         key = f"{key} ({alert.host_name})"
     today = f"{_share(alert.failure_rate)} ({alert.failed:,} of {alert.instances:,})"
+    if alert.since < alert.dt and alert.peak_score is not None:
+        # an episode still open: what it is compared with is the rate frozen at its onset
+        before = (
+            "against no runs before its onset"
+            if alert.onset_baseline_rate is None
+            else f"against {_share(alert.onset_baseline_rate)} before its onset"
+        )
+        days = (alert.dt - alert.since).days + 1
+        return (
+            f"{alert.dimension} {key}: {today} {before}, open since {alert.since.isoformat()} "
+            f"({days} days), peak score {alert.peak_score:.1f}"
+        )
     if alert.baseline_instances:
         before = (
             f"against {_share(alert.baseline_rate)} ({alert.baseline_failed:,} of "

@@ -253,6 +253,26 @@ def _alert(dimension: str, key: str | None, baseline: tuple[int, int], **kw: Any
         score=kw.get("score", 19.04),
         since=kw.get("since", DAY0),
         host_name=kw.get("host_name"),
+        onset_baseline_rate=kw.get("onset_baseline_rate"),
+        peak_score=kw.get("peak_score"),
+    )
+
+
+def test_an_episode_open_since_an_earlier_day_is_described_against_its_onset() -> None:
+    """The day's own trailing baseline has taken the shift in by then: the line says what
+    the episode is compared with (the rate frozen at its onset) and how long it is open."""
+    later = _alert(
+        "zone",
+        "cn-north-4b",
+        (1200, 9000),
+        since=DAY0 - timedelta(days=2),
+        score=1.6,
+        onset_baseline_rate=0.0176,
+        peak_score=19.04,
+    )
+    assert describe_alert(later) == (
+        "zone cn-north-4b: 11.9% (248 of 2,080) against 1.8% before its onset, open since "
+        f"{(DAY0 - timedelta(days=2)).isoformat()} (3 days), peak score 19.0"
     )
 
 
