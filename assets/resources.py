@@ -72,6 +72,9 @@ class WarehouseResource(ConfigurableResource):
     aws_endpoint_url: str | None = Field(default=None, description="AWS_ENDPOINT_URL")
     s3_url_style: str | None = Field(default=None, description="COC_S3_URL_STYLE: path|vhost")
     s3_retire_grace_s: str | None = Field(default=None, description="COC_S3_RETIRE_GRACE_S")
+    archive_retention_days: str | None = Field(
+        default=None, description="COC_ARCHIVE_RETENTION_DAYS: days of raw archive kept"
+    )
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -87,5 +90,6 @@ class WarehouseResource(ConfigurableResource):
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "COC_S3_URL_STYLE": self.s3_url_style,
             "COC_S3_RETIRE_GRACE_S": self.s3_retire_grace_s,
+            "COC_ARCHIVE_RETENTION_DAYS": self.archive_retention_days,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

@@ -86,6 +86,7 @@ def _build() -> Definitions:
         aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
         s3_url_style=_env("COC_S3_URL_STYLE"),
         s3_retire_grace_s=_env("COC_S3_RETIRE_GRACE_S"),
+        archive_retention_days=_env("COC_ARCHIVE_RETENTION_DAYS"),
     )
     return Definitions(
         assets=[

@@ -114,9 +114,16 @@ class WarehouseSettings:
     #: sees (``pipelines/shared_lock.py``); ``None`` = this machine's locks only
     redis_url: str | None = field(default=None, repr=False)
     object_store: ObjectStoreSettings | None = None
+    #: days of raw archive kept (``COC_ARCHIVE_RETENTION_DAYS``), counted back from today in
+    #: ``timezone``; older days' archives are deleted after each ingested day; ``None``: all
+    archive_retention_days: int | None = None
 
     def __post_init__(self) -> None:
         zone(self.timezone)
+        if self.archive_retention_days is not None and self.archive_retention_days < 1:
+            raise ConfigError(
+                f"COC_ARCHIVE_RETENTION_DAYS must be >= 1, got {self.archive_retention_days}"
+            )
         if self.warehouse.startswith("s3://") and self.object_store is None:
             object.__setattr__(self, "object_store", ObjectStoreSettings())
 
@@ -142,6 +149,8 @@ MIN_RETRY_BUDGET_S, MAX_RETRY_BUDGET_S = 1.0, 86_400.0
 DEFAULT_LOOKBACK_DAYS = 3
 MAX_LOOKBACK_DAYS = 90
 MAX_DAY_LOCK_TIMEOUT_S = 86_400.0
+#: ``COC_ARCHIVE_RETENTION_DAYS``: unset or ``0`` keeps every day's raw archive
+MAX_ARCHIVE_RETENTION_DAYS = 36_500
 #: the first day a run may ask for (the daily partitions start here too)
 FIRST_DAY = date(2024, 1, 1)
 
@@ -326,4 +335,11 @@ def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
         ),
         redis_url=_opt(env, "COC_REDIS_URL"),
         object_store=object_store_settings_from_env(env) if "://" in warehouse else None,
+        archive_retention_days=archive_retention_from_env(env),
     )
+
+
+def archive_retention_from_env(env: Mapping[str, str]) -> int | None:
+    """``COC_ARCHIVE_RETENTION_DAYS``: days of raw archive kept; unset or 0 keeps them all."""
+    days = _int(env, "COC_ARCHIVE_RETENTION_DAYS", 0, 0, MAX_ARCHIVE_RETENTION_DAYS)
+    return days or None

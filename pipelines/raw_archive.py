@@ -1,0 +1,279 @@
+"""The raw archive: every response body a run used, kept per day as the ``raw_responses`` table.
+
+Capture: the client hands each accepted 2xx body to a ``ResponseRecorder`` (its
+``on_response`` hook) with the endpoint, the path, the query and the ticket, batch and marker
+it asked about; never a header, so neither the signature nor the token can reach the
+archive. The recorder buffers rows up to ``FLUSH_BYTES`` of bodies and hands each chunk to
+the day's loader thread, which writes it to the day's ``DayWriter`` like the instance pages
+and, on the way, walks the bodies for schema drift (``pipelines/drift.py``). The body is
+stored as received (no second parse to store it), zstd-compressed by the Parquet writer. The
+archive is published with the day's tables, in the same commit: a re-run replaces it whole.
+
+Replay: ``load_archive`` reads a published day back, and ``ReplayTransport`` answers the
+client's requests from it, so the same walk, the same paging checks and the same flattening
+re-derive the day's tables without one request to the API. A request the archive cannot
+answer (the walk asked for something the original run did not) fails naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, urlencode
+
+import httpx
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from pipelines.coc import errors
+from pipelines.coc.errors import ConfigError
+from pipelines.drift import DriftTally
+from pipelines.schemas import RAW_RESPONSES
+
+log = logging.getLogger(__name__)
+
+RAW_TABLE = "raw_responses"
+DRIFT_TABLE = "schema_drift"
+#: bytes of bodies buffered before they go to the writer: memory stays flat whatever the day
+FLUSH_BYTES = 8 << 20
+#: the query parameter left out of a replay's key: a page asked for with another ``limit``
+#: is still the page the original run used at that marker
+_IGNORED_IN_KEY = frozenset({"limit"})
+
+#: the client's hook: (endpoint, path, query parameters, where, status, body)
+ResponseHook = Callable[[str, str, Sequence[tuple[str, str]], errors.Where, int, bytes], None]
+
+
+def replay_key(path: str, query: str) -> tuple[str, str]:
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in _IGNORED_IN_KEY]
+    return path, urlencode(sorted(kept), quote_via=quote)
+
+
+class ResponseRecorder:
+    """The archive of one run's day: buffers rows and hands chunks to ``submit``.
+
+    ``submit(table, batch)`` is the day loader's ``add_table``: it runs ``write`` on the
+    loader's thread, in order with the instance pages. With ``archive=False`` (a replay) the
+    bodies are only walked for drift, stamped with the time ``received_at`` gives them.
+    """
+
+    def __init__(
+        self,
+        *,
+        day: dt.date,
+        submit: Callable[[Callable[[], pa.RecordBatch | None], str], None],
+        archive: bool = True,
+        received_at: Callable[[str, str], int] | None = None,
+        flush_bytes: int = FLUSH_BYTES,
+    ) -> None:
+        self.day = day
+        self.drift = DriftTally(day)
+        self._submit = submit
+        self._archive = archive
+        self._received_at = received_at
+        self._flush_bytes = flush_bytes
+        self._rows: list[tuple] = []
+        self._bytes = 0
+        self._seq = 0
+        self._lock = threading.Lock()  # the tally is filled on the loader thread
+        self.responses = 0
+        self.body_bytes = 0
+
+    def on_response(
+        self,
+        endpoint: str,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        where: errors.Where,
+        status: int,
+        body: bytes,
+    ) -> None:
+        query = urlencode(params, quote_via=quote) if params else ""
+        if self._received_at is not None:
+            at = self._received_at(path, query)
+        else:
+            at = time.time_ns() // 1_000_000
+        marker = where.get("marker")
+        self._rows.append(
+            (
+                self._seq,
+                at,
+                endpoint,
+                path,
+                query,
+                marker if isinstance(marker, int) else None,
+                where.get("ticket"),
+                where.get("batch"),
+                status,
+                body,
+            )
+        )
+        self._seq += 1
+        self._bytes += len(body)
+        self.responses += 1
+        self.body_bytes += len(body)
+        if self._bytes >= self._flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is buffered to the loader's thread."""
+        if not self._rows:
+            return
+        rows, self._rows, self._bytes = self._rows, [], 0
+        self._submit(lambda: self._chunk(rows), RAW_TABLE)
+
+    def _chunk(self, rows: list[tuple]) -> pa.RecordBatch | None:
+        """On the loader's thread: walk the bodies for drift, build the archive's rows."""
+        tally = DriftTally(self.day)
+        for row in rows:
+            if 200 <= row[8] < 300:
+                tally.inspect(row[2], row[9], row[1])
+        with self._lock:
+            self.drift.merge(tally)
+        if not self._archive:
+            return None
+        columns = list(zip(*rows, strict=True))
+        at = pa.array(columns[1], pa.int64()).cast(RAW_RESPONSES.field("received_at").type)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(columns[0], pa.int64()),
+                at,
+                pa.array(columns[2], pa.string()),
+                pa.array(["GET"] * len(rows), pa.string()),
+                pa.array(columns[3], pa.string()),
+                pa.array(columns[4], pa.string()),
+                pa.array(columns[5], pa.int64()),
+                pa.array(columns[6], pa.string()),
+                pa.array(columns[7], pa.int32()),
+                pa.array(columns[8], pa.int32()),
+                pa.array(columns[9], pa.binary()),
+            ],
+            schema=RAW_RESPONSES,
+        )
+
+    def drift_batch(self) -> pa.RecordBatch:
+        with self._lock:
+            return self.drift.batch()
+
+
+@dataclass(frozen=True)
+class ArchivedDay:
+    """One published day of the archive, indexed by request."""
+
+    day: dt.date
+    bodies: pa.BinaryArray
+    received_at_ms: dict[tuple[str, str], int]
+    index: dict[tuple[str, str], int]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def body(self, path: str, query: str) -> bytes | None:
+        row = self.index.get(replay_key(path, query))
+        return None if row is None else self.bodies[row].as_py()
+
+    def received_at(self, path: str, query: str) -> int:
+        return self.received_at_ms.get(replay_key(path, query), 0)
+
+
+def archive_partition(root: str, day: dt.date) -> str:
+    return f"{root.rstrip('/')}/{RAW_TABLE}/dt={day.isoformat()}"
+
+
+def load_archive(fs: pafs.FileSystem, root: str, day: dt.date) -> ArchivedDay:
+    """The day's published archive; ``ConfigError`` naming the day when there is none."""
+    folder = archive_partition(root, day)
+    files = [
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        if info.type == pafs.FileType.File and info.path.endswith(".parquet")
+    ]
+    if not files:
+        raise ConfigError(
+            f"day {day.isoformat()} has no raw archive under {folder}: it was never ingested "
+            "with the archive on, or its archive is past retention; ingest it instead"
+        )
+    table = ds.dataset(sorted(files), format="parquet", filesystem=fs, schema=RAW_RESPONSES)
+    data = table.to_table(columns=["seq", "received_at", "path", "query", "status_code", "body"])
+    data = data.sort_by("seq")
+    index: dict[tuple[str, str], int] = {}
+    received: dict[tuple[str, str], int] = {}
+    paths = data.column("path").to_pylist()
+    queries = data.column("query").to_pylist()
+    statuses = data.column("status_code").to_pylist()
+    stamps = data.column("received_at").cast(pa.int64()).to_pylist()
+    for row, (path, query, status, at) in enumerate(
+        zip(paths, queries, statuses, stamps, strict=True)
+    ):
+        if 200 <= status < 300:
+            key = replay_key(path, query)
+            index.setdefault(key, row)
+            received.setdefault(key, at)
+    bodies = data.column("body").combine_chunks()
+    return ArchivedDay(day=day, bodies=bodies, received_at_ms=received, index=index)
+
+
+class ArchiveMissError(ConfigError):
+    """The replayed walk asked for a response the archive does not hold."""
+
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Answers the client from an archived day: no socket is ever opened."""
+
+    def __init__(self, archive: ArchivedDay) -> None:
+        self.archive = archive
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        path = request.url.raw_path.decode("ascii").split("?", 1)[0]
+        query = request.url.query.decode("ascii")
+        body = self.archive.body(path, query)
+        if body is None:
+            raise ArchiveMissError(
+                f"the raw archive of {self.archive.day.isoformat()} has no response for "
+                f"GET {path}{'?' + query if query else ''}: the original run did not ask it "
+                "(was the day ingested with other settings?)",
+                path=path,
+            )
+        return httpx.Response(200, content=body, request=request)
+
+
+def drop_expired(
+    fs: pafs.FileSystem, root: str, *, keep_days: int | None, today: dt.date
+) -> list[dt.date]:
+    """Delete the archive's partitions older than ``keep_days`` days before ``today``.
+
+    Called after a day is published; returns the days removed. ``None`` keeps everything.
+    """
+    if keep_days is None:
+        return []
+    oldest = today - dt.timedelta(days=keep_days)
+    folder = f"{root.rstrip('/')}/{RAW_TABLE}"
+    removed = []
+    for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+        name = info.base_name
+        if info.type != pafs.FileType.Directory or not name.startswith("dt="):
+            continue
+        try:
+            day = dt.date.fromisoformat(name[3:])
+        except ValueError:
+            continue
+        if day < oldest:
+            fs.delete_dir(info.path)
+            removed.append(day)
+    if removed:
+        log.info("raw archive: removed %d day(s) past retention", len(removed))
+    return sorted(removed)
+
+
+def archived_days(fs: pafs.FileSystem, root: str) -> Iterable[dt.date]:
+    folder = f"{root.rstrip('/')}/{RAW_TABLE}"
+    for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("dt="):
+            yield dt.date.fromisoformat(info.base_name[3:])
