@@ -9,10 +9,11 @@ and, on the way, walks the bodies for schema drift (``pipelines/drift.py``). The
 stored as received (no second parse to store it), zstd-compressed by the Parquet writer. The
 archive is published with the day's tables, in the same commit: a re-run replaces it whole.
 
-Replay: ``load_archive`` reads a published day back, and ``ReplayTransport`` answers the
-client's requests from it, so the same walk, the same paging checks and the same flattening
-re-derive the day's tables without one request to the API. A request the archive cannot
-answer (the walk asked for something the original run did not) fails naming it.
+Replay: ``load_archive`` reads a published day back, and an ``ArchiveClient``
+(``pipelines/replay.py``) answers the walk's requests from it, so the same walk, the same
+paging checks and the same flattening re-derive the day's tables without one request to the
+API. A request the archive cannot answer (the walk asked for something the original run did
+not) fails naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
 
-import httpx
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -49,9 +49,14 @@ _IGNORED_IN_KEY = frozenset({"limit"})
 ResponseHook = Callable[[str, str, Sequence[tuple[str, str]], errors.Where, int, bytes], None]
 
 
+def request_key(path: str, params: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """What identifies a request in the archive: its path and its sorted query, but ``limit``."""
+    kept = sorted((k, v) for k, v in params if k not in _IGNORED_IN_KEY)
+    return path, urlencode(kept, quote_via=quote)
+
+
 def replay_key(path: str, query: str) -> tuple[str, str]:
-    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in _IGNORED_IN_KEY]
-    return path, urlencode(sorted(kept), quote_via=quote)
+    return request_key(path, parse_qsl(query, keep_blank_values=True))
 
 
 class ResponseRecorder:
@@ -173,9 +178,18 @@ class ArchivedDay:
     def __len__(self) -> int:
         return len(self.index)
 
-    def body(self, path: str, query: str) -> bytes | None:
-        row = self.index.get(replay_key(path, query))
-        return None if row is None else self.bodies[row].as_py()
+    def body(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
+        """The body the original run received for this request; ``ArchiveMissError`` if none."""
+        row = self.index.get(request_key(path, params))
+        if row is None:
+            query = urlencode(params, quote_via=quote)
+            raise ArchiveMissError(
+                f"the raw archive of {self.day.isoformat()} has no response for "
+                f"GET {path}{'?' + query if query else ''}: the original run did not ask it "
+                "(was the day ingested with other settings, or another COC_TIMEZONE?)",
+                path=path,
+            )
+        return self.bodies[row].as_py()
 
     def received_at(self, path: str, query: str) -> int:
         return self.received_at_ms.get(replay_key(path, query), 0)
@@ -220,28 +234,6 @@ def load_archive(fs: pafs.FileSystem, root: str, day: dt.date) -> ArchivedDay:
 
 class ArchiveMissError(ConfigError):
     """The replayed walk asked for a response the archive does not hold."""
-
-
-class ReplayTransport(httpx.AsyncBaseTransport):
-    """Answers the client from an archived day: no socket is ever opened."""
-
-    def __init__(self, archive: ArchivedDay) -> None:
-        self.archive = archive
-        self.requests = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        path = request.url.raw_path.decode("ascii").split("?", 1)[0]
-        query = request.url.query.decode("ascii")
-        body = self.archive.body(path, query)
-        if body is None:
-            raise ArchiveMissError(
-                f"the raw archive of {self.archive.day.isoformat()} has no response for "
-                f"GET {path}{'?' + query if query else ''}: the original run did not ask it "
-                "(was the day ingested with other settings?)",
-                path=path,
-            )
-        return httpx.Response(200, content=body, request=request)
 
 
 def drop_expired(

@@ -1,9 +1,10 @@
 """Replay: a day's tables, and its schema drift, derived again from its raw archive.
 
-The day's archive (``pipelines/raw_archive.py``) answers the client through a
-``ReplayTransport``: the same walk, the same paging checks and the same flattening run as in
-the original ingestion, so the output is the original run's, and not one request leaves the
-process (the client's endpoint is a closed loopback port it never dials). The archive itself
+The day's archive (``pipelines/raw_archive.py``) answers an ``ArchiveClient``: the client
+with its one request path (``_attempt``) reading the archive instead of the network, so the
+same walk, the same paging checks, decoding and flattening run as in the original ingestion,
+the output is the original run's, and not one request leaves the process (no connection is
+ever opened; the endpoint is a closed loopback port, in case). The archive itself
 is kept as it was published; the day's other tables are replaced together, as by an ingest.
 """
 
@@ -12,16 +13,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
+import msgspec
+
+from pipelines.coc import errors
 from pipelines.coc.client import CocClient
+from pipelines.coc.models import DECODE_ERRORS, describe_bad_body
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import DayResult, _shared_day_lock, gc_frozen, ingest_day
 from pipelines.load import FLUSH_ROWS
 from pipelines.parquet import warehouse_publisher
-from pipelines.raw_archive import ArchivedDay, ReplayTransport, load_archive
+from pipelines.raw_archive import ArchivedDay, load_archive
 from pipelines.settings import WarehouseSettings
 
-#: never dialled: the transport answers every request from the archive
+#: never dialled: the archive answers every request
 NO_ENDPOINT = "http://127.0.0.1:9"
 #: requests in flight through the replay transport (no network: a wide pipe is free)
 REPLAY_CONCURRENCY = 32
@@ -37,6 +43,35 @@ def replay_settings(*, concurrency: int = REPLAY_CONCURRENCY) -> ClientSettings:
         max_attempts=1,
         transport="httpx",
     )
+
+
+class ArchiveClient(CocClient):
+    """The COC client answered by an archived day: ``_attempt`` looks the request up."""
+
+    def __init__(self, archive: ArchivedDay) -> None:
+        super().__init__(replay_settings())
+        self.archive = archive
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        decoder: msgspec.json.Decoder,
+        where: errors.Where,
+    ) -> Any:
+        self.metrics.sent(endpoint)
+        body = self.archive.body(path, params)
+        self.metrics.bytes_received += len(body)
+        try:
+            data = decoder.decode(body).data
+        except DECODE_ERRORS as exc:
+            raise errors.ResponseError(
+                f"{endpoint} (archived): {describe_bad_body(body, exc)}", path=path, **where
+            ) from None
+        if self.on_response is not None:
+            self.on_response(endpoint, path, params, where, 200, body)
+        return data, body
 
 
 def check_archived(warehouse: WarehouseSettings, days: Sequence[date]) -> dict[date, ArchivedDay]:
@@ -60,9 +95,8 @@ async def replay_days_async(
     with gc_frozen():
         for day in days:
             archive = load_archive(publisher.fs, publisher.root, day)
-            transport = ReplayTransport(archive)
             async with (
-                CocClient(replay_settings(), transport=transport) as client,
+                ArchiveClient(archive) as client,
                 _shared_day_lock(warehouse, day),
             ):
                 result = await ingest_day(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
-from pipelines.cli import ingest, read, warehouse
+from pipelines.cli import ingest, read, replay, warehouse
 from pipelines.cli.outcome import (
     EXIT_API,
     EXIT_CONFIG,
@@ -81,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE), >= 2024-01-01")
     p.add_argument("--to", type=_day, help="last day, inclusive, not after today (default: day)")
     p.set_defaults(handler=ingest.run)
+
+    p = sub.add_parser(
+        "replay",
+        help="derive day(s) again from their raw archive, with no request to the API",
+        description="Re-derive the tables of day(s) from the raw archive their ingestion kept "
+        "(after a fix or a schema change), publish each day whole, then rebuild coc.duckdb. "
+        "No request is sent to the COC API.",
+        epilog=replay.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
+    p.add_argument("--to", type=_day, help="last day, inclusive (default: day)")
+    p.set_defaults(handler=replay.run)
 
     p = sub.add_parser(
         "repartition",
@@ -177,7 +190,7 @@ def _cancelled(exc: BaseException) -> bool:
 def _outcome(args: argparse.Namespace) -> str:
     """What a run that stopped early left published, for its last message."""
     published: list[date] = getattr(args, "published", [])
-    if getattr(args, "command", None) != "ingest":
+    if getattr(args, "command", None) not in ("ingest", "replay"):
         return ""
     if not published:
         return "; no day was published"
