@@ -261,12 +261,12 @@ class DriftTally:
             if shape in self._clean:  # seen clean: only the nested records need a look
                 for key, sub in value.items():
                     if isinstance(sub, dict | list):
-                        self._walk(endpoint, sub, spec.fields[key], f"{path}.{key}", at)
+                        self._walk(endpoint, sub, spec.fields[key], _join(path, key), at)
                 return
             clean = True
             for key, sub in value.items():
                 child = spec.fields.get(key)
-                where = f"{path}.{key}" if path else key
+                where = _join(path, key)
                 if child is None:
                     self._note(endpoint, where, UNEXPECTED, None, sub, at, key)
                     clean = False
@@ -277,8 +277,7 @@ class DriftTally:
                     clean = False
             for key in spec.mapped:
                 if key not in value:
-                    where = f"{path}.{key}" if path else key
-                    self._note(endpoint, where, MISSING, spec.fields[key].kind, None, at)
+                    self._note(endpoint, _join(path, key), MISSING, spec.fields[key].kind, None, at)
                     clean = False
             if clean:
                 self._clean.add(shape)
@@ -343,6 +342,10 @@ class DriftTally:
             ],
             schema=SCHEMA_DRIFT,
         )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _example(name: str, value: Any, kind: str) -> str | None:

@@ -62,7 +62,7 @@ import pyarrow.fs as pafs
 
 from pipelines.day_manifests import ViewsPublished, read_manifests, record_views, sweep_all
 from pipelines.objectstore import S3Location, register_s3, s3_filesystem
-from pipelines.schemas import TABLES
+from pipelines.schemas import DRIFT_TABLES, TABLES
 from pipelines.settings import ObjectStoreSettings, WarehouseSettings
 from pipelines.shared_lock import build_lock
 from warehouse.changes import changed_days as _changed_days
@@ -148,9 +148,12 @@ class BuildResult:
     #: the rows of each mart
     mart_rows: Mapping[str, int] = field(default_factory=dict, compare=False)
 
+    #: views over the tables published beside the contract's (``schema_drift``)
+    side_views: tuple[str, ...] = ()
+
     @property
     def views(self) -> tuple[str, ...]:
-        return self.tables + self.marts
+        return self.tables + self.side_views + self.marts
 
 
 def connect(
@@ -265,10 +268,19 @@ def _build_once(
             ]
             for table in TABLES
         }
+        side: dict[str, str | list[str]] = {
+            table: [
+                f"{location.uri}/{path}"
+                for _, m in sorted(manifests.items())
+                for path in m.tables.get(table, [])
+            ]
+            for table in DRIFT_TABLES
+        }
         published = (fs, location, runs, object_store.retire_grace_s)
     else:
         root = _warehouse_root(warehouse)
         sources = {table: table_glob(root, table) for table in TABLES}
+        side = {table: table_glob(root, table) for table in DRIFT_TABLES}
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
@@ -324,6 +336,8 @@ def _build_once(
                 store_rollups(con, month, mart_seconds)
             names = [path.stem for path in per_day]
             empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
+            for table, files_of_side in side.items():
+                _create_table_view(con, table, files_of_side, DRIFT_TABLES[table])
             names += [
                 _create_mart(con, path, days, mart_seconds)
                 for path in mart_files()
@@ -348,6 +362,7 @@ def _build_once(
     return BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
+        side_views=tuple(side),
         marts=marts,
         rows=rows,
         empty_tables=empty,
@@ -426,10 +441,15 @@ def _files_of(
     return [path for day in sorted(days) for path in files.get((table, day), [])]
 
 
-def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: str | list[str]) -> bool:
+def _create_table_view(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    files: str | list[str],
+    schema: pa.Schema | None = None,
+) -> bool:
     """Create the view of one table over ``files``, a glob or the list of its objects;
     whether it has files (else it is a typed empty view)."""
-    schema = TABLES[table]
+    schema = TABLES[table] if schema is None else schema
     if isinstance(files, str):
         has_files = scalar(con, "SELECT count(*) > 0 FROM glob(?)", [files])
         named = literal(files)

@@ -50,11 +50,18 @@ def run_report(args: argparse.Namespace) -> int:
 
     import duckdb
 
+    from warehouse.build import connect
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
+    from warehouse.schema_drift import format_drift, recent_drift
 
     try:
         alerts = format_alerts(*newest_alerts(path))
         rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
+        con = connect(path, read_only=True, object_store=object_store)
+        try:
+            drift = format_drift(recent_drift(con, args.days), args.days)
+        finally:
+            con.close()
     except duckdb.CatalogException:
         raise ConfigError(
             f"{source} {path} has no failure_rates_daily: not a coc.duckdb built by coc-etl"
@@ -70,6 +77,8 @@ def run_report(args: argparse.Namespace) -> int:
     print(alerts)
     print()
     print(format_report(rows, by=args.by))
+    print()
+    print(drift)
     return EXIT_OK
 
 

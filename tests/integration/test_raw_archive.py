@@ -40,7 +40,9 @@ def coc_etl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def tricky() -> SimConfig:
-    return SimConfig(now=NOW, days=3, hostile_uuids=True, tickets_per_day=(12, 16))
+    return SimConfig(
+        now=NOW, days=3, hostile_uuids=True, tickets_per_day=(10, 12), max_batch_size=80
+    )
 
 
 def sorted_table_bytes(warehouse: Path, table: str, day: date) -> bytes:
@@ -74,7 +76,7 @@ def test_replay_equals_the_original_run_without_a_request(tmp_path: Path, zone: 
         assert done.returncode == 0, done.stderr[-3000:]
         asked = sim.stats.total
     original = snapshot(warehouse, DAY)
-    assert len(original["execution_instances"]) > 10_000  # type: ignore[arg-type]
+    assert len(original["execution_instances"]) > 1_000  # type: ignore[arg-type]
     archive = pq.read_table(warehouse / "raw_responses" / f"dt={DAY.isoformat()}")
     assert archive.num_rows == asked  # every response the run used, each once
     assert any("%" in p for p in archive.column("path").to_pylist())  # the hostile ids too
