@@ -140,5 +140,7 @@ SCHEMA_DRIFT = pa.schema(
 
 RAW_TABLES: dict[str, pa.Schema] = {"raw_responses": RAW_RESPONSES}
 DRIFT_TABLES: dict[str, pa.Schema] = {"schema_drift": SCHEMA_DRIFT}
-#: what one run of a day publishes together
-DAY_TABLES: dict[str, pa.Schema] = {**TABLES, **RAW_TABLES, **DRIFT_TABLES}
+#: what one run of a day publishes together, in this order: the archive first, so that a run
+#: stopped between two tables leaves an archive at least as new as the tables (a replay brings
+#: them level), never tables the archive cannot reproduce
+DAY_TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **TABLES, **DRIFT_TABLES}
