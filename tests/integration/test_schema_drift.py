@@ -139,3 +139,25 @@ def test_dagster_replay_of_a_day_without_an_archive_fails_naming_it(tmp_path: Pa
     error = result.get_step_failure_events()[0].event_specific_data.error
     message = error.cause.message if error.cause is not None else error.message
     assert f"day {DAY.isoformat()} has no raw archive" in message
+
+
+def test_a_mapped_field_of_another_type_still_fails_the_run_naming_where(tmp_path: Path) -> None:
+    from pipelines.coc.errors import ResponseError
+    from pipelines.coc.settings import ClientSettings
+    from pipelines.ingest import ingest_days
+    from pipelines.settings import WarehouseSettings
+
+    root = tmp_path / "wh"
+    wh = WarehouseSettings(warehouse=str(root), duckdb_path=str(tmp_path / "coc.duckdb"))
+    with SimulatorServer(CONFIG) as sim:
+        ingest_days(ClientSettings(endpoint=sim.url, max_rps=None), wh, [DAY])
+    before = {p: p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    with SimulatorServer(CONFIG) as sim:
+        for host in sim.dataset.hosts:  # a zone sent as a number: no string column takes it
+            host.target["properties"]["zone_id"] = 4
+        with pytest.raises(ResponseError) as failed:
+            ingest_days(ClientSettings(endpoint=sim.url, max_rps=None), wh, [DAY])
+    message = str(failed.value)
+    assert "ticket=" in message and "batch=" in message and "marker=" in message
+    assert "target_instance.properties.zone_id" in message
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*.parquet"))} == before
