@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -103,6 +104,13 @@ class ResponseRecorder:
             at = self._received_at(path, query)
         else:
             at = time.time_ns() // 1_000_000
+        self.responses += 1
+        self.body_bytes += len(body)
+        if not self._archive:  # a replay: the loader's thread flattens while this one walks
+            if 200 <= status < 300:
+                with self._lock:
+                    self.drift.inspect(endpoint, body, at)
+            return
         marker = where.get("marker")
         self._rows.append(
             (
@@ -120,8 +128,6 @@ class ResponseRecorder:
         )
         self._seq += 1
         self._bytes += len(body)
-        self.responses += 1
-        self.body_bytes += len(body)
         if self._bytes >= self._flush_bytes:
             self.flush()
 
@@ -214,20 +220,17 @@ def load_archive(fs: pafs.FileSystem, root: str, day: dt.date) -> ArchivedDay:
         )
     table = ds.dataset(sorted(files), format="parquet", filesystem=fs, schema=RAW_RESPONSES)
     data = table.to_table(columns=["seq", "received_at", "path", "query", "status_code", "body"])
-    data = data.sort_by("seq")
     index: dict[tuple[str, str], int] = {}
     received: dict[tuple[str, str], int] = {}
     paths = data.column("path").to_pylist()
     queries = data.column("query").to_pylist()
     statuses = data.column("status_code").to_pylist()
     stamps = data.column("received_at").cast(pa.int64()).to_pylist()
-    for row, (path, query, status, at) in enumerate(
-        zip(paths, queries, statuses, stamps, strict=True)
-    ):
-        if 200 <= status < 300:
-            key = replay_key(path, query)
+    for row in pc.sort_indices(data.column("seq")).to_pylist():  # the first answer wins
+        if 200 <= statuses[row] < 300:
+            key = replay_key(paths[row], queries[row])
             index.setdefault(key, row)
-            received.setdefault(key, at)
+            received.setdefault(key, stamps[row])
     bodies = data.column("body").combine_chunks()
     return ArchivedDay(day=day, bodies=bodies, received_at_ms=received, index=index)
 
