@@ -33,6 +33,7 @@ import pyarrow.fs as pafs
 
 from pipelines.coc import errors
 from pipelines.coc.errors import ConfigError
+from pipelines.day_manifests import read_manifest
 from pipelines.drift import DriftTally
 from pipelines.schemas import RAW_RESPONSES
 
@@ -205,14 +206,25 @@ def archive_partition(root: str, day: dt.date) -> str:
     return f"{root.rstrip('/')}/{RAW_TABLE}/dt={day.isoformat()}"
 
 
-def load_archive(fs: pafs.FileSystem, root: str, day: dt.date) -> ArchivedDay:
-    """The day's published archive; ``ConfigError`` naming the day when there is none."""
+def load_archive(
+    fs: pafs.FileSystem, root: str, day: dt.date, *, by_manifest: bool = False
+) -> ArchivedDay:
+    """The day's published archive; ``ConfigError`` naming the day when there is none.
+
+    ``by_manifest`` (object storage): the objects the day's manifest names, never a listing
+    of the prefix, which may still hold a superseded run's objects.
+    """
     folder = archive_partition(root, day)
-    files = [
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        if info.type == pafs.FileType.File and info.path.endswith(".parquet")
-    ]
+    if by_manifest:
+        manifest = read_manifest(fs, root, day)
+        named = manifest.tables.get(RAW_TABLE, []) if manifest is not None else []
+        files = [f"{root.rstrip('/')}/{path}" for path in named]
+    else:
+        files = [
+            info.path
+            for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+            if info.type == pafs.FileType.File and info.path.endswith(".parquet")
+        ]
     if not files:
         raise ConfigError(
             f"day {day.isoformat()} has no raw archive under {folder}: it was never ingested "

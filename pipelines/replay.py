@@ -77,8 +77,13 @@ class ArchiveClient(CocClient):
 def check_archived(warehouse: WarehouseSettings, days: Sequence[date]) -> dict[date, ArchivedDay]:
     """Every day's archive, loaded before anything is written; ``ConfigError`` naming the
     first day without one."""
+    return {day: _load(warehouse, day) for day in days}
+
+
+def _load(warehouse: WarehouseSettings, day: date) -> ArchivedDay:
     publisher = warehouse_publisher(warehouse)
-    return {day: load_archive(publisher.fs, publisher.root, day) for day in days}
+    on_object_storage = publisher.local_root is None
+    return load_archive(publisher.fs, publisher.root, day, by_manifest=on_object_storage)
 
 
 async def replay_days_async(
@@ -90,11 +95,10 @@ async def replay_days_async(
     flush_rows: int = FLUSH_ROWS,
 ) -> list[DayResult]:
     """Replay several days, one after another; stops at the first day that fails."""
-    publisher = warehouse_publisher(warehouse)
     results = []
     with gc_frozen():
         for day in days:
-            archive = load_archive(publisher.fs, publisher.root, day)
+            archive = _load(warehouse, day)
             async with (
                 ArchiveClient(archive) as client,
                 _shared_day_lock(warehouse, day),

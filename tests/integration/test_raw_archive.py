@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +19,9 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.schemas import RAW_RESPONSES, TABLES
 from tests.cli_env import cli_env
+
+if TYPE_CHECKING:
+    from tests.s3server import S3Server
 
 AK = "ARCHIVETESTAK"
 SK = "archive-test-secret-key-0123456789abcdef"
@@ -91,6 +96,9 @@ def test_replay_equals_the_original_run_without_a_request(tmp_path: Path, zone: 
         assert replayed[name] == rows, name
     # the archive is kept as it was published
     assert pq.read_table(warehouse / "raw_responses" / f"dt={DAY.isoformat()}").equals(archive)
+    report = coc_etl("report", env=env)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "Schema drift: none" in report.stdout
 
 
 def test_replay_of_a_day_without_an_archive_exits_2_naming_the_day(
@@ -134,3 +142,36 @@ def test_the_archive_never_holds_a_header_a_signature_or_a_token(tmp_path: Path,
     assert "archive-test-project" not in text  # the x-project-id header neither
     for raw in files:  # nor anywhere in the files' bytes (metadata included)
         assert SK.encode() not in raw.read_bytes() and TOKEN.encode() not in raw.read_bytes()
+
+
+def test_replay_on_object_storage_reads_the_archive_its_manifest_names(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    from pipelines.coc.settings import ClientSettings
+    from pipelines.ingest import ingest_days
+    from pipelines.quality import read_day
+    from pipelines.replay import replay_days
+    from pipelines.settings import WarehouseSettings
+
+    wh = WarehouseSettings(
+        warehouse=f"s3://{s3_server.bucket()}/coc",
+        duckdb_path=str(tmp_path / "coc.duckdb"),
+        object_store=s3_server.settings(),
+    )
+    config = SimConfig(now=NOW, days=2, tickets_per_day=(3, 4), max_batch_size=60)
+
+    def rows() -> list[str]:
+        table = read_day(
+            wh.warehouse, "execution_instances", str(DAY), None, object_store=wh.object_store
+        )
+        return sorted(repr(tuple(r.values())) for r in table.to_pylist())
+
+    with SimulatorServer(config) as sim:
+        ingest_days(ClientSettings(endpoint=sim.url, max_rps=None), wh, [DAY])
+    # the day again, other bodies (the API drifted); the first run's objects stay a while
+    with SimulatorServer(replace(config, drift=True)) as sim:
+        (second,) = ingest_days(ClientSettings(endpoint=sim.url, max_rps=None), wh, [DAY])
+    original = rows()
+    (replayed,) = replay_days(wh, [DAY])
+    assert replayed.responses == second.responses  # one run's archive, not two
+    assert rows() == original
