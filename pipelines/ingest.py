@@ -96,14 +96,21 @@ class _Tickets:
 
 
 class _PageSink(_Tickets):
-    """Kept batch pages, as received, to the loader that flattens and writes them."""
+    """Kept batch pages, as received, to the loader that flattens and writes them; and the
+    archive's buffer to the loader as it fills."""
 
-    def __init__(self, loader: InstanceLoader) -> None:
+    def __init__(self, loader: InstanceLoader, recorder: ResponseRecorder) -> None:
         super().__init__()
         self.loader = loader
+        self.recorder = recorder
 
     def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
         self.loader.add(execute_uuid, batch_index, page)
+        self.recorder.flush_if_full()
+
+    def ticket(self, read: TicketRead) -> None:
+        super().ticket(read)
+        self.recorder.flush_if_full()
 
 
 async def ingest_day(
@@ -136,13 +143,13 @@ async def ingest_day(
         ) as writer,
     ):
         loader = InstanceLoader(writer, pool, flush_rows)
-        sink = _PageSink(loader)
         recorder = ResponseRecorder(
             day=day,
             submit=loader.add_job,
             archive=replay is None,
             received_at=replay.received_at if replay is not None else None,
         )
+        sink = _PageSink(loader, recorder)
         client.on_response = recorder.on_response
         try:
             walk = await walk_day(

@@ -3,7 +3,7 @@
 Capture: the client hands each accepted 2xx body to a ``ResponseRecorder`` (its
 ``on_response`` hook) with the endpoint, the path, the query and the ticket, batch and marker
 it asked about; never a header, so neither the signature nor the token can reach the
-archive. The recorder buffers rows up to ``FLUSH_BYTES`` of bodies and hands each chunk to
+archive. The recorder buffers rows; the walk's sink hands each ``FLUSH_BYTES`` of bodies to
 the day's loader thread, which writes it to the day's ``DayWriter`` like the instance pages
 and, on the way, walks the bodies for schema drift (``pipelines/drift.py``). The body is
 stored as received (no second parse to store it), zstd-compressed by the Parquet writer. The
@@ -129,6 +129,13 @@ class ResponseRecorder:
         )
         self._seq += 1
         self._bytes += len(body)
+
+    def flush_if_full(self) -> None:
+        """Hand the buffer to the loader once it holds ``flush_bytes`` of bodies.
+
+        Called by the walk's sink, never from the client's hook: handing a chunk over may
+        raise an earlier chunk's error, which must not pass for the request's own.
+        """
         if self._bytes >= self._flush_bytes:
             self.flush()
 
