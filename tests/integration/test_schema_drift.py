@@ -161,3 +161,19 @@ def test_a_mapped_field_of_another_type_still_fails_the_run_naming_where(tmp_pat
     assert "ticket=" in message and "batch=" in message and "marker=" in message
     assert "target_instance.properties.zone_id" in message
     assert {p: p.read_bytes() for p in sorted(root.rglob("*.parquet"))} == before
+
+
+def test_the_dashboard_reads_the_drift_panel(drifted: tuple[SimulatorServer, Path]) -> None:
+    from warehouse.dashboard import queries
+
+    _, root = drifted
+    con = queries.open_warehouse(str(root / "coc.duckdb"))
+    try:
+        filters = queries.options(con).default_filters()
+        assert filters is not None
+        frame = queries.refresh(con, filters).drift
+    finally:
+        con.close()
+    assert frame is not None
+    found = set(zip(frame["kind"], frame["field_path"], strict=True))
+    assert ("unexpected", "data.approval_id") in found and len(found) == 4
