@@ -36,6 +36,7 @@ environment:
   COC_MAX_ATTEMPTS      attempts per request, 1..100 (default 8)
   COC_RETRY_BUDGET_S    seconds one request may spend retrying, 1..86400 (default 600)
   COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400 (600)
+  COC_ARCHIVE_RETENTION_DAYS  days of raw archive (raw_responses) kept; unset or 0: all
 
 exit codes:
   0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),
