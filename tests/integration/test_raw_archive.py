@@ -23,6 +23,9 @@ from tests.cli_env import cli_env
 if TYPE_CHECKING:
     from tests.s3server import S3Server
 
+#: real simulators and real runs, several seconds each
+pytestmark = pytest.mark.slow
+
 AK = "ARCHIVETESTAK"
 SK = "archive-test-secret-key-0123456789abcdef"
 TOKEN = "archive-test-iam-token-fedcba9876543210"
@@ -71,7 +74,6 @@ def snapshot(warehouse: Path, day: date) -> dict[str, object]:
     return {**tables, **marts(warehouse / "coc.duckdb")}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai"])
 def test_replay_equals_the_original_run_without_a_request(tmp_path: Path, zone: str) -> None:
     warehouse = tmp_path / "wh"

@@ -23,6 +23,9 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from warehouse.schema_drift import format_drift, recent_drift
 
+#: real simulators and real runs, several seconds each
+pytestmark = pytest.mark.slow
+
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 19)
 CONFIG = SimConfig(seed=5, days=3, now=NOW, tickets_per_day=(4, 6), max_batch_size=80)
