@@ -185,7 +185,8 @@ class ArchivedDay:
     """One published day of the archive, indexed by request."""
 
     day: dt.date
-    bodies: pa.BinaryArray
+    #: the ``body`` column as read (its chunks, not copied into one array)
+    bodies: pa.ChunkedArray
     received_at_ms: dict[tuple[str, str], int]
     index: dict[tuple[str, str], int]
 
@@ -250,7 +251,7 @@ def load_archive(
             key = replay_key(paths[row], queries[row])
             index.setdefault(key, row)
             received.setdefault(key, stamps[row])
-    bodies = data.column("body").combine_chunks()
+    bodies = data.column("body")
     return ArchivedDay(day=day, bodies=bodies, received_at_ms=received, index=index)
 
 
