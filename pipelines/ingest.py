@@ -9,6 +9,12 @@ kept page body to an ``InstanceLoader``, whose one thread flattens chunks of the
 writes Parquet row groups (``pipelines/load.py``, ``pipelines/pages.py``). Arrow releases the
 GIL for nearly all of that work, so fetching and flattening share the machine's cores from
 one process.
+
+Every response body the walk uses also goes, as received, to the day's raw archive
+(``pipelines/raw_archive.py``), and is checked against the documented schema on the way
+(``pipelines/drift.py``); both are tables of the day, published with the three. A replay
+(``pipelines/replay.py``) runs the same ``ingest_day`` with a client that the archive
+answers. After each day, the archive's days past ``COC_ARCHIVE_RETENTION_DAYS`` go.
 """
 
 from __future__ import annotations
@@ -208,7 +214,7 @@ async def ingest_days_async(
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:
             for day in days:
-                async with _shared_day_lock(warehouse, day):
+                async with shared_day_lock(warehouse, day):
                     result = await ingest_day(
                         client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
                     )
@@ -237,7 +243,7 @@ def apply_archive_retention(warehouse: WarehouseSettings) -> list[date]:
 
 
 @contextlib.asynccontextmanager
-async def _shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIterator[None]:
+async def shared_day_lock(warehouse: WarehouseSettings, day: date) -> AsyncIterator[None]:
     """With ``COC_REDIS_URL``: the day's lease every machine sees, around the day's writer
     (whose own lock excludes the runs of this machine)."""
     if warehouse.redis_url is None:

@@ -21,7 +21,7 @@ from pipelines.coc import errors
 from pipelines.coc.client import CocClient
 from pipelines.coc.models import DECODE_ERRORS, describe_bad_body
 from pipelines.coc.settings import ClientSettings
-from pipelines.ingest import DayResult, _shared_day_lock, gc_frozen, ingest_day
+from pipelines.ingest import DayResult, gc_frozen, ingest_day, shared_day_lock
 from pipelines.load import FLUSH_ROWS
 from pipelines.parquet import warehouse_publisher
 from pipelines.raw_archive import ArchivedDay, load_archive
@@ -101,7 +101,7 @@ async def replay_days_async(
             archive = _load(warehouse, day)
             async with (
                 ArchiveClient(archive) as client,
-                _shared_day_lock(warehouse, day),
+                shared_day_lock(warehouse, day),
             ):
                 result = await ingest_day(
                     client,
