@@ -47,9 +47,6 @@ FLUSH_BYTES = 8 << 20
 #: is still the page the original run used at that marker
 _IGNORED_IN_KEY = frozenset({"limit"})
 
-#: the client's hook: (endpoint, path, query parameters, where, status, body)
-ResponseHook = Callable[[str, str, Sequence[tuple[str, str]], errors.Where, int, bytes], None]
-
 
 def request_key(path: str, params: Sequence[tuple[str, str]]) -> tuple[str, str]:
     """What identifies a request in the archive: its path and its sorted query, but ``limit``."""
