@@ -30,6 +30,7 @@ from pipelines.ingest import ingest_days
 from pipelines.lake import storage_options
 from pipelines.objectstore import S3Location, check_access
 from pipelines.parquet import DayWriter, warehouse_publisher
+from pipelines.schemas import DAY_TABLES
 from pipelines.settings import (
     ObjectStoreSettings,
     WarehouseSettings,
@@ -45,7 +46,10 @@ NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 DAY = dt.date(2026, 11, 18)
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).parents[2]
-TABLE_NAMES = ("execution_instances", "script_orders", "order_batches")
+#: what an ingestion publishes per day: the three tables, the raw archive and schema drift
+TABLE_NAMES = tuple(DAY_TABLES)
+#: what a bare ``DayWriter`` publishes
+CONTRACT_TABLES = ("execution_instances", "script_orders", "order_batches")
 
 
 @pytest.fixture(scope="module")
