@@ -7,13 +7,15 @@ archive. The recorder buffers rows; the walk's sink hands each ``FLUSH_BYTES`` o
 the day's loader thread, which writes it to the day's ``DayWriter`` like the instance pages
 and, on the way, walks the bodies for schema drift (``pipelines/drift.py``). The body is
 stored as received (no second parse to store it), zstd-compressed by the Parquet writer. The
-archive is published with the day's tables, in the same commit: a re-run replaces it whole.
+archive is a Delta table published with the day's tables, committed first of them
+(``pipelines/publish.py``): a re-run replaces its day whole.
 
-Replay: ``load_archive`` reads a published day back, and an ``ArchiveClient``
-(``pipelines/replay.py``) answers the walk's requests from it, so the same walk, the same
-paging checks and the same flattening re-derive the day's tables without one request to the
-API. A request the archive cannot answer (the walk asked for something the original run did
-not) fails naming it.
+Replay: ``load_archive`` reads a published day back through the table's log, and an
+``ArchiveClient`` (``pipelines/replay.py``) answers the walk's requests from it, so the same
+walk, the same paging checks and the same flattening re-derive the day's tables without one
+request to the API. A request the archive cannot answer (the walk asked for something the
+original run did not) fails naming it. Retention (``drop_expired``) is a Delta delete of the
+old days.
 """
 
 from __future__ import annotations

@@ -28,11 +28,13 @@ the previous file as it was): ``publish.py``. The SQL files and their headers:
 ``definitions.py``.
 
 The tables are Delta Lake tables (``pipelines/lake.py``). The build pins one version of each
-(``pinning.py``: each day of the three tables from one run) and writes each table's view as
+(``pinning.py``: each day of the three tables, and of the ``schema_drift`` side table, from
+one run) and writes each table's view as
 ``read_parquet([the files of that version])``: no extension is needed to read the file, and a
 reader sees exactly the days as one run of each published them, never a file that a later
 commit superseded next to its replacement. After publishing the file, the build vacuums the
-tables (``vacuum.py``), keeping every file that the new file or the one it replaced names.
+tables (``vacuum.py``), keeping every file that the new file or the one it replaced names
+(``raw_responses``, which no file names, keeps its newest version only).
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. ``as_of`` builds the file
 over the tables as they were at a past moment (``coc-etl report --as-of``).

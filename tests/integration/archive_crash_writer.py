@@ -1,5 +1,5 @@
 """Helper process for ``test_archive_crash.py``: ingest a day, then be killed re-ingesting it
-while its raw archive is being published.
+while its raw archive and its tables are being published.
 
     python archive_crash_writer.py ROOT DAY MARKERS MODE
 
@@ -7,10 +7,11 @@ Ingests DAY from a simulator (in this process) into ROOT, touches ``MARKERS/v1``
 for ``MARKERS/go``; then ingests it again from a simulator whose API has drifted (other
 bodies, other rows) and touches ``MARKERS/stop`` when the test must kill it:
 
-- ``mid-archive-write``: the archive's first row group of the second run is staged, the
-  run still writing;
-- ``mid-archive-swap``: between the two renames of the archive's swap (the published
-  archive moved away, the new one not yet in).
+- ``mid-archive-write``: the archive's first row group of the second run is written to its
+  own file, the run still writing (nothing committed);
+- ``after-archive-commit``: the second run's archive is committed to ``raw_responses``, none
+  of the day's other tables yet;
+- ``before-marker``: every table but the marker (``order_batches``) committed.
 
 It then stalls until killed. Never run by pytest itself (the name does not start with test_).
 """
@@ -18,18 +19,20 @@ It then stalls until killed. Never run by pytest itself (the name does not start
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from coc_simulator import SimConfig, SimulatorServer
-from pipelines import ingest, parquet, publish
+from pipelines import ingest, lake, parquet
 from pipelines.coc.settings import ClientSettings
 from pipelines.settings import WarehouseSettings
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 CONFIG = SimConfig(now=NOW, days=2, tickets_per_day=(4, 5), max_batch_size=60)
+#: the table after whose commit a mode stalls
+STALL_AFTER = {"after-archive-commit": "raw_responses", "before-marker": "schema_drift"}
 
 
 def stall(markers: Path) -> None:
@@ -62,14 +65,14 @@ def main(root: str, day: dt.date, markers: Path, mode: str) -> None:
 
         parquet.DayWriter.write = write_then_stall  # type: ignore[method-assign]
     else:
+        commit_day = lake.Lake.commit_day
 
-        def rename_then_stall(src: str, dst: str) -> None:
-            os.rename(src, dst)
-            if dst.endswith("raw_responses.old"):
+        def commit_then_stall(self: lake.Lake, table: str, *args: Any, **kwargs: Any) -> None:
+            commit_day(self, table, *args, **kwargs)
+            if table == STALL_AFTER[mode]:
                 stall(markers)
 
-        swap = publish.LocalSwap(root, exchange=lambda a, b: False, rename=rename_then_stall)
-        ingest.warehouse_publisher = lambda wh: swap  # type: ignore[assignment]
+        lake.Lake.commit_day = commit_then_stall  # type: ignore[method-assign]
     run(root, day, SimConfig(**{**CONFIG.__dict__, "drift": True}))
     sys.exit("was not killed")
 

@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from coc_simulator.catalog import DRIFT_PROPERTY
@@ -26,6 +25,7 @@ from coc_simulator.server import SimulatorServer
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
+from tests.support.lake import read_logged
 
 REPO = Path(__file__).parents[2]
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -72,7 +72,7 @@ def changed_copy(target: Path) -> Path:
 
 
 def drift_paths(warehouse: Path, day: date) -> set[str]:
-    drift = pq.read_table(warehouse / "schema_drift" / f"dt={day}")
+    drift = read_logged(warehouse, "schema_drift", day)
     return set(drift.column("field_path").to_pylist())
 
 
@@ -88,7 +88,7 @@ def test_a_new_column_appears_for_past_days_by_replay_without_the_api(tmp_path: 
         }
     rack = f"data.execute_instances[].target_instance.properties.{DRIFT_PROPERTY}"
     for day in DAYS:
-        table = pq.read_table(warehouse / "execution_instances" / f"dt={day}")
+        table = read_logged(warehouse, "execution_instances", day)
         assert DRIFT_PROPERTY not in table.column_names
         assert rack in drift_paths(warehouse, day)
 
@@ -106,7 +106,7 @@ def test_a_new_column_appears_for_past_days_by_replay_without_the_api(tmp_path: 
     assert done.returncode == 0, done.stderr[-3000:]
 
     for day, before in zip(DAYS, ingested, strict=True):
-        table = pq.read_table(warehouse / "execution_instances" / f"dt={day}")
+        table = read_logged(warehouse, "execution_instances", day)
         assert table.num_rows == before.rows
         pairs = zip(
             table.column("host_name").to_pylist(),

@@ -19,6 +19,7 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.schemas import RAW_RESPONSES, TABLES
 from tests.cli_env import cli_env
+from tests.support.lake import read_logged
 
 if TYPE_CHECKING:
     from tests.s3server import S3Server
@@ -55,7 +56,7 @@ def tricky() -> SimConfig:
 
 def sorted_table_bytes(warehouse: Path, table: str, day: date) -> bytes:
     """The day's rows of ``table``, sorted by every column, as Arrow IPC bytes."""
-    data = pq.read_table(warehouse / table / f"dt={day.isoformat()}", schema=TABLES[table])
+    data = read_logged(warehouse, table, day, schema=TABLES[table])
     keys = [(n, "ascending") for n in TABLES[table].names if n != "custom_attributes"]
     data = data.sort_by(keys)
     sink = pa.BufferOutputStream()
@@ -84,7 +85,7 @@ def test_replay_equals_the_original_run_without_a_request(tmp_path: Path, zone: 
         asked = sim.stats.total
     original = snapshot(warehouse, DAY)
     assert len(original["execution_instances"]) > 1_000  # type: ignore[arg-type]
-    archive = pq.read_table(warehouse / "raw_responses" / f"dt={DAY.isoformat()}")
+    archive = read_logged(warehouse, "raw_responses", DAY)
     assert archive.num_rows == asked  # every response the run used, each once
     assert any("%" in p for p in archive.column("path").to_pylist())  # the hostile ids too
 
@@ -97,7 +98,7 @@ def test_replay_equals_the_original_run_without_a_request(tmp_path: Path, zone: 
     for name, rows in original.items():
         assert replayed[name] == rows, name
     # the archive is kept as it was published
-    assert pq.read_table(warehouse / "raw_responses" / f"dt={DAY.isoformat()}").equals(archive)
+    assert read_logged(warehouse, "raw_responses", DAY).equals(archive)
     report = coc_etl("report", env=env)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "Schema drift: none" in report.stdout
@@ -146,7 +147,7 @@ def test_the_archive_never_holds_a_header_a_signature_or_a_token(tmp_path: Path,
         assert SK.encode() not in raw.read_bytes() and TOKEN.encode() not in raw.read_bytes()
 
 
-def test_replay_on_object_storage_reads_the_archive_its_manifest_names(
+def test_replay_on_object_storage_reads_the_archive_its_log_names(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
     from pipelines.coc.settings import ClientSettings
