@@ -178,3 +178,13 @@ def test_replay_on_object_storage_reads_the_archive_its_log_names(
     (replayed,) = replay_days(wh, [DAY])
     assert replayed.responses == second.responses  # one run's archive, not two
     assert rows() == original
+
+    # retention on object storage: one Delta delete; the day is gone for a replay at once
+    from pipelines.ingest import apply_archive_retention
+    from pipelines.raw_archive import ArchiveMissingError
+    from pipelines.replay import check_archived
+
+    assert apply_archive_retention(replace(wh, archive_retention_days=1)) == [DAY]
+    with pytest.raises(ArchiveMissingError, match=str(DAY)):
+        check_archived(wh, [DAY])
+    assert rows() == original  # the tables untouched
