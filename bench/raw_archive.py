@@ -28,6 +28,7 @@ from bench.core import RESULTS_DIR
 from bench.day import DAY, simulator_process
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
+from pipelines.lake import Lake
 from pipelines.replay import replay_days
 from pipelines.schemas import DAY_TABLES
 from pipelines.settings import WarehouseSettings
@@ -36,8 +37,10 @@ TARGET_RATIO = 10.0
 
 
 def _bytes(root: Path, table: str) -> int:
-    folder = root / table / f"dt={DAY.isoformat()}"
-    return sum(p.stat().st_size for p in folder.glob("*.parquet"))
+    """The bytes of the day's files the table's newest Delta version names (the folder keeps
+    superseded files until the vacuum)."""
+    named = Lake(str(root)).snapshot(table).files.get(DAY, ())
+    return sum((root / table / p).stat().st_size for p in named)
 
 
 def measure(instances: int, repeats: int) -> dict[str, object]:
