@@ -83,6 +83,9 @@ class WarehouseResource(ConfigurableResource):
     allow_shrink: str | None = Field(
         default=None, description="COC_ALLOW_SHRINK: 1 publishes a day however much it shrinks"
     )
+    archive_retention_days: str | None = Field(
+        default=None, description="COC_ARCHIVE_RETENTION_DAYS: days of raw archive kept"
+    )
 
     def settings(self) -> WarehouseSettings:
         values = {
@@ -103,5 +106,6 @@ class WarehouseResource(ConfigurableResource):
             "COC_VACUUM_RETENTION_HOURS": self.vacuum_retention_hours,
             "COC_MAX_SHRINK": self.max_shrink,
             "COC_ALLOW_SHRINK": self.allow_shrink,
+            "COC_ARCHIVE_RETENTION_DAYS": self.archive_retention_days,
         }
         return warehouse_settings_from_env({k: v for k, v in values.items() if v})

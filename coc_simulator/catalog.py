@@ -305,3 +305,15 @@ def render_message(kind: int, key: int, host: Host, script: str) -> str | None:
             f"{1 + a % 90} days ago"
         )
     return f"Rolled back: rollback script exit code 0 after {a} ms"
+
+
+#: the host property ``drift`` adds
+DRIFT_PROPERTY = "rack"
+
+
+def drift(hosts: list[Host]) -> None:
+    """Change the hosts' ``target_instance`` as an undocumented API change would: a new host
+    property (``rack``) and a mapped field gone (``agent_sn``)."""
+    for n, host in enumerate(hosts):
+        host.target["properties"][DRIFT_PROPERTY] = f"rack-{n % 40:02d}"
+        host.target.pop("agent_sn", None)

@@ -77,6 +77,9 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     data.add_argument("--instances-per-day", type=int, help="exactly N instances a day")
     data.add_argument("--hostile-uuids", action="store_true", help="ids with / ? # %% ..")
     data.add_argument(
+        "--drift", action="store_true", help="undocumented fields, a missing one, a changed type"
+    )
+    data.add_argument(
         "--warm",
         action="append",
         default=[],
@@ -161,6 +164,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         max_batch_size=args.max_batch_size,
         instances_per_day=args.instances_per_day,
         hostile_uuids=args.hostile_uuids,
+        drift=args.drift,
         hosts=args.hosts,
         rollouts=not args.no_rollouts,
         onsets=tuple(args.onset),

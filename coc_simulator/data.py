@@ -63,6 +63,8 @@ class Dataset:
         today = self.anchor_ms - self.anchor_ms % DAY_MS
         self.day_starts = [today - (config.days - 1 - d) * DAY_MS for d in range(config.days)]
         self.hosts = catalog.build_hosts(config.hosts, random.Random(f"{config.seed}:hosts"))
+        if config.drift:
+            catalog.drift(self.hosts)
         self._offline = [h.offline for h in self.hosts]
         self._bad_zone = [h.zone_id == catalog.BAD_ZONE for h in self.hosts]
         by_region: dict[str, list[int]] = {}
@@ -201,9 +203,13 @@ class Dataset:
     def detail(self, ticket: Ticket | str, *, now: datetime | int | None = None) -> dict:
         now = self.now_ms(now)
         t = self._need(ticket, now)
-        current = t.batches[current_batch_position(self.run(t), now)].index
+        current: int | str = t.batches[current_batch_position(self.run(t), now)].index
+        drift = {}
+        if self.config.drift:  # an undocumented field, and a number sent as a string
+            current, drift = str(current), {"approval_id": f"APR-{t.order_id}"}
         return {
             **self._ticket_fields(t, now),
+            **drift,
             "properties": {
                 "script_uuid": t.script.uuid,
                 "script_name": t.script.name,

@@ -62,6 +62,10 @@ class SimConfig:
     rollouts: bool = True
     #: Failure patterns planted from a given day on (``onsets.py``).
     onsets: tuple[Onset, ...] = ()
+    #: The API as it might change without notice (``catalog.drift``): every host gains a
+    #: ``rack`` property, targets lose ``agent_sn``, a ticket's detail gains
+    #: ``approval_id`` and sends ``current_execute_batch_index`` as a string.
+    drift: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.tickets_per_day

@@ -92,6 +92,7 @@ def _build() -> Definitions:
         vacuum_retention_hours=_env("COC_VACUUM_RETENTION_HOURS"),
         max_shrink=_env("COC_MAX_SHRINK"),
         allow_shrink=_env("COC_ALLOW_SHRINK"),
+        archive_retention_days=_env("COC_ARCHIVE_RETENTION_DAYS"),
     )
     return Definitions(
         assets=[

@@ -9,6 +9,12 @@ kept page body to an ``InstanceLoader``, whose one thread flattens chunks of the
 writes Parquet row groups (``pipelines/load.py``, ``pipelines/pages.py``). Arrow releases the
 GIL for nearly all of that work, so fetching and flattening share the machine's cores from
 one process.
+
+Every response body the walk uses also goes, as received, to the day's raw archive
+(``pipelines/raw_archive.py``), and is checked against the documented schema on the way
+(``pipelines/drift.py``); both are tables of the day, published with the three. A replay
+(``pipelines/replay.py``) runs the same ``ingest_day`` with a client that the archive
+answers. After each day, the archive's days past ``COC_ARCHIVE_RETENTION_DAYS`` go.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -33,7 +39,9 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
 from pipelines.objectstore import check_access
-from pipelines.parquet import DayWriter, TableStats, warehouse_publisher
+from pipelines.parquet import DayWriter, TableStats, new_run_id, warehouse_publisher
+from pipelines.raw_archive import DRIFT_TABLE, ArchivedDay, ResponseRecorder, drop_expired
+from pipelines.schemas import DAY_TABLES, DRIFT_TABLES, TABLES
 from pipelines.settings import WarehouseSettings
 from pipelines.shared_lock import LeaseLapsedError, SharedLease, day_lock_key
 from pipelines.walk import TicketRead, WalkStats, walk_day
@@ -55,6 +63,12 @@ class DayResult:
     http: RequestMetrics
     seconds: float
     tickets: TicketLedger = field(default_factory=dict)
+    #: responses the day used, and their bodies' bytes (archived, or replayed from the archive)
+    responses: int = 0
+    body_bytes: int = 0
+    #: the day's schema drift: (endpoint, field path, kind, count)
+    drift: list[tuple[str, str, str, int]] = field(default_factory=list)
+    replayed: bool = False
 
     @property
     def rows(self) -> int:
@@ -88,14 +102,21 @@ class _Tickets:
 
 
 class _PageSink(_Tickets):
-    """Kept batch pages, as received, to the loader that flattens and writes them."""
+    """Kept batch pages, as received, to the loader that flattens and writes them; and the
+    archive's buffer to the loader as it fills."""
 
-    def __init__(self, loader: InstanceLoader) -> None:
+    def __init__(self, loader: InstanceLoader, recorder: ResponseRecorder) -> None:
         super().__init__()
         self.loader = loader
+        self.recorder = recorder
 
     def instances(self, execute_uuid: str, batch_index: int, page: RawPage) -> None:
         self.loader.add(execute_uuid, batch_index, page)
+        self.recorder.flush_if_full()
+
+    def ticket(self, read: TicketRead) -> None:
+        super().ticket(read)
+        self.recorder.flush_if_full()
 
 
 async def ingest_day(
@@ -106,21 +127,36 @@ async def ingest_day(
     flush_rows: int = FLUSH_ROWS,
     progress_every: int = 50,
     report: Callable[[str], None] | None = None,
+    replay: ArchivedDay | None = None,
 ) -> DayResult:
-    """Walk ``day`` and publish its three tables; on any error the old partition stays."""
+    """Walk ``day`` and publish its tables, its raw archive and its schema drift together;
+    on any error the old partition stays.
+
+    With ``replay`` (the day's archive, which ``client`` answers from), the archive is kept
+    as published and the other tables are derived again from it.
+    """
     started = time.monotonic()
     before = client.metrics.snapshot()
+    tables = {**TABLES, **DRIFT_TABLES} if replay is not None else DAY_TABLES
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten") as pool,
         DayWriter(
             publisher=warehouse_publisher(warehouse),
             day=day,
+            tables=tables,
             row_group_rows=flush_rows,
             lock_timeout_s=warehouse.day_lock_timeout_s,
         ) as writer,
     ):
         loader = InstanceLoader(writer, pool, flush_rows)
-        sink = _PageSink(loader)
+        recorder = ResponseRecorder(
+            day=day,
+            submit=loader.add_job,
+            archive=replay is None,
+            received_at=replay.received_at if replay is not None else None,
+        )
+        sink = _PageSink(loader, recorder)
+        client.on_response = recorder.on_response
         try:
             walk = await walk_day(
                 client,
@@ -130,20 +166,30 @@ async def ingest_day(
                 progress_every=progress_every,
                 report=report,
             )
+            recorder.flush()
             for name, batch in sink.tables():
                 loader.add_table(name, batch)
+            await asyncio.to_thread(loader.finish)
+            loader.add_table(DRIFT_TABLE, recorder.drift_batch())
             await asyncio.to_thread(loader.finish)
         except BaseException:
             await asyncio.to_thread(loader.drain_quietly)
             raise
-        tables = await asyncio.to_thread(writer.commit)
+        finally:
+            client.on_response = None
+        written = await asyncio.to_thread(writer.commit)
+    drift = recorder.drift.findings
     return DayResult(
         day=day,
         walk=walk,
-        tables=tables,
+        tables=written,
         http=client.metrics - before,
         seconds=time.monotonic() - started,
         tickets=sink.ledger,
+        responses=recorder.responses,
+        body_bytes=recorder.body_bytes,
+        drift=[(e, p, k, f.count) for (e, p, k), f in sorted(drift.items())],
+        replayed=replay is not None,
     )
 
 
@@ -172,18 +218,38 @@ async def ingest_days_async(
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:
             for day in days:
-                async with _shared_day_lock(warehouse, day, run_id=run_id, on_wait=report):
+                async with shared_day_lock(warehouse, day, run_id=run_id, on_wait=report):
                     result = await ingest_day(
                         client, day=day, warehouse=warehouse, report=report, flush_rows=flush_rows
                     )
+                await asyncio.to_thread(apply_archive_retention, warehouse)
                 if on_day is not None:
                     on_day(result)
                 results.append(result)
     return results
 
 
+def apply_archive_retention(
+    warehouse: WarehouseSettings, *, run_id: str | None = None
+) -> list[date]:
+    """Remove the raw archive's days past ``archive_retention_days`` (after a publish).
+
+    One Delta commit to ``raw_responses`` that deletes the old days (``drop_expired``): a
+    day's archive is whole or gone for every reader, and the other tables are untouched;
+    the build's vacuum deletes the files once past ``COC_VACUUM_RETENTION_HOURS``.
+    """
+    if warehouse.archive_retention_days is None:
+        return []
+    return drop_expired(
+        warehouse_publisher(warehouse).lake,
+        keep_days=warehouse.archive_retention_days,
+        today=datetime.now(warehouse.tz).date(),
+        run_id=run_id or new_run_id(),
+    )
+
+
 @contextlib.asynccontextmanager
-async def _shared_day_lock(
+async def shared_day_lock(
     warehouse: WarehouseSettings,
     day: date,
     *,

@@ -250,6 +250,36 @@ class Lake:
             time.sleep(min(0.05 * attempt, 0.5))
         raise AssertionError("unreachable")
 
+    def delete_days_before(self, table: str, first_kept: date, *, run_id: str) -> list[date]:
+        """Remove every day of ``table`` before ``first_kept`` in one commit (the days'
+        files leave the log; the vacuum deletes them later); returns the days removed. A
+        commit that loses a race to another writer is retried on the newest version."""
+        properties = CommitProperties(
+            custom_metadata={"coc_run": run_id, "coc_delete_before": first_kept.isoformat()},
+            max_commit_retries=COMMIT_ATTEMPTS,
+        )
+        uri = self.uri(table)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            with self._locked(uri):
+                current = self.open(table)
+                if current is None:
+                    return []
+                doomed = sorted(d for d in snapshot_of(table, current).files if d < first_kept)
+                if not doomed:
+                    return []
+                try:
+                    current.delete(
+                        f"{PARTITION} < '{first_kept.isoformat()}'",
+                        commit_properties=properties,
+                    )
+                    return doomed
+                except (CommitFailedError, DeltaError) as exc:
+                    if attempt == COMMIT_ATTEMPTS or not _is_race(exc):
+                        raise
+                    log.info("%s: delete before %s raced another writer; again", table, first_kept)
+            time.sleep(min(0.05 * attempt, 0.5))
+        raise AssertionError("unreachable")
+
     @contextlib.contextmanager
     def _locked(self, uri: str) -> Iterator[None]:
         if self._commit_lock is None:

@@ -15,6 +15,7 @@ peak grows (the README's Performance section has the figures).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 
 import pyarrow as pa
@@ -64,6 +65,15 @@ class InstanceLoader:
 
     def add_table(self, table: str, batch: pa.RecordBatch) -> None:
         self._submit(self._write, table, batch)
+
+    def add_job(self, make: Callable[[], pa.RecordBatch | None], table: str) -> None:
+        """Build a batch of ``table`` on the loader's thread (``None``: nothing to write)."""
+        self._submit(self._make_and_write, make, table)
+
+    def _make_and_write(self, make: Callable[[], pa.RecordBatch | None], table: str) -> None:
+        batch = make()
+        if batch is not None:
+            self._write(table, batch)
 
     def _submit_pages(self) -> None:
         pages, self._pages, self._rows, self._bytes = self._pages, [], 0, 0

@@ -55,6 +55,13 @@ BATCH_COUNTS_MATCH = Check(
 TICKET_COUNT_MATCHES_LIST = Check(
     "ticket_count_matches_list", "script_orders", "tickets equal the list's total"
 )
+SCHEMA_AS_DOCUMENTED = Check(
+    "schema_as_documented",
+    "execution_instances",
+    "Warns when the API sent what its documented schema does not say (unexpected fields, "
+    "missing mapped fields, changed types): the day's schema_drift rows. A warning: the run "
+    "succeeded and the archive keeps every field.",
+)
 #: Every check of a day, in the order ``day_checks`` runs them.
 CHECKS = (
     KEYS_UNIQUE,
@@ -62,6 +69,7 @@ CHECKS = (
     FINISHED_AFTER_CREATED,
     BATCH_COUNTS_MATCH,
     TICKET_COUNT_MATCHES_LIST,
+    SCHEMA_AS_DOCUMENTED,
 )
 #: The check of the whole warehouse, run by its asset after each build (a warning, never a
 #: failure: ``assets/warehouse.py`` from ``warehouse.report.newest_alerts``).
@@ -156,7 +164,27 @@ def day_checks(
         _finished_after_created(inst, day),
         _batch_counts(result, day),
         _ticket_count(result, orders, day),
+        schema_drift_outcome(result),
     ]
+
+
+def schema_drift_outcome(result: DayResult) -> CheckOutcome:
+    """Passed when the day's responses were as documented; else a warning naming each drift
+    (a failed check whose severity is a warning: ``warn_only``)."""
+    day = result.day.isoformat()
+    drift = result.drift
+    lines = [f"{endpoint} {path}: {kind} ({count}x)" for endpoint, path, kind, count in drift]
+    return CheckOutcome(
+        check=SCHEMA_AS_DOCUMENTED,
+        passed=not drift,
+        warn_only=bool(drift),
+        description=(
+            f"{day}: every response as documented"
+            if not drift
+            else f"{day}: {len(drift)} schema drift finding(s): " + "; ".join(lines[:20])
+        ),
+        metadata={"findings": len(drift), "drift": lines[:50]},
+    )
 
 
 def _keys_unique(inst: pa.Table, day: str) -> CheckOutcome:

@@ -1,10 +1,15 @@
-"""The Arrow schemas of the three tables, and the types they share: their one home.
+"""The Arrow schemas of the tables, and the types they share: their one home.
 
 The writer (``pipelines/parquet.py``) checks every batch against ``TABLES``; the two
 flattening paths (``pipelines/flatten.py``, ``pipelines/pages.py``) build batches of these
 schemas; the warehouse build (``warehouse/build.py``) declares its views from them. The
 column lists are the contract's (``execution_instances``, ``script_orders``,
 ``order_batches``); the mappings below say which API field fills which contract column.
+
+Two more tables are published with each day, in the same commit as the three, but are no part
+of the contract's views: ``raw_responses`` (every response body the day's run received, as
+received: ``pipelines/raw_archive.py``) and ``schema_drift`` (what those bodies hold that the
+documented schema does not say: ``pipelines/drift.py``). ``DAY_TABLES`` is all five.
 """
 
 from __future__ import annotations
@@ -99,3 +104,43 @@ PROPERTY_COLUMNS = (
     ("application", "application"),
     ("group_name", "group"),
 )
+
+
+#: every response body a run used, exactly as received, with the request that produced it
+#: (never a header: the signature and the token travel there)
+RAW_RESPONSES = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("received_at", TIMESTAMP, nullable=False),
+        pa.field("endpoint", pa.string(), nullable=False),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("marker", pa.int64()),
+        pa.field("execute_uuid", pa.string()),
+        pa.field("batch_index", pa.int32()),
+        pa.field("status_code", pa.int32(), nullable=False),
+        pa.field("body", pa.binary(), nullable=False),
+    ]
+)
+
+#: one row per (endpoint, field path, kind) that a day's responses did not send as documented
+SCHEMA_DRIFT = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("endpoint", pa.string(), nullable=False),
+        pa.field("field_path", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("expected", pa.string()),
+        pa.field("example_value", pa.string()),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("first_seen", TIMESTAMP, nullable=False),
+    ]
+)
+
+RAW_TABLES: dict[str, pa.Schema] = {"raw_responses": RAW_RESPONSES}
+DRIFT_TABLES: dict[str, pa.Schema] = {"schema_drift": SCHEMA_DRIFT}
+#: what one run of a day publishes together, in this order: the archive first, so that a run
+#: stopped between two tables leaves an archive at least as new as the tables (a replay brings
+#: them level), never tables the archive cannot reproduce
+DAY_TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **TABLES, **DRIFT_TABLES}

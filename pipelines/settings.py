@@ -127,9 +127,16 @@ class WarehouseSettings:
     max_shrink: float = DEFAULT_MAX_SHRINK
     #: publish a day however much it shrinks (``COC_ALLOW_SHRINK``)
     allow_shrink: bool = False
+    #: days of raw archive kept (``COC_ARCHIVE_RETENTION_DAYS``), counted back from today in
+    #: ``timezone``; older days' archives are deleted after each ingested day; ``None``: all
+    archive_retention_days: int | None = None
 
     def __post_init__(self) -> None:
         zone(self.timezone)
+        if self.archive_retention_days is not None and self.archive_retention_days < 1:
+            raise ConfigError(
+                f"COC_ARCHIVE_RETENTION_DAYS must be >= 1, got {self.archive_retention_days}"
+            )
         if self.warehouse.startswith("s3://") and self.object_store is None:
             object.__setattr__(self, "object_store", ObjectStoreSettings())
 
@@ -155,6 +162,8 @@ MIN_RETRY_BUDGET_S, MAX_RETRY_BUDGET_S = 1.0, 86_400.0
 DEFAULT_LOOKBACK_DAYS = 3
 MAX_LOOKBACK_DAYS = 90
 MAX_DAY_LOCK_TIMEOUT_S = 86_400.0
+#: ``COC_ARCHIVE_RETENTION_DAYS``: unset or ``0`` keeps every day's raw archive
+MAX_ARCHIVE_RETENTION_DAYS = 36_500
 #: the first day a run may ask for (the daily partitions start here too)
 FIRST_DAY = date(2024, 1, 1)
 
@@ -379,4 +388,11 @@ def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
         ),
         max_shrink=_or(_number(env, "COC_MAX_SHRINK", float, 0.0, 1.0), DEFAULT_MAX_SHRINK),
         allow_shrink=flag(env, "COC_ALLOW_SHRINK"),
+        archive_retention_days=archive_retention_from_env(env),
     )
+
+
+def archive_retention_from_env(env: Mapping[str, str]) -> int | None:
+    """``COC_ARCHIVE_RETENTION_DAYS``: days of raw archive kept; unset or 0 keeps them all."""
+    days = _int(env, "COC_ARCHIVE_RETENTION_DAYS", 0, 0, MAX_ARCHIVE_RETENTION_DAYS)
+    return days or None

@@ -28,11 +28,13 @@ the previous file as it was): ``publish.py``. The SQL files and their headers:
 ``definitions.py``.
 
 The tables are Delta Lake tables (``pipelines/lake.py``). The build pins one version of each
-(``pinning.py``: each day of the three tables from one run) and writes each table's view as
+(``pinning.py``: each day of the three tables, and of the ``schema_drift`` side table, from
+one run) and writes each table's view as
 ``read_parquet([the files of that version])``: no extension is needed to read the file, and a
 reader sees exactly the days as one run of each published them, never a file that a later
 commit superseded next to its replacement. After publishing the file, the build vacuums the
-tables (``vacuum.py``), keeping every file that the new file or the one it replaced names.
+tables (``vacuum.py``), keeping every file that the new file or the one it replaced names
+(``raw_responses``, which no file names, keeps its newest version only).
 The view of a table that has no files yet is a typed empty relation with the same columns,
 so the marts and every query keep working on a fresh warehouse. ``as_of`` builds the file
 over the tables as they were at a past moment (``coc-etl report --as-of``).
@@ -59,7 +61,7 @@ import pyarrow as pa
 from pipelines.lake import Lake, storage_options
 from pipelines.migrate import ensure_tables
 from pipelines.objectstore import S3Location, register_s3, s3_filesystem
-from pipelines.schemas import TABLES
+from pipelines.schemas import DRIFT_TABLES, RAW_TABLES, TABLES
 from pipelines.settings import ObjectStoreSettings, WarehouseSettings
 from pipelines.shared_lock import build_lock
 from warehouse.changes import changed_days as _changed_days
@@ -144,9 +146,12 @@ class BuildResult:
     #: the rows of each mart
     mart_rows: Mapping[str, int] = field(default_factory=dict, compare=False)
 
+    #: views over the tables published beside the contract's (``schema_drift``)
+    side_views: tuple[str, ...] = ()
+
     @property
     def views(self) -> tuple[str, ...]:
-        return self.tables + self.marts
+        return self.tables + self.side_views + self.marts
 
 
 def connect(
@@ -189,7 +194,8 @@ def build_warehouse(
     lake = warehouse_reader(warehouse, object_store)
     if as_of is None:
         ensure_tables(lake)  # a warehouse of plain Hive folders becomes Delta (in place)
-    pinned = pin_tables(lake, TABLES, as_of=as_of)
+    # the side tables are pinned with the contract's: each day's from the marker's run
+    pinned = pin_tables(lake, [*TABLES, *DRIFT_TABLES], as_of=as_of)
     result, kept_before = _build_pinned(
         pinned,
         duckdb_path=duckdb_path,
@@ -202,7 +208,7 @@ def build_warehouse(
     if as_of is None and vacuum_retention_h is not None:
         keep = {
             table: pinned.named_versions.get(table, set()) | kept_before.get(table, set())
-            for table in TABLES
+            for table in [*TABLES, *DRIFT_TABLES, *RAW_TABLES]
         }
         try:
             vacuum_tables(lake, keep, retention_h=vacuum_retention_h)
@@ -258,10 +264,16 @@ def _build_pinned(
 ) -> tuple[BuildResult, dict[str, set[int]]]:
     """Build the file over the ``pinned`` tables; returns what it built and the versions the
     file it replaced named (the vacuum keeps their files too)."""
-    files = pinned.files
+    files = {key: paths for key, paths in pinned.files.items() if key[0] in TABLES}
     sources = {
         table: [path for (t, _), paths in sorted(files.items()) if t == table for path in paths]
         for table in TABLES
+    }
+    side = {
+        table: [
+            path for (t, _), paths in sorted(pinned.files.items()) if t == table for path in paths
+        ]
+        for table in DRIFT_TABLES
     }
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -290,7 +302,8 @@ def _build_pinned(
             stamp_ours(con)
             days: frozenset[date] | None = None
             if not reason:
-                days = _changed_days(con, pinned.signatures) | frozenset(changed_days)
+                signatures = {k: v for k, v in pinned.signatures.items() if k[0] in TABLES}
+                days = _changed_days(con, signatures) | frozenset(changed_days)
             built = sorted({day for _, day in files} if days is None else days)
             mart_seconds: dict[str, float] = {}
             per_day = [path for path in mart_files() if is_per_day(path)]
@@ -318,6 +331,8 @@ def _build_pinned(
                 store_rollups(con, month, mart_seconds)
             names = [path.stem for path in per_day]
             empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
+            for table, files_of_side in side.items():
+                _create_table_view(con, table, files_of_side, DRIFT_TABLES[table])
             names += [
                 _create_mart(con, path, days, mart_seconds)
                 for path in mart_files()
@@ -335,6 +350,7 @@ def _build_pinned(
     result = BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
+        side_views=tuple(side),
         marts=marts,
         rows=rows,
         empty_tables=empty,
@@ -368,10 +384,16 @@ def _files_of(
     return [path for day in sorted(days) for path in files.get((table, day), [])]
 
 
-def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, files: list[str]) -> bool:
+def _create_table_view(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    files: list[str],
+    schema: pa.Schema | None = None,
+) -> bool:
     """Create the view of one table over ``files``, the files of its pinned version; whether
-    it has files (else it is a typed empty view)."""
-    schema = TABLES[table]
+    it has files (else it is a typed empty view). ``schema``: a side table's (else the
+    contract table's)."""
+    schema = TABLES[table] if schema is None else schema
     has_files = bool(files)
     named = "[" + ", ".join(literal(f) for f in files) + "]"
     if has_files:

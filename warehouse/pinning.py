@@ -12,7 +12,8 @@ tables are read after it, so they are at least as new; a day where one of them n
 run (a run of the day between its commits, or killed between them) is taken from the older
 version of that table that the marker's run committed (found by the ``coc_run``/``coc_day``
 commit info), and a day the marker does not have yet is left out. Every day of
-``coc.duckdb`` therefore shows the three tables of one run.
+``coc.duckdb`` therefore shows the three tables of one run. The build pins the
+``schema_drift`` side table the same way (a run commits it before the marker too).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
-from pipelines.cli import ingest, read, warehouse
+from pipelines.cli import ingest, read, replay, warehouse
 from pipelines.cli.outcome import EXIT_INTERRUPTED, EXIT_TERMINATED, MartsStaleError, days_text
 from pipelines.coc.errors import CocError
 from pipelines.errors import EXIT_API, EXIT_PIPE_CLOSED, as_product_error, one_line
@@ -94,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish a day even if it loses more than COC_MAX_SHRINK of its instances",
     )
     p.set_defaults(handler=ingest.run)
+
+    p = sub.add_parser(
+        "replay",
+        help="derive day(s) again from their raw archive, with no request to the API",
+        description="Re-derive the tables of day(s) from the raw archive their ingestion kept "
+        "(after a fix or a schema change), publish each day whole, then rebuild coc.duckdb. "
+        "No request is sent to the COC API.",
+        epilog=replay.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("day", type=_day, help="first day, YYYY-MM-DD (in COC_TIMEZONE)")
+    p.add_argument("--to", type=_day, help="last day, inclusive (default: day)")
+    p.set_defaults(handler=replay.run)
 
     p = sub.add_parser(
         "repartition",
@@ -235,7 +248,7 @@ def _outcome(args: argparse.Namespace) -> str:
     if command in ("warehouse", "build-warehouse"):
         return "; coc.duckdb is as the last finished build left it"
     published: list[date] = getattr(args, "published", [])
-    if command != "ingest":
+    if command not in ("ingest", "replay"):
         return ""
     if not published:
         return "; no day was published"

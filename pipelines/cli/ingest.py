@@ -39,6 +39,7 @@ environment:
   COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400 (600)
   COC_MAX_SHRINK        share of a published day's instances a run may drop (default 0.5)
   COC_ALLOW_SHRINK      1: publish a day however much it shrinks (or --allow-shrink)
+  COC_ARCHIVE_RETENTION_DAYS  days of raw archive (raw_responses) kept; unset or 0: all
 
 exit codes:
   0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),

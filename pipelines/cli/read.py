@@ -111,8 +111,10 @@ def _report(args: argparse.Namespace, path: str, object_store: ObjectStoreSettin
     import duckdb
 
     from pipelines.errors import StorageError
+    from warehouse.build import connect
     from warehouse.publish import not_ours
     from warehouse.report import failure_report, format_alerts, format_report, newest_alerts
+    from warehouse.schema_drift import format_drift, recent_drift
 
     foreign = not_ours(Path(path))
     if foreign is not None:
@@ -120,6 +122,11 @@ def _report(args: argparse.Namespace, path: str, object_store: ObjectStoreSettin
     try:
         alerts = format_alerts(*newest_alerts(path))
         rows = failure_report(path, days=args.days, by=args.by, object_store=object_store)
+        con = connect(path, read_only=True, object_store=object_store)
+        try:
+            drift = format_drift(recent_drift(con, args.days), args.days)
+        finally:
+            con.close()
     except duckdb.CatalogException:
         raise ConfigError(
             f"{source} {path} has no failure_rates_daily: not a coc.duckdb built by coc-etl"
@@ -139,6 +146,8 @@ def _report(args: argparse.Namespace, path: str, object_store: ObjectStoreSettin
     print(alerts)
     print()
     print(format_report(rows, by=args.by))
+    print()
+    print(drift)
     return EXIT_OK
 
 

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: what ``on_response`` is given: (endpoint, path, query parameters, where, status, body)
+ResponseHook = Callable[[str, str, Sequence[tuple[str, str]], errors.Where, int, bytes], None]
+
 MAX_MARKER = 2_147_483_647
 MAX_UUID_LEN = 26
 ORDERS_PATH = "/v1/job/script/orders"
@@ -125,8 +128,12 @@ class CocClient:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_response: ResponseHook | None = None,
     ) -> None:
         self.settings = settings
+        #: given each accepted body with the request that produced it (never its headers):
+        #: the raw archive's capture (``pipelines/raw_archive.py``)
+        self.on_response = on_response
         self.retry = retry or RetryPolicy(
             max_attempts=settings.max_attempts, budget_s=settings.retry_budget_s
         )
@@ -429,7 +436,7 @@ class CocClient:
             self.gate.accepted()
         if 200 <= status < 300:
             try:
-                return decoder.decode(body).data, body
+                data = decoder.decode(body).data
             except DECODE_ERRORS as exc:
                 m.bad_bodies += 1
                 raise errors.ResponseError(
@@ -437,6 +444,9 @@ class CocClient:
                     path=path,
                     **where,
                 ) from None
+            if self.on_response is not None:
+                self.on_response(endpoint, path, params, where, status, body)
+            return data, body
         if status == 429:
             m.throttled += 1
         elif status >= 500:

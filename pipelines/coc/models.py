@@ -65,7 +65,7 @@ class OrderDetailProperties(_Record):
     script_name: str | None = None
     script_version_uuid: int | str | None = None
     script_version_name: str | None = None
-    current_execute_batch_index: int | None = None
+    current_execute_batch_index: Any = None  # never read: drift there is reported, not fatal
     execute_param: ExecuteParam | None = None
 
 

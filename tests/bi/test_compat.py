@@ -44,7 +44,10 @@ def test_own_release_answers_every_view(own: dict[str, Any], bi_warehouse: BiWar
     assert own["duckdb"] == duckdb.__version__
     assert set(own["views"]) == set(bi_warehouse.views)
     assert set(own["views"]) >= MARTS
-    assert all(own["views"][name]["rows"] > 0 for name in bi_warehouse.views)
+    # schema_drift is empty where the API sent what it documents
+    assert all(
+        own["views"][name]["rows"] > 0 for name in bi_warehouse.views if name != "schema_drift"
+    )
 
 
 @pytest.mark.parametrize(

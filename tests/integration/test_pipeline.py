@@ -234,10 +234,10 @@ def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, day_run:
         )
     assert orders == sorted(expected_orders)
 
-    # all asset checks ran and passed: the day's five, and the warehouse's failure-shift
-    # warning (one day of data: nothing to compare with, so no shift)
+    # all asset checks ran and passed: the day's six (schema drift included), and the
+    # warehouse's failure-shift warning (one day of data: nothing to compare with, so no shift)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 6 and all(c.passed for c in checks), [c.description for c in checks]
+    assert len(checks) == 7 and all(c.passed for c in checks), [c.description for c in checks]
 
 
 def test_types_follow_the_contract(day_run: DayRun) -> None:

@@ -91,7 +91,7 @@ def test_empty_warehouse_has_typed_empty_views(tmp_path: Path) -> None:
     result = build_warehouse(warehouse=str(tmp_path / "wh"), duckdb_path=str(tmp_path / "c.db"))
     assert result.tables == tuple(TABLES)
     assert result.marts == MARTS
-    assert result.views == tuple(TABLES) + MARTS
+    assert result.views == (*TABLES, "schema_drift", *MARTS)
     assert result.rows == dict.fromkeys(TABLES, 0)
     assert result.empty_tables == tuple(TABLES)
 

@@ -68,3 +68,16 @@ def delete_partition(root: Path | str, table: str, day: date) -> None:
     from deltalake import DeltaTable
 
     DeltaTable(f"{root}/{table}").delete(f"dt = '{day.isoformat()}'")
+
+
+def read_logged(
+    root: Path | str, table: str, day: date, schema: pa.Schema | None = None
+) -> pa.Table:
+    """``day`` of ``table`` as its newest Delta version names it (never a listing of the
+    folder, which keeps superseded files until the vacuum); the files' own schema unless
+    ``schema`` is given."""
+    named = Lake(str(root)).snapshot(table).files.get(day, ())
+    files = [str(Path(root) / table / p) for p in named]
+    if not files:
+        return (schema or pa.schema([])).empty_table()
+    return pq.read_table(files, schema=schema)

@@ -244,6 +244,18 @@ def _drill_down(con: duckdb.DuckDBPyConnection, tickets: pd.DataFrame) -> None:
         _table(failed.head(100)[[*shown, "finished_at", "message"]])
 
 
+def _drift(frame: pd.DataFrame | None) -> None:
+    """A small panel: the fields the API sent unlike its documentation, if any."""
+    if frame is None or frame.empty:
+        return
+    st.subheader("Schema drift")
+    st.warning(
+        f"The API sent {len(frame)} field(s) unlike its documentation "
+        "(kept in the raw archive; a new column is a schema change and `coc-etl replay`)"
+    )
+    _table(frame[["kind", "endpoint", "field_path", "expected", "days", "count"]])
+
+
 def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
     options = q.options(con)
     f = _filters(options)
@@ -258,6 +270,7 @@ def render(con: duckdb.DuckDBPyConnection, duckdb_path: str) -> None:
         _alerts(data.alerts)
     else:
         _episodes(con, data.episodes)
+    _drift(data.drift)
     st.subheader("Headline")
     _headline(data.headline, f)
 

@@ -125,6 +125,7 @@ class Refresh:
     tickets: pd.DataFrame
     alerts: pd.DataFrame | None = field(default=None)
     episodes: pd.DataFrame | None = field(default=None)
+    drift: pd.DataFrame | None = field(default=None)
 
 
 def open_warehouse(
@@ -430,6 +431,17 @@ def episode_instances(
     )
 
 
+def schema_drift(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame | None:
+    """What the API sent unlike its documentation over the filters' days; None without the
+    ``schema_drift`` view (a file built before it existed)."""
+    from warehouse.schema_drift import COLUMNS, has_drift_view, recent_drift_sql
+
+    if not has_drift_view(con):
+        return None
+    sql, params = recent_drift_sql(f.days)
+    return con.execute(f"SELECT {COLUMNS} FROM ({sql})", params).df()
+
+
 def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
     """Every panel's query except the drill-down's: what one page refresh reads."""
     return Refresh(
@@ -443,4 +455,5 @@ def refresh(con: duckdb.DuckDBPyConnection, f: Filters) -> Refresh:
         tickets=tickets(con, f),
         alerts=alerts(con),
         episodes=episodes(con, f),
+        drift=schema_drift(con, f),
     )
