@@ -33,6 +33,7 @@ from pipelines.quality import read_day
 from pipelines.replay import replay_days
 from pipelines.schemas import DAY_TABLES
 from pipelines.settings import WarehouseSettings
+from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 
 HELPER = Path(__file__).with_name("archive_crash_writer.py")
@@ -68,18 +69,7 @@ def on_disk(root: Path) -> set[str]:
 def every_view(duckdb_path: str) -> dict[str, list]:
     con = connect(duckdb_path)
     try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
-            ).fetchall()
-        ]
-        out = {}
-        for name in names:
-            columns = [c[0] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
-            plain = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
-            out[name] = con.execute(f'SELECT {plain} FROM "{name}" ORDER BY ALL').fetchall()
-        return out
+        return view_rows(con)
     finally:
         con.close()
 

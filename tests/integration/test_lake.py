@@ -38,6 +38,7 @@ from pipelines.schemas import TABLES
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
 from tests.integration.parquet_crash_writer import write_day
 from tests.support.lake import commit_partition
+from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 
 REPO = Path(__file__).parents[2]
@@ -384,18 +385,7 @@ def _table(batch):  # type: ignore[no-untyped-def]
 def every_view(store: Store, path: str) -> dict[str, list]:
     con = store.connect(path)
     try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
-            ).fetchall()
-        ]
-        out = {}
-        for name in names:
-            columns = [c[0] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
-            plain = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns if c != "execute_uuid")
-            out[name] = con.execute(f'SELECT {plain} FROM "{name}" ORDER BY ALL').fetchall()
-        return out
+        return view_rows(con, leave_out=("execute_uuid",))
     finally:
         con.close()
 

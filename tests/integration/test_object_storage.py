@@ -38,6 +38,7 @@ from pipelines.settings import (
 )
 from tests.integration.parquet_crash_writer import write_day
 from tests.s3server import S3Server
+from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 
 AK = "S3TESTAK"
@@ -98,18 +99,7 @@ def every_view(duckdb_path: str, object_store: ObjectStoreSettings | None) -> di
     connection given the documented configuration."""
     con = connect(duckdb_path, object_store=object_store)
     try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
-            ).fetchall()
-        ]
-        out = {}
-        for name in names:
-            columns = [c[0] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
-            plain = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
-            out[name] = con.execute(f'SELECT {plain} FROM "{name}" ORDER BY ALL').fetchall()
-        return out
+        return view_rows(con)
     finally:
         con.close()
 
