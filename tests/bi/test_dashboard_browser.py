@@ -3,6 +3,7 @@ warehouse ingested from the simulator. Screenshots go to ``tests/artifacts/``.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -301,8 +302,16 @@ def test_table_cells_show_messages_exactly_as_sent(
         patterns = tables.filter(has_text="message_pattern").first
         hosts = tables.filter(has_text="resource_id").first
         for panel, every in ((patterns, True), (hosts, False)):
-            cells = [c.inner_text().strip() for c in panel.locator("td").all()]
-            shown = [message for message in HOSTILE_MESSAGES if message in cells]
+            # the page draws its tables as their queries return: wait for this one's rows
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while True:
+                cells = [c.inner_text().strip() for c in panel.locator("td").all()]
+                shown = [message for message in HOSTILE_MESSAGES if message in cells]
+                if (shown == list(HOSTILE_MESSAGES) if every else shown) or (
+                    time.monotonic() > deadline
+                ):
+                    break
+                time.sleep(0.5)
             assert shown == list(HOSTILE_MESSAGES) if every else shown, cells
             # nothing was read as markup: no math, no bold or struck text, no link, no code
             for markup in (".katex", "strong", "em", "del", "code", "script", "img"):
