@@ -84,7 +84,7 @@ def build_ingestion_asset(
             check_archived(wh, days)  # a day without an archive fails, naming it, first
             context.log.info(f"replaying {len(days)} day(s) {days[0]}..{days[-1]} from the archive")
             results = replay_days(
-                wh, days, report=context.log.info, on_day=on_day, run_id=context.run_id
+                wh, days, report=context.log.info, on_day=on_day, run_id=context.run.run_id
             )
             endpoint = "archive"
         else:
@@ -100,7 +100,7 @@ def build_ingestion_asset(
                 days,
                 report=context.log.info,
                 on_day=on_day,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
             )
             endpoint = client_settings.endpoint
         for name in TABLE_DESCRIPTIONS:
