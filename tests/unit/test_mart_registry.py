@@ -120,3 +120,16 @@ def test_a_registry_that_cannot_be_built_is_refused(changed: Model, message: str
         check_models(models)
     with pytest.raises(ValueError, match="registered twice"):
         check_models((*MODELS, MODELS[0]))
+
+
+def test_a_changed_registry_entry_changes_the_definitions_hash(monkeypatch) -> None:
+    """How a model is rebuilt is part of its definition: a file built under another rule is
+    rebuilt in full, as when its SQL changes."""
+    import warehouse.definitions as definitions
+
+    before = definitions.definitions_hash()
+    longer = tuple(
+        replace(m, trailing_days=21) if m.rebuilt is Rebuilt.TRAILING else m for m in MODELS
+    )
+    monkeypatch.setattr(definitions, "MODELS", longer)
+    assert definitions.definitions_hash() != before
