@@ -42,6 +42,8 @@ from pipelines.schemas import (
 )
 
 _STRING = pa.string()
+#: bytes of bodies per block of a threaded reading (a chunk is some 8 MB of bodies)
+THREADED_BLOCK = 2 << 20
 
 
 def _arrow_type(t: msgspec.inspect.Type) -> pa.DataType:
@@ -120,7 +122,7 @@ def flatten_documented(pages: Sequence[PendingPage]) -> tuple[pa.RecordBatch, bo
     """
     if pages and _DOCUMENTED_PARSE is not None:
         text = _text(pages)
-        parsed = _read(text, _DOCUMENTED_PARSE)
+        parsed = _read(text, _DOCUMENTED_PARSE, threads=True)
         if parsed is not None and parsed.num_rows == len(pages):
             clean = clean_by_arrow(parsed, text)
             batch = _flattened(pages, parsed)
@@ -134,8 +136,14 @@ def _text(pages: Sequence[PendingPage]) -> bytes:
     return b"\n".join(_one_line(p.page.body) for p in pages)
 
 
-def _read(text: bytes, parse: pj.ParseOptions) -> pa.Table | None:
-    options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
+def _read(text: bytes, parse: pj.ParseOptions, *, threads: bool = False) -> pa.Table | None:
+    """``text`` read by Arrow; None if it refuses it. With ``threads`` (a replay, whose
+    event loop does not fetch), in blocks of ``THREADED_BLOCK`` on Arrow's CPU pool: the
+    cores a fetch leaves to the network and the server read the pages instead."""
+    if threads and len(text) > THREADED_BLOCK:
+        options = pj.ReadOptions(use_threads=True, block_size=THREADED_BLOCK)
+    else:
+        options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
     try:
         return pj.read_json(io.BytesIO(text), read_options=options, parse_options=parse)
     except pa.ArrowException:
