@@ -20,14 +20,15 @@ old days.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl, quote, urlencode
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -223,7 +224,7 @@ class ArchivedDay:
         #: the ``body`` column as read (its chunks, not copied into one array)
         self.bodies = data.column("body")
         self._chunks = self.bodies.chunks
-        self._starts = np.cumsum([0] + [len(c) for c in self._chunks])
+        self._starts = list(itertools.accumulate((len(c) for c in self._chunks), initial=0))
         self._endpoints = data.column("endpoint").to_pylist()
         self._stamps = data.column("received_at").cast(pa.int64()).to_pylist()
         paths = data.column("path").to_pylist()
@@ -248,8 +249,8 @@ class ArchivedDay:
         return len(self.index)
 
     def _body_at(self, row: int) -> bytes:
-        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
-        return self._chunks[chunk][row - int(self._starts[chunk])].as_py()
+        chunk = bisect.bisect_right(self._starts, row) - 1
+        return self._chunks[chunk][row - self._starts[chunk]].as_py()
 
     def body(
         self,
