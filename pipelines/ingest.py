@@ -148,12 +148,11 @@ async def ingest_day(
             lock_timeout_s=warehouse.day_lock_timeout_s,
         ) as writer,
     ):
-        loader = InstanceLoader(writer, pool, flush_rows)
+        loader = InstanceLoader(
+            writer, pool, flush_rows, on_documented=replay.documented if replay else None
+        )
         recorder = ResponseRecorder(
-            day=day,
-            submit=loader.add_job,
-            archive=replay is None,
-            received_at=replay.received_at if replay is not None else None,
+            day=day, submit=loader.add_job, archive=replay is None, replay=replay
         )
         sink = _PageSink(loader, recorder)
         client.on_response = recorder.on_response
