@@ -1,7 +1,7 @@
 """Publishing a day on Delta tables against the path it replaced, and the build over each.
 
-    python -m bench.publish [--rows 250000] [--days 3] [--rounds 8] [--baseline REF]
-                            [--also REF ...] [--cpu N | --no-pin] [--profile FOLDER]
+    python -m bench.publish [--rows 250000] [--days 3] [--rounds 6] [--repeat 5]
+                            [--baseline REF] [--also REF ...] [--cpu N] [--profile FOLDER]
 
 The same synthetic day of ``--rows`` instances (``bench/synthetic.py``) is published, then
 re-published, through the product's ``DayWriter``, and ``coc.duckdb`` is built over it, by
@@ -12,15 +12,18 @@ folder swap and day manifests) and any ``--also`` reference (e.g. the last commi
 Delta tables were merged, to tell what the tables cost from what other work added).
 
 Each measurement is a fresh process (``bench/publish_child.py``) on a fresh local warehouse,
-pinned to one CPU (the same for every tree; ``--no-pin`` leaves it free). Every round runs
-each tree once, in an order that alternates from round to round, so load that comes and
-goes falls on both sides. Each step is measured as wall seconds and as CPU seconds of the
-child (user + system, every thread): CPU time hardly depends on what else runs on the
-machine and is a fair measure of what a step costs. For each step the ratio (this tree /
-baseline) is taken within each round; the result is the median of those ratios, with their
-minimum and maximum as the spread, for wall and CPU time both. The 1-minute load average is
-sampled around every measurement. Results into ``bench/results/publish.json``. Targets:
-publishing at most 1.1x, the build no slower (1.0x).
+pinned to one CPU if asked (``--cpu N``: the same for every tree; by default the children
+run where the scheduler puts them: on a loaded machine a pinned child waits for its one CPU,
+and its wall time says more about the queue than about the code). Every round runs each
+tree once, in an order that alternates from round to round, so load that comes and goes
+falls on every side. In each child the publish and the re-publish, short beside the
+machine's noise, run ``--repeat`` times and count as their median. Each step is measured as
+wall seconds and as CPU seconds of the child (user + system, every thread): CPU time depends
+far less on what else runs on the machine and is a fair measure of what a step costs. For
+each step the ratio (this tree / baseline) is taken within each round; the result is the
+median of those ratios, with their minimum and maximum as the spread, for wall and CPU time
+both. The 1-minute load average is sampled around every measurement. Results into
+``bench/results/publish.json``. Targets: publishing at most 1.1x, the build no slower (1.0x).
 """
 
 from __future__ import annotations
@@ -60,12 +63,19 @@ def export(ref: str, into: Path) -> Path:
 
 
 def measure_once(
-    code: Path, rows: int, days: int, *, cpu: int | None, profile: Path | None = None
+    code: Path,
+    rows: int,
+    days: int,
+    *,
+    cpu: int | None,
+    repeat: int = 1,
+    profile: Path | None = None,
 ) -> Run:
     """One child process over a fresh warehouse: the seconds of each step."""
     with tempfile.TemporaryDirectory(dir=REPO / "bench" / "results") as root:
         env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{REPO}"}
         command = [sys.executable, "-m", "bench.publish_child", f"{root}/wh", str(rows), str(days)]
+        command += ["--repeat", str(repeat)]
         if profile is not None:
             command += ["--profile", str(profile)]
         pin: Callable[[], None] | None = None
@@ -129,16 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.publish")
     parser.add_argument("--rows", type=int, default=250_000)
     parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="publish and re-publish N times in each child"
+    )
     parser.add_argument("--baseline", default=BRANCH_POINT)
     parser.add_argument("--also", action="append", default=[], metavar="REF")
-    parser.add_argument("--cpu", type=int, default=None, help="the CPU every child runs on")
-    parser.add_argument("--no-pin", action="store_true", help="leave the children unpinned")
+    parser.add_argument("--cpu", type=int, default=None, help="pin every child to this CPU")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile each step here")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    allowed = sorted(os.sched_getaffinity(0))
-    cpu = None if args.no_pin else (args.cpu if args.cpu is not None else allowed[-1])
+    cpu = args.cpu
     (REPO / "bench" / "results").mkdir(exist_ok=True)
     loads: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -155,7 +166,14 @@ def main(argv: list[str] | None = None) -> int:
                 if args.profile is not None and n == 0:
                     profile = args.profile / name.replace("/", "_")
                 runs[name].append(
-                    measure_once(trees[name], args.rows, args.days, cpu=cpu, profile=profile)
+                    measure_once(
+                        trees[name],
+                        args.rows,
+                        args.days,
+                        cpu=cpu,
+                        repeat=args.repeat,
+                        profile=profile,
+                    )
                 )
                 loads.append(os.getloadavg()[0])
                 print(f"round {n + 1} {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "days": args.days,
         "rounds": args.rounds,
+        "repeat": args.repeat,
         "baseline": args.baseline,
         "also": args.also,
         "this": head,
