@@ -281,8 +281,7 @@ def _build_pinned(
     remove_database(tmp)
     wanted = definitions_hash()
     reason = "asked" if rebuild else full_rebuild_reason(target, wanted)
-    # an incremental build reads them from its copy of the file (one open less)
-    kept_before = previous_versions(target) if reason else {}
+    kept_before = previous_versions(target)
     copy_seconds = 0.0
     try:
         if not reason:
@@ -298,8 +297,6 @@ def _build_pinned(
         try:
             if object_store is not None:
                 register_s3(con, object_store)
-            if not reason:
-                kept_before = _versions_named(con)
             con.execute(MACROS_SQL.read_text())
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
             stamp_ours(con)
@@ -366,21 +363,6 @@ def _build_pinned(
         mart_rows=mart_rows,
     )
     return result, kept_before
-
-
-def _versions_named(con: duckdb.DuckDBPyConnection) -> dict[str, set[int]]:
-    """The table versions that the file ``con`` holds (a copy of the published one) names:
-    ``previous_versions`` read from the copy, which the build has open already."""
-    try:
-        rows = con.execute(
-            f"SELECT table_name, version FROM {MART_SCHEMA}.pinned_versions"
-        ).fetchall()
-    except duckdb.Error:
-        return {}
-    found: dict[str, set[int]] = {}
-    for table, version in rows:
-        found.setdefault(str(table), set()).add(int(version))
-    return found
 
 
 def _warehouse_root(warehouse: str) -> str:
