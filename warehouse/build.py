@@ -211,7 +211,7 @@ def build_warehouse(
             for table in [*TABLES, *DRIFT_TABLES, *RAW_TABLES]
         }
         try:
-            vacuum_tables(lake, keep, retention_h=vacuum_retention_h)
+            vacuum_tables(lake, keep, retention_h=vacuum_retention_h, opened=pinned.opened)
         except Exception as exc:  # the file is published; the next build vacuums
             log.warning("vacuum of %s failed (the next build tries again): %s", warehouse, exc)
     return result
