@@ -65,11 +65,11 @@ def s3_server() -> Iterator[S3Server]:
     here) create an IAM user allowed ``s3:*`` and its access key; from then on only that key
     is accepted. ``.bucket()`` creates a fresh bucket, ``.env(uri)`` the documented variables.
     """
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     with S3Server.start() as server:
         yield server
 
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server

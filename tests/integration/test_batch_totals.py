@@ -20,8 +20,8 @@ from coc_simulator.data import SimConfig
 from coc_simulator.model import Batch, Ticket
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, one_line_error, published, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, one_line_error, published, run
 
 AK = "TOTALSAK"
 SK = "totals-secret-key-0123456789abcdef"

@@ -17,7 +17,7 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 
 AK = "CLITESTAK"
 SK = "cli-test-secret-key-0123456789abcdef"

@@ -28,7 +28,7 @@ from pipelines.lake import Lake, run_of
 from pipelines.parquet import DayLockedError, DayWriter
 from pipelines.publish import STAGING
 from pipelines.walk import day_window
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 
 AK = "DAYLOCKTESTAK"
 SK = "day-lock-test-secret-key-0123456789"

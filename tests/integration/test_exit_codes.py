@@ -21,8 +21,8 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, ROOT, one_line_error, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, ROOT, one_line_error, run
 
 AK = "EXITAK"
 SK = "exit-codes-secret-key-0123456789abcdef"
@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = "2026-11-18"
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +278,7 @@ def test_sigterm_during_the_build_after_publishing_names_the_day_and_stale_marts
 def test_a_store_killed_during_a_multi_day_ingest_exits_4_naming_what_was_published(
     sim: SimulatorServer, tmp_path: Path
 ) -> None:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     with S3Server.start() as store:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "AWS_"))}

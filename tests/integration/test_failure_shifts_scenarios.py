@@ -28,7 +28,7 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.quality import NO_FAILURE_SHIFTS
 from pipelines.settings import WarehouseSettings
-from tests.duck import query as rows
+from tests.support.duck import query as rows
 from warehouse import build_warehouse
 
 FIRST = date(2026, 11, 12)

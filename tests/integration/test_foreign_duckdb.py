@@ -18,8 +18,8 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, one_line_error, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, one_line_error, run
 from warehouse.build import build_warehouse
 
 AK = "FOREIGNAK"

@@ -29,7 +29,7 @@ from pipelines.demo import materialize_command
 from pipelines.lake import Lake
 from pipelines.schemas import DAY_TABLES
 from pipelines.walk import WalkStats, _listed
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 from tests.support.lake import commit_file
 from warehouse.publish import WarehouseBusyError, publish, stamp_ours
 

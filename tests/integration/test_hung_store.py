@@ -23,7 +23,7 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.lake import Lake, storage_options
 from pipelines.settings import warehouse_settings_from_env
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 
 AK, SK = "HUNGAK", "hung-secret-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.schemas import TABLES
-from tests.duck import query
+from tests.support.duck import query
 from tests.support.lake import commit_file, commit_partition, delete_partition
 from tests.unit.test_marts import (
     BATCHES,

@@ -37,7 +37,7 @@ from pipelines.settings import (
     warehouse_settings_from_env,
 )
 from tests.integration.parquet_crash_writer import write_day
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 

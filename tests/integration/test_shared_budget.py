@@ -25,7 +25,7 @@ from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
 from pipelines.shared_lock import LockBusyError, SharedLease
 from tests.conftest import SIM_NOW
-from tests.setup_lock import ensure_cluster_services
+from tests.support.setup_lock import ensure_cluster_services
 
 DAYS = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
 

@@ -24,7 +24,7 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.lake import Lake
 from pipelines.schemas import TABLES
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 
 AK, SK = "SHRINKAK", "shrink-secret-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.duck import query
+from tests.support.duck import query
 from tests.support.lake import commit_partition
 from warehouse import build_warehouse, connect, failure_report, format_report
 from warehouse.report import ReportRow
