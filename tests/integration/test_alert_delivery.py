@@ -32,8 +32,7 @@ from tests.support.alert_receivers import (
     smtp_receiver,
     webhook_receiver,
 )
-from tests.unit.test_alert_episodes import SHIFT, ZONE, persistent
-from tests.unit.test_failure_shifts import write_cells
+from tests.support.failure_cells import SHIFT, ZONE, persistent, write_cells
 from warehouse import build_warehouse, connect
 
 BIN = Path(sys.executable).parent

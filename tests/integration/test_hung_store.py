@@ -31,14 +31,12 @@ DAY = "2026-11-18"
 COC_ETL = str(Path(sys.executable).with_name("coc-etl"))
 REPO = Path(__file__).parents[2]
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    config = SimConfig(seed=6, days=3, now=NOW, tickets_per_day=(6, 6), max_batch_size=40)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.simulator(
+        SimConfig(seed=6, days=3, now=NOW, tickets_per_day=(6, 6), max_batch_size=40), ak=AK, sk=SK
+    ),
+]
 
 
 @pytest.fixture
