@@ -1,10 +1,11 @@
-"""Shared fixtures, and how ``make test`` spreads the suite over its pytest-xdist workers."""
+"""Shared fixtures: the simulator (one per module, or per test from a factory) and moto's S3
+server. How ``make test`` spreads the suite over its workers: ``tests/support/xdist_groups.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,36 +13,8 @@ if TYPE_CHECKING:
     from coc_simulator import SimulatorServer
     from tests.support.simulator import Simulators
 
-#: Tests that share one expensive module-scoped set-up, by node-id prefix: under
-#: ``--dist loadgroup`` each prefix's tests go to one worker as a unit, which sets it up once,
-#: instead of every worker that draws one of them setting up its own.
-ONE_WORKER = (
-    # Redis, Postgres, Dagster's webserver and daemon, 2 Celery workers
-    "tests/integration/test_cluster.py::",
-    # chromium, and the dashboard process over the BI warehouse
-    "tests/bi/test_dashboard_browser.py::",
-    # 14 simulated days with planted onsets, the last through Dagster
-    "tests/integration/test_failure_shifts_scenarios.py::",
-    # one clean run of a day, which each SIGTERM case interrupts a copy of
-    "tests/integration/test_termination.py::test_sigterm_aborts_as_cleanly_as_sigint",
-)
-
-
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent with -p no:xdist
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` whose groups are ``ONE_WORKER``'s prefixes, every other test its
-    own unit. xdist's ``xdist_group`` marks cannot be used: xdist 3.8 passes them in the node
-    id, which pytest 9.2 no longer lets it change (pytest-xdist issue 1386)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class SharedSetupScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            shared = next((p for p in ONE_WORKER if nodeid.startswith(p)), None)
-            return shared or super()._split_scope(nodeid)
-
-    return SharedSetupScheduling(config, log)
+#: how ``make test`` spreads the suite over its pytest-xdist workers
+pytest_plugins = ["tests.support.xdist_groups"]
 
 
 #: The simulated clock of the default simulator: mid-afternoon UTC on the last day.
