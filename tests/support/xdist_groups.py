@@ -27,17 +27,8 @@ ONE_WORKER: dict[str, tuple[str, ...]] = {
     "cluster": ("tests/integration/test_cluster.py::",),
     # chromium, and the dashboard process over the BI warehouse
     "browser": ("tests/bi/test_dashboard_browser.py::",),
-    # 14 simulated days with planted onsets, the last through Dagster (the module's
-    # false-alarm test has a simulation of its own: it runs on any worker)
-    "planted-onsets": tuple(
-        f"tests/integration/test_failure_shifts_scenarios.py::{name}"
-        for name in (
-            "test_each_onset_stays_open_with_its_since_while_the_plant_is_in_force",
-            "test_an_onset_whose_plant_stops_closes_on_the_hosts_first_day_after_it",
-            "test_the_check_warns_naming_the_newest_days_alerts",
-            "test_report_prints_the_newest_days_alerts_first",
-        )
-    ),
+    # 14 simulated days with planted onsets, the last through Dagster
+    "planted-onsets": ("tests/integration/test_failure_shifts_scenarios.py::",),
     # a day ingested by the CLI locally and into moto's S3, read by 13 of 17 tests
     "exit-codes": ("tests/integration/test_exit_codes.py::",),
     # one clean Dagster run of a day, read by these
@@ -61,7 +52,16 @@ ONE_WORKER: dict[str, tuple[str, ...]] = {
 }
 
 
+#: tests of a grouped module that read none of its shared set-up: any worker runs them
+ALONE = (
+    # a simulation of its own, as long as the planted one: in parallel with it
+    "tests/integration/test_failure_shifts_scenarios.py::test_false_alarms_",
+)
+
+
 def group_of(nodeid: str) -> str | None:
+    if nodeid.startswith(ALONE):
+        return None
     return next(
         (group for group, prefixes in ONE_WORKER.items() if nodeid.startswith(prefixes)), None
     )
