@@ -9,7 +9,6 @@ simulator answered.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -48,13 +47,11 @@ def test_bad_settings_and_days_exit_2_before_any_request(
 ) -> None:
     warehouse = tmp_path / "wh"
     sim.stats.reset()
-    started = time.monotonic()
     done = ingest(ingest_env(sim, warehouse, **extra), *(days or ["2026-11-18"]))
     err = one_line_error(done, 2, "configuration error", *needles)
     assert "tok-hardening-secret" not in err
     assert sim.stats.total == 0
     assert not list(warehouse.glob("*/dt=*"))
-    assert time.monotonic() - started < 30  # refused at once, not after a run
 
 
 def test_credentials_inside_the_endpoint_are_refused_and_never_echoed(
