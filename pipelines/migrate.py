@@ -65,8 +65,11 @@ def ensure_tables(lake: Lake, tables: Mapping[str, pa.Schema] = TABLES) -> dict[
                     mode="error",
                     partition_by=[PARTITION],
                     storage_options=lake.options,
+                    # never retried: a creation that lost the race to another process
+                    # would be committed again on top of the winner's (a second creation)
                     commit_properties=CommitProperties(
-                        custom_metadata={"coc_run": MIGRATION_RUN, "coc_day": ""}
+                        custom_metadata={"coc_run": MIGRATION_RUN, "coc_day": ""},
+                        max_commit_retries=0,
                     ),
                 )
             except Exception:
