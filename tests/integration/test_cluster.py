@@ -272,8 +272,9 @@ def test_a_busy_worker_reserves_no_run_and_a_run_waiting_for_its_day_says_so(
     running.restart_daemon(worker_slots=3, start_timeout_s=None)
     day, other_day = DAYS[-1], DAYS[1]
     pair = [running.launch_run(day), running.launch_run(day)]
-    for run_id in pair:
-        _wait_started(running, run_id)
+    started = [_wait_started(running, run_id) for run_id in pair]
+    # both at once, one per worker (early acknowledgement: one worker took both, in turn)
+    assert started[0]["worker"] != started[1]["worker"], started
     third = running.launch_run(other_day)
     samples = []
     deadline = time.monotonic() + 120
