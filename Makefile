@@ -35,7 +35,7 @@ sync-dev: check-lock
 
 # The suite on 3 pytest-xdist workers: most tests wait on processes, HTTP and disks, so a
 # third worker still gains on 2 cores. Tests that share one expensive set-up (the cluster,
-# chromium, the planted days) are kept on one worker: see tests/conftest.py.
+# chromium, the planted days) are kept on one worker: see tests/support/xdist_groups.py.
 TEST_WORKERS ?= 3
 # Bytecode is written while the tests run, even where PYTHONDONTWRITEBYTECODE is set: the
 # suite starts hundreds of Python processes (Dagster, the CLI, workers), and each would

@@ -8,6 +8,9 @@ delivers what is left.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Self
+
 from dagster import (
     ConfigurableResource,
     DagsterRunStatus,
@@ -16,36 +19,30 @@ from dagster import (
     SkipReason,
     run_status_sensor,
 )
-from pydantic import Field
 
-from assets.resources import WarehouseResource
-from pipelines.alerts.deliver import (
-    AlertSettings,
-    DeliveryReport,
-    alert_settings_from_env,
-    deliver_quietly,
-)
+from assets.resources import WarehouseResource, described, fields_from_env
+from pipelines.alerts.deliver import AlertSettings, DeliveryReport, alert_settings, deliver_quietly
 from pipelines.coc.errors import ConfigError
+from pipelines.variables import ALERT_VARIABLES, BY_NAME, accept_all
 
 SENSOR_NAME = "deliver_alerts"
 
 
 class AlertsResource(ConfigurableResource):
-    """Where alerts go. Filled by ``EnvVar`` (``pipelines/definitions.py``)."""
+    """Where alerts go: fields as declared (``pipelines/variables.py``), filled by
+    ``from_env`` (``pipelines/definitions.py``)."""
 
-    channels: str | None = Field(
-        default=None, description="COC_ALERT_CHANNELS: JSON list or @file (secret: URLs)"
-    )
-    dashboard_url: str | None = Field(default=None, description="COC_DASHBOARD_URL")
-    digest: str | None = Field(default=None, description="COC_ALERT_DIGEST: 1 for a daily digest")
+    channels: str | None = described("COC_ALERT_CHANNELS")
+    dashboard_url: str | None = described("COC_DASHBOARD_URL")
+    digest: bool | None = described("COC_ALERT_DIGEST")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(**fields_from_env(ALERT_VARIABLES, env))
 
     def settings(self) -> AlertSettings:
-        values = {
-            "COC_ALERT_CHANNELS": self.channels or "",
-            "COC_DASHBOARD_URL": self.dashboard_url or "",
-            "COC_ALERT_DIGEST": self.digest or "",
-        }
-        return alert_settings_from_env(values)
+        given = {BY_NAME[n].field: getattr(self, BY_NAME[n].field) for n in ALERT_VARIABLES}
+        return alert_settings(accept_all(ALERT_VARIABLES, given))
 
 
 def deliver_for_run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition
 
-from pipelines.coc.errors import ConfigError
+from pipelines.variables import BY_NAME
 
 #: the first day a backfill may ask for
 START_DATE = "2024-01-01"
@@ -22,13 +22,7 @@ SINGLE_RUN = BackfillPolicy.single_run()
 def backfill_policy(days_per_run: str) -> BackfillPolicy:
     """``COC_BACKFILL_DAYS_PER_RUN``: empty = one run for the whole range; ``N`` = a run per
     ``N`` days, so a deployment with workers spreads a backfill over them (``deploy/``)."""
-    raw = days_per_run.strip()
-    if not raw:
+    days = BY_NAME["COC_BACKFILL_DAYS_PER_RUN"].parse(days_per_run)
+    if days is None:
         return SINGLE_RUN
-    try:
-        days = int(raw)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise ConfigError(f"COC_BACKFILL_DAYS_PER_RUN must be a whole number >= 1, got {raw!r}")
-    return BackfillPolicy.multi_run(max_partitions_per_run=days)
+    return BackfillPolicy.multi_run(max_partitions_per_run=int(days))

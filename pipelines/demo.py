@@ -7,7 +7,6 @@ signing every request with AK/SK, then reads the marts back through DuckDB.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.variables import process_env
 from warehouse.report import (
     failure_report,
     format_alerts,
@@ -68,13 +68,14 @@ def run_demo(*, base: str, days: int = 7, seed: int = 7) -> int:
     with SimulatorServer(SimConfig(seed=seed, onsets=(onset,)), ak=DEMO_AK, sk=sk) as sim:
         started = _step(f"simulator at {sim.url} (AK/SK signatures verified)", started)
         print(f"2/3 materializing {first}...{last} with Dagster", flush=True)
+        parent = process_env()  # the child's environment: this one, with the demo's settings
         env = {
-            **os.environ,
+            **parent,
             "COC_ENDPOINT": sim.url,
             "COC_AK": DEMO_AK,
             "COC_SK": sk,
             "COC_WAREHOUSE": str(warehouse),
-            "COC_MAX_RPS": os.environ.get("COC_MAX_RPS", "0"),
+            "COC_MAX_RPS": parent.get("COC_MAX_RPS", "0"),
             "DAGSTER_HOME": str(dagster_home),
         }
         env.pop("COC_TOKEN", None)

@@ -195,6 +195,67 @@ _CLEAN: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
+#: JSON type -> the Arrow type Arrow's JSON reader gives it with an explicit schema (it
+#: refuses any other JSON type there: a number sent as a string fails the read)
+_ARROW_SCALARS: dict[str, pa.DataType] = {STRING: pa.string(), INTEGER: pa.int64()}
+
+
+def _arrow_type(node: Node) -> pa.DataType | None:
+    """The Arrow type that reads exactly what ``node`` documents; None where Arrow's reader
+    is not as strict as the walker (an ``any`` field, a number, a boolean)."""
+    if node.kind == "object":
+        fields = []
+        for name, child in node.fields.items():
+            kind = _arrow_type(child)
+            if kind is None:
+                return None
+            fields.append(pa.field(name, kind))
+        return pa.struct(fields)
+    if node.kind == "array":
+        assert node.item is not None
+        item = _arrow_type(node.item)
+        return None if item is None else pa.list_(item)
+    return _ARROW_SCALARS.get(node.kind)
+
+
+def documented_arrow_schema(endpoint: str) -> pa.Schema | None:
+    """One body per row, as documented, for Arrow's JSON reader with unexpected fields an
+    error (``clean_by_arrow``); None when Arrow cannot check the endpoint's schema."""
+    body = _arrow_type(DOCUMENTED[endpoint])
+    return None if body is None else pa.schema(list(body))
+
+
+def clean_by_arrow(parsed: pa.Table, text: bytes) -> bool:
+    """Whether every body of ``text`` (one per line) has no drift, from their Arrow reading.
+
+    ``parsed`` is ``text`` read with ``documented_arrow_schema`` and unexpected fields an
+    error, so no body has an undocumented field or a value of another JSON type. What is
+    left is a field a contract column maps, missing: Arrow reads it as a null, like an
+    explicit ``null``. So the nulls of every field inside a present object are counted and
+    held against the explicit nulls of the text, ``":null`` and ``": null`` (inside a JSON
+    string a quote is escaped, so each is a key's null). Equal: nothing is missing. Anything
+    else (a missing field, a null written another way) says False: the walker decides.
+    """
+    nulls = 0
+    for column in parsed.columns:
+        data = column.combine_chunks()
+        nulls += data.null_count + _key_nulls(data)
+    return nulls == text.count(b'":null') + text.count(b'": null')
+
+
+def _key_nulls(values: pa.Array) -> int:
+    """The nulls of the fields of the present records of ``values`` (nested too)."""
+    if isinstance(values, pa.StructArray):
+        base = values.null_count  # the records themselves (and their parents) absent
+        total = 0
+        for child in values.flatten():  # each child carries its parents' nulls
+            total += child.null_count - base + _key_nulls(child)
+        return total
+    if isinstance(values, pa.ListArray):
+        return _key_nulls(values.flatten())  # a null item is no key's null
+    return 0
+
+
 def json_type(value: Any) -> str:
     if isinstance(value, bool):
         return BOOLEAN

@@ -38,7 +38,6 @@ from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
 from pipelines.flatten import batches_batch, orders_batch
 from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.objectstore import check_access
 from pipelines.parquet import DayWriter, TableStats, new_run_id, warehouse_publisher
 from pipelines.raw_archive import DRIFT_TABLE, ArchivedDay, ResponseRecorder, drop_expired
 from pipelines.schemas import DAY_TABLES, DRIFT_TABLES, TABLES
@@ -148,12 +147,11 @@ async def ingest_day(
             lock_timeout_s=warehouse.day_lock_timeout_s,
         ) as writer,
     ):
-        loader = InstanceLoader(writer, pool, flush_rows)
+        loader = InstanceLoader(
+            writer, pool, flush_rows, on_documented=replay.documented if replay else None
+        )
         recorder = ResponseRecorder(
-            day=day,
-            submit=loader.add_job,
-            archive=replay is None,
-            received_at=replay.received_at if replay is not None else None,
+            day=day, submit=loader.add_job, archive=replay is None, replay=replay
         )
         sink = _PageSink(loader, recorder)
         client.on_response = recorder.on_response
@@ -209,11 +207,10 @@ async def ingest_days_async(
     ``run_id`` names this run in the shared day lease (a Dagster run passes its own), and
     ``report`` hears a wait for another run of a day, naming it.
 
-    An ``s3://`` warehouse is checked first (bucket, credentials, endpoint), before the COC
-    API is asked anything: a ``ConfigError`` naming the variable, nothing written.
+    The warehouse is checked by the caller's pre-flight (``pipelines/preflight.py``: an
+    ``s3://`` one's bucket, credentials and endpoint), once, before the COC API is asked
+    anything.
     """
-    if warehouse.object_store is not None:
-        check_access(warehouse.warehouse, warehouse.object_store)
     results = []
     with gc_frozen():
         async with CocClient(settings, transport=transport) as client:

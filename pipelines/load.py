@@ -21,7 +21,7 @@ from concurrent.futures import Executor, Future
 import pyarrow as pa
 
 from pipelines.coc.models import RawPage
-from pipelines.pages import PendingPage, flatten_pages
+from pipelines.pages import PendingPage, flatten_documented, flatten_pages
 from pipelines.parquet import DayWriter
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,13 @@ class InstanceLoader:
         pool: Executor,
         flush_rows: int = FLUSH_ROWS,
         flush_bytes: int = FLUSH_BYTES,
+        *,
+        on_documented: Callable[[list[PendingPage]], None] | None = None,
     ) -> None:
+        """``on_documented`` (a replay): hears, on the loader's thread, each chunk of pages
+        whose bodies the flattening's one Arrow reading proved as documented (no drift)."""
         self.writer = writer
+        self.on_documented = on_documented
         self.pool = pool
         self.flush_rows = flush_rows
         self.flush_bytes = flush_bytes
@@ -85,7 +90,13 @@ class InstanceLoader:
         self._pending.append(self.pool.submit(job, *args))
 
     def _flatten_and_write(self, pages: list[PendingPage]) -> None:
-        self._write("execution_instances", flatten_pages(pages))
+        if self.on_documented is None:
+            self._write("execution_instances", flatten_pages(pages))
+            return
+        batch, documented = flatten_documented(pages)
+        self._write("execution_instances", batch)
+        if documented:
+            self.on_documented(pages)
 
     def _write(self, table: str, batch: pa.RecordBatch) -> None:
         self.writer.write(table, batch)

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from deltalake import Schema
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 
-from pipelines.lake import PARTITION, Lake, delta_schema
+from pipelines.lake import PARTITION, TABLE_CONFIGURATION, Lake, delta_schema
 from pipelines.schemas import TABLES
 
 __all__ = ["MIGRATION_RUN", "ensure_tables"]
@@ -64,6 +64,7 @@ def ensure_tables(lake: Lake, tables: Mapping[str, pa.Schema] = TABLES) -> dict[
                     adds,
                     mode="error",
                     partition_by=[PARTITION],
+                    configuration=TABLE_CONFIGURATION,
                     storage_options=lake.options,
                     # never retried: a creation that lost the race to another process
                     # would be committed again on top of the winner's (a second creation)

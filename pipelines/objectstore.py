@@ -74,7 +74,8 @@ def s3_filesystem(settings: ObjectStoreSettings, *, attempts: int = 3) -> pafs.S
     """pyarrow's S3 client for ``settings``; ``attempts`` bounds the SDK's retries."""
     kwargs: dict[str, object] = {
         # every call waits this long for a connection and for each answer, then is retried
-        # (``attempts``), then fails: a hung store never hangs a run (COC_S3_*TIMEOUT_S)
+        # (``attempts``), then fails: a hung store never hangs a run
+        # (COC_S3_CONNECT_TIMEOUT_S, COC_S3_TIMEOUT_S)
         "connect_timeout": settings.connect_timeout_s,
         "request_timeout": settings.request_timeout_s,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),

@@ -31,6 +31,7 @@ import pyarrow.json as pj
 
 from pipelines.coc.models import Instance, RawPage
 from pipelines.coc.pagination import decode_instances
+from pipelines.drift import clean_by_arrow, documented_arrow_schema
 from pipelines.flatten import InstanceColumns
 from pipelines.schemas import (
     ATTRIBUTES,
@@ -41,6 +42,8 @@ from pipelines.schemas import (
 )
 
 _STRING = pa.string()
+#: bytes of bodies per block of a threaded reading (a chunk is some 8 MB of bodies)
+THREADED_BLOCK = 2 << 20
 
 
 def _arrow_type(t: msgspec.inspect.Type) -> pa.DataType:
@@ -65,6 +68,21 @@ _PROPERTIES: pa.StructType = _TARGET.field("properties").type
 #: one response body per line: only what the table needs; other fields are skipped
 _BODY = pa.schema([pa.field("data", pa.struct([("execute_instances", pa.list_(_INSTANCE))]))])
 _PARSE = pj.ParseOptions(explicit_schema=_BODY, unexpected_field_behavior="ignore")
+
+
+def _documented_parse() -> pj.ParseOptions | None:
+    """The body exactly as documented (``drift.DOCUMENTED``), unexpected fields an error;
+    None unless its records are the models' (then one reading serves both)."""
+    schema = documented_arrow_schema("get_batch")
+    if schema is None:
+        return None
+    records = schema.field("data").type.field("execute_instances").type
+    if records != _BODY.field("data").type.field("execute_instances").type:
+        return None
+    return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+
+
+_DOCUMENTED_PARSE = _documented_parse()
 
 #: contract column <- field of the instance (those of its target and the target's
 #: properties: ``schemas.TARGET_COLUMNS``, ``schemas.PROPERTY_COLUMNS``)
@@ -94,16 +112,55 @@ def flatten_pages(pages: Sequence[PendingPage]) -> pa.RecordBatch:
     return batch if batch is not None else _reference_path(pages)
 
 
-def _arrow_path(pages: Sequence[PendingPage]) -> pa.RecordBatch | None:
-    """The fast path, or None when Arrow refuses the chunk or it needs a closer look."""
-    text = b"\n".join(_one_line(p.page.body) for p in pages)
-    options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
+def flatten_documented(pages: Sequence[PendingPage]) -> tuple[pa.RecordBatch, bool]:
+    """``flatten_pages``, and whether every body of ``pages`` is proven to be exactly as
+    documented (no schema drift: ``drift.clean_by_arrow``) by the same one reading.
+
+    A replay's loader uses it: the bodies so proven need no drift walk of their own. When
+    Arrow cannot read the chunk with the documented schema (a drifted body), the chunk is
+    flattened as ``flatten_pages`` does and nothing is proven.
+    """
+    if pages and _DOCUMENTED_PARSE is not None:
+        text = _text(pages)
+        parsed = _read(text, _DOCUMENTED_PARSE, threads=True)
+        if parsed is not None and parsed.num_rows == len(pages):
+            clean = clean_by_arrow(parsed, text)
+            batch = _flattened(pages, parsed)
+            if batch is not None:
+                return batch, clean
+            return _reference_path(pages), clean
+    return flatten_pages(pages), False
+
+
+def _text(pages: Sequence[PendingPage]) -> bytes:
+    return b"\n".join(_one_line(p.page.body) for p in pages)
+
+
+def _read(text: bytes, parse: pj.ParseOptions, *, threads: bool = False) -> pa.Table | None:
+    """``text`` read by Arrow; None if it refuses it. With ``threads`` (a replay, whose
+    event loop does not fetch), in blocks of ``THREADED_BLOCK`` on Arrow's CPU pool: the
+    cores a fetch leaves to the network and the server read the pages instead."""
+    if threads and len(text) > THREADED_BLOCK:
+        options = pj.ReadOptions(use_threads=True, block_size=THREADED_BLOCK)
+    else:
+        options = pj.ReadOptions(use_threads=False, block_size=max(len(text), 1 << 20))
     try:
-        parsed = pj.read_json(io.BytesIO(text), read_options=options, parse_options=_PARSE)
+        return pj.read_json(io.BytesIO(text), read_options=options, parse_options=parse)
     except pa.ArrowException:
         return None
-    if parsed.num_rows != len(pages):
+
+
+def _arrow_path(pages: Sequence[PendingPage]) -> pa.RecordBatch | None:
+    """The fast path, or None when Arrow refuses the chunk or it needs a closer look."""
+    parsed = _read(_text(pages), _PARSE)
+    if parsed is None or parsed.num_rows != len(pages):
         return None
+    return _flattened(pages, parsed)
+
+
+def _flattened(pages: Sequence[PendingPage], parsed: pa.Table) -> pa.RecordBatch | None:
+    """The rows of ``parsed`` (one body per page), or None where the chunk needs a closer
+    look."""
     data = parsed.column("data").combine_chunks()
     if data.null_count:
         return None

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+from deltalake import DeltaTable
 
 from pipelines.lake import DataFile, Lake
 from pipelines.write_errors import ShrinkRefusedError, WriteError
@@ -142,9 +143,11 @@ class DeltaPublish:
         """Commit every table's file of ``staged`` (its schema in ``schemas``); the shrink
         guard first."""
         committed = self.committed.setdefault(staged.run_id, set())
+        opened: DeltaTable | None = None  # the instances' table, read once for both uses
         if INSTANCES in files:
             try:
-                published = self.lake.day_rows(INSTANCES, staged.day)
+                opened = self.lake.open(INSTANCES)
+                published = self.lake.day_rows(INSTANCES, staged.day, found=opened)
             except Exception as exc:  # delta-rs's errors are not OSErrors
                 raise staged.error(
                     f"cannot read the published day: {exc}", table=INSTANCES
@@ -158,6 +161,7 @@ class DeltaPublish:
                     staged.day,
                     [files[table]],
                     run_id=staged.run_id,
+                    current=opened if table == INSTANCES else None,
                 )
             except Exception as exc:
                 done = ", ".join(sorted(committed)) or "none"

@@ -20,12 +20,13 @@ old days.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode
 
 import pyarrow as pa
@@ -38,6 +39,7 @@ from pipelines.coc.errors import ConfigError
 from pipelines.drift import DriftTally
 from pipelines.errors import StorageError, UsageError
 from pipelines.lake import Lake
+from pipelines.pages import PendingPage
 from pipelines.schemas import RAW_RESPONSES
 
 log = logging.getLogger(__name__)
@@ -51,14 +53,33 @@ FLUSH_BYTES = 8 << 20
 _IGNORED_IN_KEY = frozenset({"limit"})
 
 
-def request_key(path: str, params: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """What identifies a request in the archive: its path and its sorted query, but ``limit``."""
-    kept = sorted((k, v) for k, v in params if k not in _IGNORED_IN_KEY)
-    return path, urlencode(kept, quote_via=quote)
+#: what identifies a request in the archive: its path and its sorted query pairs, but ``limit``
+RequestKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def replay_key(path: str, query: str) -> tuple[str, str]:
-    return request_key(path, parse_qsl(query, keep_blank_values=True))
+def request_key(path: str, params: Sequence[tuple[str, str]]) -> RequestKey:
+    """What identifies a request in the archive: its path and its sorted query, but ``limit``.
+
+    The pairs as such, not their URL encoding: the same request either way (quoting is one
+    to one), without quoting every pair of every request of a replay."""
+    return path, tuple(sorted((k, v) for k, v in params if k not in _IGNORED_IN_KEY))
+
+
+def replay_key(path: str, query: str) -> RequestKey:
+    return request_key(path, _query_pairs(query))
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``, without its unquoting when there is
+    nothing to unquote (the archive's queries are mostly ``limit=50&marker=123``)."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 class ResponseRecorder:
@@ -77,8 +98,10 @@ class ResponseRecorder:
         archive: bool = True,
         received_at: Callable[[str, str], int] | None = None,
         flush_bytes: int = FLUSH_BYTES,
+        replay: ArchivedDay | None = None,
     ) -> None:
         self.day = day
+        self._replay = replay
         self.drift = DriftTally(day)
         self._submit = submit
         self._archive = archive
@@ -100,6 +123,10 @@ class ResponseRecorder:
         status: int,
         body: bytes,
     ) -> None:
+        if self._replay is not None:  # its drift comes from the archive, at the end
+            self.responses += 1
+            self.body_bytes += len(body)
+            return
         query = urlencode(params, quote_via=quote) if params else ""
         if self._received_at is not None:
             at = self._received_at(path, query)
@@ -176,24 +203,62 @@ class ResponseRecorder:
         )
 
     def drift_batch(self) -> pa.RecordBatch:
+        """The day's ``schema_drift`` rows; a replay's are the archive's (``ArchivedDay.drift``),
+        once its pages are all flattened."""
         with self._lock:
+            if self._replay is not None:
+                self.drift = self._replay.drift()
             return self.drift.batch()
 
 
-@dataclass(frozen=True)
 class ArchivedDay:
-    """One published day of the archive, indexed by request."""
+    """One published day of the archive, indexed by request.
 
-    day: dt.date
-    #: the ``body`` column as read (its chunks, not copied into one array)
-    bodies: pa.ChunkedArray
-    received_at_ms: dict[tuple[str, str], int]
-    index: dict[tuple[str, str], int]
+    A replay's walk asks it for bodies (``body``); the get_batch pages it served are noted
+    by ticket, batch and marker, so that the loader can say which of them its Arrow reading
+    proved as documented (``documented``); ``drift`` then walks only the others.
+    """
+
+    def __init__(self, day: dt.date, data: pa.Table) -> None:
+        self.day = day
+        #: the ``body`` column as read (its chunks, not copied into one array)
+        self.bodies = data.column("body")
+        self._chunks = self.bodies.chunks
+        self._starts = list(itertools.accumulate((len(c) for c in self._chunks), initial=0))
+        self._endpoints = data.column("endpoint").to_pylist()
+        self._stamps = data.column("received_at").cast(pa.int64()).to_pylist()
+        paths = data.column("path").to_pylist()
+        queries = data.column("query").to_pylist()
+        statuses = data.column("status_code").to_pylist()
+        #: the 2xx rows in the order the original run received them
+        self._answers = [
+            row
+            for row in pc.sort_indices(data.column("seq")).to_pylist()
+            if 200 <= statuses[row] < 300
+        ]
+        self.index: dict[RequestKey, int] = {}
+        for row in self._answers:  # the first answer wins
+            self.index.setdefault(replay_key(paths[row], queries[row]), row)
+        #: (ticket, batch, marker) -> the archive row served for that get_batch page (-1:
+        #: more than one)
+        self._served: dict[tuple[object, object, object], int] = {}
+        #: rows whose bodies the loader proved as documented
+        self._documented: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def body(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
+    def _body_at(self, row: int) -> bytes:
+        chunk = bisect.bisect_right(self._starts, row) - 1
+        return self._chunks[chunk][row - self._starts[chunk]].as_py()
+
+    def body(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        where: errors.Where | None = None,
+        endpoint: str = "",
+    ) -> bytes:
         """The body the original run received for this request; ``ArchiveMissError`` if none."""
         row = self.index.get(request_key(path, params))
         if row is None:
@@ -204,10 +269,31 @@ class ArchivedDay:
                 "(was the day ingested with other settings, or another COC_TIMEZONE?)",
                 path=path,
             )
-        return self.bodies[row].as_py()
+        if endpoint == "get_batch" and where is not None:
+            page = (where.get("ticket"), where.get("batch"), where.get("marker"))
+            self._served[page] = row if self._served.get(page, row) == row else -1
+        return self._body_at(row)
 
     def received_at(self, path: str, query: str) -> int:
-        return self.received_at_ms.get(replay_key(path, query), 0)
+        row = self.index.get(replay_key(path, query))
+        return 0 if row is None else self._stamps[row]
+
+    def documented(self, pages: Sequence[PendingPage]) -> None:
+        """The loader's word (its thread) that these pages' bodies are as documented."""
+        for p in pages:
+            row = self._served.get((p.execute_uuid, p.batch_index, p.page.marker), -1)
+            if row >= 0:
+                self._documented.add(row)
+
+    def drift(self) -> DriftTally:
+        """The day's schema drift: every 2xx body of the archive, in the order the original
+        run received them (as that run tallied it), walked against the documented schema;
+        but those the loader proved as documented, which have none."""
+        tally = DriftTally(self.day)
+        for row in self._answers:
+            if row not in self._documented:
+                tally.inspect(self._endpoints[row], self._body_at(row), self._stamps[row])
+        return tally
 
 
 def load_archive(lake: Lake, fs: pafs.FileSystem, root: str, day: dt.date) -> ArchivedDay:
@@ -217,34 +303,27 @@ def load_archive(lake: Lake, fs: pafs.FileSystem, root: str, day: dt.date) -> Ar
 
     ``fs`` and ``root``: pyarrow's filesystem of the warehouse and the root's path in it.
     """
+    files = [f"{root.rstrip('/')}/{RAW_TABLE}/{path}" for path in archive_files(lake, day)]
+    table = ds.dataset(files, format="parquet", filesystem=fs, schema=RAW_RESPONSES)
+    columns = ["seq", "received_at", "endpoint", "path", "query", "status_code", "body"]
+    return ArchivedDay(day, table.to_table(columns=columns))
+
+
+def archive_files(lake: Lake, day: dt.date) -> tuple[str, ...]:
+    """The files of the day's archive its log names; ``ArchiveMissingError`` if none."""
     try:
         snapshot = lake.snapshot(RAW_TABLE)
     except Exception as exc:  # delta-rs's errors are not OSErrors
         raise StorageError(
             f"cannot read the raw archive's log at {lake.uri(RAW_TABLE)}: {exc}"
         ) from exc
-    named = snapshot.files.get(day, ())
+    named = tuple(snapshot.files.get(day, ()))
     if not named:
         raise ArchiveMissingError(
             f"day {day.isoformat()} has no raw archive in {lake.uri(RAW_TABLE)}: it was never "
             "ingested with the archive on, or its archive is past retention; ingest it instead"
         )
-    files = [f"{root.rstrip('/')}/{RAW_TABLE}/{path}" for path in named]
-    table = ds.dataset(files, format="parquet", filesystem=fs, schema=RAW_RESPONSES)
-    data = table.to_table(columns=["seq", "received_at", "path", "query", "status_code", "body"])
-    index: dict[tuple[str, str], int] = {}
-    received: dict[tuple[str, str], int] = {}
-    paths = data.column("path").to_pylist()
-    queries = data.column("query").to_pylist()
-    statuses = data.column("status_code").to_pylist()
-    stamps = data.column("received_at").cast(pa.int64()).to_pylist()
-    for row in pc.sort_indices(data.column("seq")).to_pylist():  # the first answer wins
-        if 200 <= statuses[row] < 300:
-            key = replay_key(paths[row], queries[row])
-            index.setdefault(key, row)
-            received.setdefault(key, stamps[row])
-    bodies = data.column("body")
-    return ArchivedDay(day=day, bodies=bodies, received_at_ms=received, index=index)
+    return named
 
 
 class ArchiveMissError(ConfigError):

@@ -24,7 +24,7 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import DayResult, gc_frozen, ingest_day, shared_day_lock
 from pipelines.load import FLUSH_ROWS
 from pipelines.parquet import warehouse_publisher
-from pipelines.raw_archive import ArchivedDay, load_archive
+from pipelines.raw_archive import ArchivedDay, archive_files, load_archive
 from pipelines.settings import WarehouseSettings
 
 #: never dialled: the archive answers every request
@@ -61,7 +61,7 @@ class ArchiveClient(CocClient):
         where: errors.Where,
     ) -> Any:
         self.metrics.sent(endpoint)
-        body = self.archive.body(path, params)
+        body = self.archive.body(path, params, where, endpoint)
         self.metrics.bytes_received += len(body)
         try:
             data = decoder.decode(body).data
@@ -74,10 +74,13 @@ class ArchiveClient(CocClient):
         return data, body
 
 
-def check_archived(warehouse: WarehouseSettings, days: Sequence[date]) -> dict[date, ArchivedDay]:
-    """Every day's archive, loaded before anything is written; ``ArchiveMissingError``
-    (exit 2) naming the first day without one."""
-    return {day: _load(warehouse, day) for day in days}
+def check_archived(warehouse: WarehouseSettings, days: Sequence[date]) -> None:
+    """Every day has an archive, checked through its log before anything is written (not
+    read: each day's is read when its turn comes); ``ArchiveMissingError`` (exit 2) naming
+    the first day without one."""
+    lake = warehouse_publisher(warehouse).lake
+    for day in days:
+        archive_files(lake, day)
 
 
 def _load(warehouse: WarehouseSettings, day: date) -> ArchivedDay:

@@ -1,19 +1,21 @@
-"""Settings, read once from ``COC_*`` values and passed down as keyword-only objects.
+"""Settings objects, built from the declared variables (``pipelines/variables.py``).
 
-Nothing below this module reads the environment. The client's own settings type lives with
-the client (``pipelines/coc/settings.py``); this module builds it from the variables.
+Keyword-only value objects passed down; nothing below this module reads the environment. The
+client's own settings type lives with the client (``pipelines/coc/settings.py``); this module
+builds it. Each ``*_from_env`` takes a mapping (the CLI hands ``process_env()``); the Dagster
+resources hand their typed fields to ``client_settings`` and ``warehouse_settings``: one
+declaration checks both.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pipelines.coc.errors import ConfigError
 from pipelines.coc.settings import (
@@ -25,15 +27,62 @@ from pipelines.coc.settings import (
     is_loopback_host,
 )
 from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
+from pipelines.variables import (
+    BY_NAME,
+    CLIENT_VARIABLES,
+    CONDITIONAL_PUT,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_MAX_SHRINK,
+    DEFAULT_VACUUM_RETENTION_H,
+    FIRST_DAY,
+    MAX_ARCHIVE_RETENTION_DAYS,
+    MAX_ATTEMPTS_LIMIT,
+    MAX_CONCURRENCY,
+    MAX_DAY_LOCK_TIMEOUT_S,
+    MAX_LOOKBACK_DAYS,
+    MAX_MAX_RPS,
+    MAX_RETRY_BUDGET_S,
+    MAX_VACUUM_RETENTION_H,
+    MIN_MAX_RPS,
+    MIN_RETRY_BUDGET_S,
+    MIN_VACUUM_RETENTION_H,
+    OBJECT_STORE_VARIABLES,
+    URL_STYLES,
+    WAREHOUSE_VARIABLES,
+    Value,
+    accept_all,
+    read_all,
+    zone,
+)
 
-#: how long a data file that a commit superseded stays before the vacuum may remove it: longer
-#: than any reader of a replaced ``coc.duckdb`` lives, and the reach of ``report --as-of``
-DEFAULT_VACUUM_RETENTION_H = 168.0
-MIN_VACUUM_RETENTION_H, MAX_VACUUM_RETENTION_H = 1.0, 24 * 366.0
-#: the share of a published day's instances a run may drop before it is refused
-DEFAULT_MAX_SHRINK = 0.5
-URL_STYLES = ("path", "vhost")
-CONDITIONAL_PUT = ("etag", "none")
+__all__ = [
+    "CONDITIONAL_PUT",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_LOCK_TIMEOUT_S",
+    "DEFAULT_LOOKBACK_DAYS",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_RPS",
+    "DEFAULT_MAX_SHRINK",
+    "DEFAULT_RETRY_BUDGET_S",
+    "DEFAULT_VACUUM_RETENTION_H",
+    "FIRST_DAY",
+    "MAX_ARCHIVE_RETENTION_DAYS",
+    "MAX_ATTEMPTS_LIMIT",
+    "MAX_CONCURRENCY",
+    "MAX_DAY_LOCK_TIMEOUT_S",
+    "MAX_LOOKBACK_DAYS",
+    "MAX_MAX_RPS",
+    "MAX_RETRY_BUDGET_S",
+    "MAX_VACUUM_RETENTION_H",
+    "MIN_MAX_RPS",
+    "MIN_RETRY_BUDGET_S",
+    "MIN_VACUUM_RETENTION_H",
+    "URL_STYLES",
+    "ClientSettings",
+    "ObjectStoreSettings",
+    "WarehouseSettings",
+    "zone",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,9 +179,11 @@ class WarehouseSettings:
     #: days of raw archive kept (``COC_ARCHIVE_RETENTION_DAYS``), counted back from today in
     #: ``timezone``; older days' archives are deleted after each ingested day; ``None``: all
     archive_retention_days: int | None = None
+    #: ``timezone`` parsed, once (``zone``)
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        zone(self.timezone)
+        object.__setattr__(self, "tz", zone(self.timezone))
         if self.archive_retention_days is not None and self.archive_retention_days < 1:
             raise ConfigError(
                 f"COC_ARCHIVE_RETENTION_DAYS must be >= 1, got {self.archive_retention_days}"
@@ -140,90 +191,41 @@ class WarehouseSettings:
         if self.warehouse.startswith("s3://") and self.object_store is None:
             object.__setattr__(self, "object_store", ObjectStoreSettings())
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return zone(self.timezone)
+
+def _text(values: Mapping[str, Value], key: str) -> str | None:
+    value = values.get(key)
+    return None if value is None else str(value)
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"COC_TIMEZONE={name!r} is not a known IANA time zone") from exc
+def _float(values: Mapping[str, Value], key: str) -> float | None:
+    value = values.get(key)
+    return None if value is None else float(value)
 
 
-#: Bounds of the numeric settings, checked when they are read (the README lists them).
-#: Above ``MAX_CONCURRENCY`` requests in flight only cost memory: the gate paces them anyway.
-MAX_CONCURRENCY = 256
-#: ``COC_MAX_RPS`` below 1 request/s would stretch a day over hours; above, no API allows it
-MIN_MAX_RPS, MAX_MAX_RPS = 1.0, 10_000.0
-MAX_ATTEMPTS_LIMIT = 100
-MIN_RETRY_BUDGET_S, MAX_RETRY_BUDGET_S = 1.0, 86_400.0
-DEFAULT_LOOKBACK_DAYS = 3
-MAX_LOOKBACK_DAYS = 90
-MAX_DAY_LOCK_TIMEOUT_S = 86_400.0
-#: ``COC_ARCHIVE_RETENTION_DAYS``: unset or ``0`` keeps every day's raw archive
-MAX_ARCHIVE_RETENTION_DAYS = 36_500
-#: the first day a run may ask for (the daily partitions start here too)
-FIRST_DAY = date(2024, 1, 1)
-
-
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    kind: type[int] | type[float],
-    low: float,
-    high: float,
-    unit: str = "",
-) -> float | None:
-    """The value of ``name`` within ``[low, high]``, None when unset; else a ConfigError."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    what = "an integer" if kind is int else "a number"
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{name} must be within {low:g}..{high:g}{unit}, got {raw!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    value = _number(env, name, int, low, high)
-    return default if value is None else int(value)
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    value = _number(env, name, float, low, high, " seconds")
+def _or(value: float | None, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _max_rps(env: Mapping[str, str]) -> float | None:
-    """``COC_MAX_RPS``: ``0``, ``none`` or ``unlimited`` mean no cap (adaptive only)."""
-    raw = env.get("COC_MAX_RPS", "").strip()
-    if raw.lower() in ("none", "unlimited") or raw in ("0", "0.0"):
-        return None
-    value = _number(env, "COC_MAX_RPS", float, MIN_MAX_RPS, MAX_MAX_RPS, " requests/s (0 = no cap)")
-    return DEFAULT_MAX_RPS if value is None else float(value)
-
-
-def _opt(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
+def _int(values: Mapping[str, Value], key: str) -> int | None:
+    value = values.get(key)
+    return None if value is None else int(value)
 
 
 def client_settings_from_env(env: Mapping[str, str]) -> ClientSettings:
     """``ClientSettings`` from the contract's variables (``COC_ENDPOINT`` required)."""
-    endpoint = _opt(env, "COC_ENDPOINT")
+    return client_settings(read_all(CLIENT_VARIABLES, env))
+
+
+def client_settings(values: Mapping[str, Value]) -> ClientSettings:
+    """``ClientSettings`` from checked values by field name (``read_all`` or ``accept_all``)."""
+    endpoint = _text(values, "endpoint")
     if endpoint is None:
         raise ConfigError(
             "COC_ENDPOINT is not set: point it at the COC API (or at a simulator started "
             "with `coc-etl simulator`); it is never replaced by the simulator silently"
         )
     check_no_credentials_in_url(endpoint)
-    ak, sk, token = _opt(env, "COC_AK"), _opt(env, "COC_SK"), _opt(env, "COC_TOKEN")
+    ak, sk, token = _text(values, "ak"), _text(values, "sk"), _text(values, "token")
     if (ak or sk) and token:
         raise ConfigError("set either COC_AK and COC_SK or COC_TOKEN, not both")
     return ClientSettings(
@@ -231,19 +233,13 @@ def client_settings_from_env(env: Mapping[str, str]) -> ClientSettings:
         ak=ak,
         sk=sk,
         token=token,
-        project_id=_opt(env, "COC_PROJECT_ID"),
-        ca_bundle=_opt(env, "COC_CA_BUNDLE"),
-        max_rps=_max_rps(env),
-        concurrency=_int(env, "COC_CONCURRENCY", DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY),
-        max_attempts=_int(env, "COC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, MAX_ATTEMPTS_LIMIT),
-        retry_budget_s=_seconds(
-            env,
-            "COC_RETRY_BUDGET_S",
-            DEFAULT_RETRY_BUDGET_S,
-            MIN_RETRY_BUDGET_S,
-            MAX_RETRY_BUDGET_S,
-        ),
-        redis_url=_opt(env, "COC_REDIS_URL"),
+        project_id=_text(values, "project_id"),
+        ca_bundle=_text(values, "ca_bundle"),
+        max_rps=_float(values, "max_rps"),
+        concurrency=_int(values, "concurrency") or DEFAULT_CONCURRENCY,
+        max_attempts=_int(values, "max_attempts") or DEFAULT_MAX_ATTEMPTS,
+        retry_budget_s=_float(values, "retry_budget_s") or DEFAULT_RETRY_BUDGET_S,
+        redis_url=_text(values, "redis_url"),
     )
 
 
@@ -265,14 +261,12 @@ def check_no_credentials_in_url(endpoint: str) -> None:
 
 def lookback_days_from_env(env: Mapping[str, str]) -> int:
     """``COC_LOOKBACK_DAYS``: days before yesterday the nightly run reads again."""
-    return _int(env, "COC_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS, 0, MAX_LOOKBACK_DAYS)
+    return int(BY_NAME["COC_LOOKBACK_DAYS"].read(env) or 0)
 
 
 def timezone_from_env(env: Mapping[str, str]) -> str:
     """``COC_TIMEZONE``, checked to be a known IANA zone (default ``UTC``)."""
-    name = _opt(env, "COC_TIMEZONE") or "UTC"
-    zone(name)
-    return name
+    return str(BY_NAME["COC_TIMEZONE"].read(env))
 
 
 def check_day_range(
@@ -302,35 +296,22 @@ def default_duckdb_path(warehouse: str) -> str:
 
 def object_store_settings_from_env(env: Mapping[str, str]) -> ObjectStoreSettings:
     """``ObjectStoreSettings`` from ``AWS_*``, ``COC_S3_URL_STYLE``, ``COC_S3_CONDITIONAL_PUT``."""
-    style = _opt(env, "COC_S3_URL_STYLE")
-    put = (_opt(env, "COC_S3_CONDITIONAL_PUT") or "etag").lower()
-    if put not in CONDITIONAL_PUT:
-        raise ConfigError(f"COC_S3_CONDITIONAL_PUT must be etag or none, got {put!r}")
+    return object_store_settings(read_all(OBJECT_STORE_VARIABLES, env))
+
+
+def object_store_settings(values: Mapping[str, Value]) -> ObjectStoreSettings:
+    """``ObjectStoreSettings`` from checked values by field name."""
     return ObjectStoreSettings(
-        access_key_id=_opt(env, "AWS_ACCESS_KEY_ID"),
-        secret_access_key=_opt(env, "AWS_SECRET_ACCESS_KEY"),
-        session_token=_opt(env, "AWS_SESSION_TOKEN"),
-        region=_opt(env, "AWS_REGION") or _opt(env, "AWS_DEFAULT_REGION"),
-        endpoint_url=_opt(env, "AWS_ENDPOINT_URL"),
-        url_style=style.lower() if style else None,
-        conditional_put=put == "etag",
-        connect_timeout_s=_seconds(env, "COC_S3_CONNECT_TIMEOUT_S", 10.0, 0.5, 600.0),
-        request_timeout_s=_seconds(env, "COC_S3_TIMEOUT_S", 60.0, 0.5, 3600.0),
+        access_key_id=_text(values, "aws_access_key_id"),
+        secret_access_key=_text(values, "aws_secret_access_key"),
+        session_token=_text(values, "aws_session_token"),
+        region=_text(values, "aws_region"),
+        endpoint_url=_text(values, "aws_endpoint_url"),
+        url_style=_text(values, "s3_url_style"),
+        conditional_put=values.get("s3_conditional_put") != "none",
+        connect_timeout_s=float(_float(values, "s3_connect_timeout_s") or 10.0),
+        request_timeout_s=float(_float(values, "s3_timeout_s") or 60.0),
     )
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else float(value)
-
-
-def flag(env: Mapping[str, str], name: str) -> bool:
-    """A yes/no variable: ``1``, ``true``, ``yes`` or ``on`` (any case) is yes; unset is no."""
-    raw = (_opt(env, name) or "0").lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no), got {raw!r}")
 
 
 def check_warehouse_uri(warehouse: str) -> None:
@@ -359,40 +340,56 @@ def check_warehouse_uri(warehouse: str) -> None:
 
 
 def warehouse_settings_from_env(env: Mapping[str, str]) -> WarehouseSettings:
-    warehouse = _opt(env, "COC_WAREHOUSE")
+    """``WarehouseSettings`` from the variables; ``AWS_*`` are read for an ``s3://`` one only."""
+    names = [n for n in WAREHOUSE_VARIABLES if n not in OBJECT_STORE_VARIABLES]
+    warehouse = BY_NAME["COC_WAREHOUSE"].read(env)
+    s3 = isinstance(warehouse, str) and "://" in warehouse
+    return warehouse_settings(
+        read_all(names, env) | (read_all(OBJECT_STORE_VARIABLES, env) if s3 else {})
+    )
+
+
+def warehouse_settings(values: Mapping[str, Value]) -> WarehouseSettings:
+    """``WarehouseSettings`` from checked values by field name (the object store's among them
+    when the warehouse is ``s3://``)."""
+    warehouse = _text(values, "warehouse")
     if warehouse is None:
         raise ConfigError("COC_WAREHOUSE is not set: a local folder or an s3:// URI")
     check_warehouse_uri(warehouse)
-    duckdb_path = _opt(env, "COC_DUCKDB") or default_duckdb_path(warehouse)
+    duckdb_path = _text(values, "duckdb") or default_duckdb_path(warehouse)
     if "://" in duckdb_path:
         raise ConfigError(f"COC_DUCKDB={duckdb_path!r} must be a local file path")
     return WarehouseSettings(
         warehouse=warehouse,
         duckdb_path=duckdb_path,
-        timezone=timezone_from_env(env),
-        day_lock_timeout_s=_seconds(
-            env, "COC_DAY_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S, 0.0, MAX_DAY_LOCK_TIMEOUT_S
-        ),
-        redis_url=_opt(env, "COC_REDIS_URL"),
-        object_store=object_store_settings_from_env(env) if "://" in warehouse else None,
+        timezone=_text(values, "timezone") or "UTC",
+        day_lock_timeout_s=_or(_float(values, "day_lock_timeout_s"), DEFAULT_LOCK_TIMEOUT_S),
+        redis_url=_text(values, "redis_url"),
+        object_store=object_store_settings(values) if "://" in warehouse else None,
         vacuum_retention_h=_or(
-            _number(
-                env,
-                "COC_VACUUM_RETENTION_HOURS",
-                float,
-                MIN_VACUUM_RETENTION_H,
-                MAX_VACUUM_RETENTION_H,
-                " hours",
-            ),
-            DEFAULT_VACUUM_RETENTION_H,
+            _float(values, "vacuum_retention_hours"), DEFAULT_VACUUM_RETENTION_H
         ),
-        max_shrink=_or(_number(env, "COC_MAX_SHRINK", float, 0.0, 1.0), DEFAULT_MAX_SHRINK),
-        allow_shrink=flag(env, "COC_ALLOW_SHRINK"),
-        archive_retention_days=archive_retention_from_env(env),
+        max_shrink=_or(_float(values, "max_shrink"), DEFAULT_MAX_SHRINK),
+        allow_shrink=bool(values.get("allow_shrink")),
+        archive_retention_days=_int(values, "archive_retention_days"),
     )
+
+
+def warehouse_settings_from_fields(given: Mapping[str, Value]) -> WarehouseSettings:
+    """``WarehouseSettings`` from typed values by field name (a Dagster resource's fields),
+    each checked by its declaration as if read from the environment."""
+    names = [n for n in WAREHOUSE_VARIABLES if n not in OBJECT_STORE_VARIABLES]
+    values = accept_all(names, given)
+    if "://" in str(values.get("warehouse") or ""):
+        values |= accept_all(OBJECT_STORE_VARIABLES, given)
+    return warehouse_settings(values)
+
+
+def client_settings_from_fields(given: Mapping[str, Value]) -> ClientSettings:
+    """``ClientSettings`` from typed values by field name (a Dagster resource's fields)."""
+    return client_settings(accept_all(CLIENT_VARIABLES, given))
 
 
 def archive_retention_from_env(env: Mapping[str, str]) -> int | None:
     """``COC_ARCHIVE_RETENTION_DAYS``: days of raw archive kept; unset or 0 keeps them all."""
-    days = _int(env, "COC_ARCHIVE_RETENTION_DAYS", 0, 0, MAX_ARCHIVE_RETENTION_DAYS)
-    return days or None
+    return _int({"days": BY_NAME["COC_ARCHIVE_RETENTION_DAYS"].read(env)}, "days")

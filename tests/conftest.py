@@ -1,60 +1,86 @@
-"""Shared fixtures, and how ``make test`` spreads the suite over its pytest-xdist workers."""
+"""Shared fixtures: the simulator (one per module, or per test from a factory) and moto's S3
+server. How ``make test`` spreads the suite over its workers: ``tests/support/xdist_groups.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from coc_simulator import SimulatorServer
+    from tests.support.simulator import Simulators
 
-#: Tests that share one expensive module-scoped set-up, by node-id prefix: under
-#: ``--dist loadgroup`` each prefix's tests go to one worker as a unit, which sets it up once,
-#: instead of every worker that draws one of them setting up its own.
-ONE_WORKER = (
-    # Redis, Postgres, Dagster's webserver and daemon, 2 Celery workers
-    "tests/integration/test_cluster.py::",
-    # chromium, and the dashboard process over the BI warehouse
-    "tests/bi/test_dashboard_browser.py::",
-    # 14 simulated days with planted onsets, the last through Dagster
-    "tests/integration/test_failure_shifts_scenarios.py::",
-    # one clean run of a day, which each SIGTERM case interrupts a copy of
-    "tests/integration/test_hardening.py::test_sigterm_aborts_as_cleanly_as_sigint",
-)
+#: how ``make test`` spreads the suite over its pytest-xdist workers
+pytest_plugins = ["tests.support.xdist_groups"]
 
 
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent with -p no:xdist
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` whose groups are ``ONE_WORKER``'s prefixes, every other test its
-    own unit. xdist's ``xdist_group`` marks cannot be used: xdist 3.8 passes them in the node
-    id, which pytest 9.2 no longer lets it change (pytest-xdist issue 1386)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class SharedSetupScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            shared = next((p for p in ONE_WORKER if nodeid.startswith(p)), None)
-            return shared or super()._split_scope(nodeid)
-
-    return SharedSetupScheduling(config, log)
-
-
-#: The simulated clock of the ``simulator`` fixture: mid-afternoon UTC on the last day.
+#: The simulated clock of the default simulator: mid-afternoon UTC on the last day.
 SIM_NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def simulator() -> Iterator[SimulatorServer]:
-    """A fresh simulator on loopback: 3 days of data up to ``SIM_NOW`` (clock fixed there),
-    no authentication, no faults. ``.url``, ``.dataset``, ``.faults``, ``.stats``."""
-    from coc_simulator import SimConfig, SimulatorServer
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "simulator(config, **server): the SimConfig and SimulatorServer arguments (ak/sk, "
+        "token...) of the module's ``sim``; default 3 days up to SIM_NOW, no authentication",
+    )
 
-    with SimulatorServer(SimConfig(now=SIM_NOW, days=3)) as sim:
-        yield sim
+
+@pytest.fixture(scope="module")
+def module_simulators() -> Iterator[Simulators]:
+    """Starts simulators that stop at the end of the module: ``.start(config, **server)``."""
+    from tests.support.simulator import Simulators
+
+    pool = Simulators()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def simulators() -> Iterator[Simulators]:
+    """Starts simulators that stop at the end of the test: ``.start(config, **server)``, for
+    a test whose scenario is its own (a dataset, credentials, faults from the start)."""
+    from tests.support.simulator import Simulators
+
+    pool = Simulators()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def module_sim(request: pytest.FixtureRequest, module_simulators: Simulators) -> SimulatorServer:
+    from coc_simulator import SimConfig
+
+    marker = request.node.get_closest_marker("simulator")
+    args, server = (marker.args, marker.kwargs) if marker else ((), {})
+    config = args[0] if args else SimConfig(now=SIM_NOW, days=3)
+    return module_simulators.start(config, **server)
+
+
+@pytest.fixture
+def sim(module_sim: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The module's simulator on loopback, started once per module, as its
+    ``pytest.mark.simulator(config, ak=..., sk=...)`` describes (default: 3 days up to
+    ``SIM_NOW``, no authentication). Every test finds it clean: no faults, no recorded
+    requests, its clock where it started. ``.url``, ``.dataset``, ``.faults``, ``.stats``."""
+    from tests.support.simulator import CleanSimulator
+
+    clean = CleanSimulator(module_sim)
+    clean()
+    yield module_sim
+    clean()
+
+
+@pytest.fixture
+def simulator(simulators: Simulators) -> SimulatorServer:
+    """A fresh simulator for this test alone: 3 days of data up to ``SIM_NOW`` (clock fixed
+    there), no authentication, no faults. ``.url``, ``.dataset``, ``.faults``, ``.stats``."""
+    from coc_simulator import SimConfig
+
+    return simulators.start(SimConfig(now=SIM_NOW, days=3))
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +91,11 @@ def s3_server() -> Iterator[S3Server]:
     here) create an IAM user allowed ``s3:*`` and its access key; from then on only that key
     is accepted. ``.bucket()`` creates a fresh bucket, ``.env(uri)`` the documented variables.
     """
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     with S3Server.start() as server:
         yield server
 
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server

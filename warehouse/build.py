@@ -8,11 +8,13 @@ rows stored in ``mart_data`` tables that the mart views read. It is written in t
 format of DuckDB 1.1 (``STORAGE_COMPATIBILITY``), so that the older engines inside BI tools
 open it too; its views use absolute paths, so it opens from anywhere.
 
-Incremental: a build recomputes only the days that changed. Per-day SQL (a header line
-``-- build: per-day``: the rows of a day depend on that day's partitions only) is stored per
-day and its changed days are deleted and recomputed, a group of days at a time (at most
-``CHUNK_ROWS`` instances, so that a full rebuild of a long history needs the memory of one
-group). Every other mart is recomputed whole from small per-day tables (``sql/parts/*.sql``,
+Incremental: a build recomputes only the days that changed. How each part, rollup and mart
+is rebuilt is declared in the registry (``marts.py``); from it, the changed days and the
+previous file, ``plan.py`` decides what this build recomputes and in what order, and
+``_execute`` runs that plan. Per-day SQL (a day's rows depend on that day's partitions only)
+is stored per day and its changed days are deleted and recomputed, a group of days at a time
+(at most ``CHUNK_ROWS`` instances, so that a full rebuild of a long history needs the memory
+of one group). Every other mart is recomputed from small per-day tables (``sql/parts/*.sql``,
 per-day themselves, kept in ``mart_data`` only) whose columns merge exactly across days:
 sums, mins and maxes, arg_max with the key it chose by, and per-day distinct sets where
 distinct counts would not add; merged first per month (``sql/rollups/*.sql``, recomputed for
@@ -21,11 +23,10 @@ rows per key and month, and distinct sets tallied over every month by difference
 all-time distinct hosts of a message pattern): ``store.py``.
 
 Which days changed, and when a build is a full rebuild instead: ``changes.py``. Marts whose
-day depends on the days before it (``-- build: trailing N``, ``failure_shifts``) are
-recomputed for the changed days and the N days after each: ``trailing.py``. The file is
-built on a copy and swapped in (copy-on-write, readers keep reading, a failed build leaves
-the previous file as it was): ``publish.py``. The SQL files and their headers:
-``definitions.py``.
+day depends on the days before it (``failure_shifts``, trailing 14 days) are recomputed for
+the changed days and the N days after each: ``trailing.py``. The file is built on a copy and
+swapped in (copy-on-write, readers keep reading, a failed build leaves the previous file as
+it was): ``publish.py``. The SQL files: ``definitions.py``.
 
 The tables are Delta Lake tables (``pipelines/lake.py``). The build pins one version of each
 (``pinning.py``: each day of the three tables, and of the ``schema_drift`` side table, from
@@ -70,20 +71,19 @@ from warehouse.definitions import (
     MACROS_SQL,
     MART_SCHEMA,
     MARTS_DIR,
-    PARTS_DIR,
     VIEWS_DIR,
     definitions_hash,
     fill,
     identifier,
-    is_per_day,
     literal,
     mart_description,
-    mart_files,
     run_definition,
     scalar,
-    trailing_days,
+    sql_path,
 )
+from warehouse.marts import Rebuilt, Stage
 from warehouse.pinning import Pinned, pin_tables
+from warehouse.plan import BuildPlan, MergeStep, plan_build
 from warehouse.publish import (
     BuildError,
     WarehouseBusyError,
@@ -211,7 +211,7 @@ def build_warehouse(
             for table in [*TABLES, *DRIFT_TABLES, *RAW_TABLES]
         }
         try:
-            vacuum_tables(lake, keep, retention_h=vacuum_retention_h)
+            vacuum_tables(lake, keep, retention_h=vacuum_retention_h, opened=pinned.opened)
         except Exception as exc:  # the file is published; the next build vacuums
             log.warning("vacuum of %s failed (the next build tries again): %s", warehouse, exc)
     return result
@@ -262,19 +262,11 @@ def _build_pinned(
     memory_limit: str | None,
     chunk_rows: int,
 ) -> tuple[BuildResult, dict[str, set[int]]]:
-    """Build the file over the ``pinned`` tables; returns what it built and the versions the
-    file it replaced named (the vacuum keeps their files too)."""
+    """Build the file over the ``pinned`` tables: plan what to recompute (``plan.py``), then
+    execute the plan on a copy of the previous file, or a new one, and publish it. Returns
+    what it built and the versions the file it replaced named (the vacuum keeps their files
+    too)."""
     files = {key: paths for key, paths in pinned.files.items() if key[0] in TABLES}
-    sources = {
-        table: [path for (t, _), paths in sorted(files.items()) if t == table for path in paths]
-        for table in TABLES
-    }
-    side = {
-        table: [
-            path for (t, _), paths in sorted(pinned.files.items()) if t == table for path in paths
-        ]
-        for table in DRIFT_TABLES
-    }
     target = check_build_target(duckdb_path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     remove_debris(target)
@@ -288,59 +280,17 @@ def _build_pinned(
             started = time.perf_counter()
             shutil.copyfile(target, tmp)
             copy_seconds = time.perf_counter() - started
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "storage_compatibility_version": STORAGE_COMPATIBILITY
-        }
-        if memory_limit is not None:
-            config["memory_limit"] = memory_limit
-        con = duckdb.connect(str(tmp), config=config)
+        con = _open_build_file(tmp, memory_limit=memory_limit, object_store=object_store)
         try:
-            if object_store is not None:
-                register_s3(con, object_store)
-            con.execute(MACROS_SQL.read_text())
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
-            stamp_ours(con)
-            days: frozenset[date] | None = None
+            changed: frozenset[date] = frozenset()
             if not reason:
                 signatures = {k: v for k, v in pinned.signatures.items() if k[0] in TABLES}
-                days = _changed_days(con, signatures) | frozenset(changed_days)
-            built = sorted({day for _, day in files} if days is None else days)
-            mart_seconds: dict[str, float] = {}
-            per_day = [path for path in mart_files() if is_per_day(path)]
-            # The per-day SQL runs over table views of a few days' files at a time, so it reads
-            # nothing else whatever its shape (a CTE read twice, GROUPING SETS), and a full
-            # rebuild needs the memory of one chunk, not of the history.
-            chunks = day_chunks(con, built, files, chunk_rows)
-            for n, chunk in enumerate(chunks, 1):
-                if len(chunks) > 1:
-                    log.info(
-                        "build: days %s to %s (%d of %d groups of days)",
-                        min(chunk),
-                        max(chunk),
-                        n,
-                        len(chunks),
-                    )
-                for table in TABLES:
-                    _create_table_view(con, table, _files_of(table, files, chunk))
-                for path in sorted(PARTS_DIR.glob("*.sql")):
-                    store_per_day(con, path, chunk, mart_seconds, view=False)
-                for path in per_day:
-                    store_per_day(con, path, chunk, mart_seconds, view=True)
-            months: Sequence[date | None] = sorted({day.replace(day=1) for day in built})
-            for month in months or [None]:
-                store_rollups(con, month, mart_seconds)
-            names = [path.stem for path in per_day]
-            empty = tuple(t for t in TABLES if not _create_table_view(con, t, sources[t]))
-            for table, files_of_side in side.items():
-                _create_table_view(con, table, files_of_side, DRIFT_TABLES[table])
-            names += [
-                _create_mart(con, path, days, mart_seconds)
-                for path in mart_files()
-                if not is_per_day(path)
-            ]
-            marts = tuple(sorted(names))
-            mart_rows = {m: scalar(con, f"SELECT count(*) FROM {identifier(m)}") for m in marts}
-            rows = record_state(con, pinned, days, wanted)
+                changed = _changed_days(con, signatures) | changed_days
+            plan = plan_build(
+                days_present={day for _, day in files}, changed=changed, full_reason=reason
+            )
+            done = _execute(con, plan, pinned=pinned, chunk_rows=chunk_rows)
+            rows = record_state(con, pinned, None if plan.full else plan.days, wanted)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -350,19 +300,100 @@ def _build_pinned(
     result = BuildResult(
         duckdb_path=str(target),
         tables=tuple(TABLES),
-        side_views=tuple(side),
-        marts=marts,
+        side_views=tuple(DRIFT_TABLES),
+        marts=plan.marts,
         rows=rows,
-        empty_tables=empty,
-        full=days is None,
+        empty_tables=done.empty_tables,
+        full=plan.full,
         full_reason=reason,
-        changed_days=tuple(sorted(days or ())),
-        mart_seconds=mart_seconds,
+        changed_days=() if plan.full else plan.days,
+        mart_seconds=done.seconds,
         copy_seconds=copy_seconds,
-        chunks=len(chunks),
-        mart_rows=mart_rows,
+        chunks=done.chunks,
+        mart_rows=done.mart_rows,
     )
     return result, kept_before
+
+
+def _open_build_file(
+    path: Path, *, memory_limit: str | None, object_store: ObjectStoreSettings | None
+) -> duckdb.DuckDBPyConnection:
+    """Open the file being built, in DuckDB 1.1's storage format, with the macros and the
+    ``mart_data`` schema in place."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "storage_compatibility_version": STORAGE_COMPATIBILITY
+    }
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(str(path), config=config)
+    try:
+        if object_store is not None:
+            register_s3(con, object_store)
+        con.execute(MACROS_SQL.read_text())
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_SCHEMA}")
+        stamp_ours(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Executed:
+    """What executing a plan did."""
+
+    empty_tables: tuple[str, ...]
+    seconds: dict[str, float]
+    chunks: int
+    mart_rows: dict[str, int]
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, plan: BuildPlan, *, pinned: Pinned, chunk_rows: int
+) -> _Executed:
+    """Run ``plan`` on the open build file: the per-day models a group of days at a time, the
+    rollups month by month, then the table views over every day and the merged marts."""
+    files = {key: paths for key, paths in pinned.files.items() if key[0] in TABLES}
+    seconds: dict[str, float] = {}
+    # The per-day SQL runs over table views of a few days' files at a time, so it reads
+    # nothing else whatever its shape (a CTE read twice, GROUPING SETS), and a full
+    # rebuild needs the memory of one chunk, not of the history.
+    chunks = day_chunks(con, list(plan.days), files, chunk_rows)
+    for n, chunk in enumerate(chunks, 1):
+        if len(chunks) > 1:
+            log.info(
+                "build: days %s to %s (%d of %d groups of days)",
+                min(chunk),
+                max(chunk),
+                n,
+                len(chunks),
+            )
+        for table in TABLES:
+            _create_table_view(con, table, _files_of(table, files, chunk))
+        for model in plan.per_day:
+            store_per_day(con, sql_path(model), chunk, seconds, view=model.stage is Stage.MART)
+    months: Sequence[date | None] = plan.months
+    for month in months or [None]:
+        store_rollups(con, plan.rollups, month, seconds)
+    every_day = {day for _, day in files}
+    empty = tuple(
+        table
+        for table in TABLES
+        if not _create_table_view(con, table, _files_of(table, files, every_day))
+    )
+    for table, schema in DRIFT_TABLES.items():
+        side = [
+            path for (t, _), paths in sorted(pinned.files.items()) if t == table for path in paths
+        ]
+        _create_table_view(con, table, side, schema)
+    for step in plan.merged:
+        _store_merged(con, step, seconds)
+    return _Executed(
+        empty_tables=empty,
+        seconds=seconds,
+        chunks=len(chunks),
+        mart_rows={m: scalar(con, f"SELECT count(*) FROM {identifier(m)}") for m in plan.marts},
+    )
 
 
 def _warehouse_root(warehouse: str) -> str:
@@ -407,22 +438,27 @@ def _create_table_view(
     return bool(has_files)
 
 
-def _create_mart(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    days: frozenset[date] | None,
-    seconds: dict[str, float],
+def _store_merged(
+    con: duckdb.DuckDBPyConnection, step: MergeStep, seconds: dict[str, float]
 ) -> str:
-    """Compute one mart into ``mart_data.<name>``; its view becomes ``SELECT *`` of that table.
+    """Compute one merged mart into ``mart_data.<name>``; its view becomes ``SELECT *`` of
+    that table.
 
     Dashboards read a small table instead of aggregating every instance on each refresh; the
     build runs after every materialization, so a mart is as fresh as the Parquet.
     """
-    reach = trailing_days(path)
-    if reach is not None:
-        return store_trailing(con, path, days, seconds, reach=reach)
+    model = step.model
+    if model.rebuilt is Rebuilt.TRAILING:
+        return store_trailing(
+            con,
+            sql_path(model),
+            replaces=step.replaces,
+            reads=step.reads,
+            episodes=model.episodes,
+            seconds=seconds,
+        )
     started = time.perf_counter()
-    name = run_definition(con, path)
+    name = run_definition(con, sql_path(model))
     stored = f"{MART_SCHEMA}.{identifier(name)}"
     con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
     con.execute(f"CREATE OR REPLACE VIEW {identifier(name)} AS SELECT * FROM {stored}")

@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from pipelines.lake import Lake, TableSnapshot, run_of
+from deltalake import DeltaTable
+
+from pipelines.lake import Lake, TableSnapshot, run_of, snapshot_of
 from pipelines.publish import MARKER
 
 __all__ = ["Pinned", "pin_tables"]
@@ -32,12 +34,14 @@ __all__ = ["Pinned", "pin_tables"]
 class Pinned:
     """The pinned state of the tables: each table's version, the files of each (table, day)
     as URIs, the signature of each (table, day) (``warehouse/changes.py``), and every version
-    whose files the views name (the vacuum keeps them)."""
+    whose files the views name (the vacuum keeps them); and each table as it was opened to
+    pin it (the vacuum brings it up to date instead of reading its whole log again)."""
 
     versions: dict[str, int | None] = field(default_factory=dict)
     files: dict[tuple[str, date], list[str]] = field(default_factory=dict)
     signatures: dict[tuple[str, date], str] = field(default_factory=dict)
     named_versions: dict[str, set[int]] = field(default_factory=dict)
+    opened: dict[str, DeltaTable] = field(default_factory=dict, repr=False)
 
 
 def pin_tables(lake: Lake, tables: Iterable[str], *, as_of: datetime | None = None) -> Pinned:
@@ -47,7 +51,12 @@ def pin_tables(lake: Lake, tables: Iterable[str], *, as_of: datetime | None = No
     pinned = Pinned()
     marker_runs: dict[date, frozenset[str | None]] | None = None
     for table in order:
-        snap = lake.snapshot(table, as_of=as_of)
+        found = lake.open(table, as_of=as_of)
+        if found is None:
+            snap = TableSnapshot(table=table, version=None)
+        else:
+            snap = snapshot_of(table, found)
+            pinned.opened[table] = found
         files = dict(snap.files)
         signatures = dict(snap.signatures)
         named = {snap.version} if snap.version is not None else set()
@@ -63,7 +72,7 @@ def pin_tables(lake: Lake, tables: Iterable[str], *, as_of: datetime | None = No
                 have = _runs(files[day])
                 if have == want or None in want | have or len(want) != 1:
                     continue  # the same run, or files of no known run (migrated, by hand)
-                older = _committed_by(lake, table, next(iter(want)), day)
+                older = _committed_by(lake, table, next(iter(want)), day, found)
                 if older is None:
                     continue  # its commit is gone from the log: the newest is all there is
                 files[day] = tuple(older.files.get(day, ()))
@@ -82,8 +91,10 @@ def _runs(paths: Iterable[str]) -> frozenset[str | None]:
     return frozenset(run_of(p) for p in paths)
 
 
-def _committed_by(lake: Lake, table: str, run_id: str | None, day: date) -> TableSnapshot | None:
+def _committed_by(
+    lake: Lake, table: str, run_id: str | None, day: date, found: DeltaTable | None
+) -> TableSnapshot | None:
     if run_id is None:
         return None
-    version = lake.version_of_run(table, run_id=run_id, day=day)
+    version = lake.version_of_run(table, run_id=run_id, day=day, found=found)
     return None if version is None else lake.snapshot(table, version=version)

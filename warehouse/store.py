@@ -5,7 +5,7 @@ Per-day SQL (parts and per-day marts) runs over the table views of a group of da
 per-month rollups replace a month's rows, reading that month's parts only through
 ``build_window(dt)`` (``store_rollups``).
 
-A tally (header line ``-- build: tally of <rollup>``) counts, over every month, in how many
+A tally (``Rebuilt.TALLY`` in ``marts.py``) counts, over every month, in how many
 months each key of a rollup appears: the all-time distinct keys that a mart counts (the hosts
 of a message pattern) without merging every month's rows again. Its view reads the rollup
 through ``build_window(dt)`` and answers the key columns, then the count. The build keeps it
@@ -25,19 +25,15 @@ import duckdb
 
 from warehouse.definitions import (
     MART_SCHEMA,
-    PER_DAY,
-    PER_MONTH,
     ROLLUPS_DIR,
     WINDOW_MACRO,
     dates_sql,
     identifier,
-    is_per_day,
-    is_per_month,
     run_definition,
     scalar,
-    tally_of,
     windowed,
 )
+from warehouse.marts import Model, Rebuilt
 
 #: The instances a build computes the per-day SQL over at a time (whole days, a larger day
 #: alone): a full rebuild needs DuckDB's memory for one such group, not for the history.
@@ -61,11 +57,6 @@ def store_per_day(
     With ``view`` the name then becomes a view of the stored rows (a mart); without, the
     computing view is dropped and the rows live in ``mart_data`` only (a part, a rollup).
     """
-    if not (is_per_day(path) or is_per_month(path)):
-        raise ValueError(
-            f"{path} must declare itself per-day or per-month with the line {PER_DAY!r} "
-            f"or {PER_MONTH!r}"
-        )
     started = time.perf_counter()
     name = run_definition(con, path)
     stored = f"{MART_SCHEMA}.{identifier(name)}"
@@ -84,11 +75,15 @@ def store_per_day(
 
 
 def store_rollups(
-    con: duckdb.DuckDBPyConnection, month: date | None, seconds: dict[str, float]
+    con: duckdb.DuckDBPyConnection,
+    rollups: Sequence[Model],
+    month: date | None,
+    seconds: dict[str, float],
 ) -> None:
-    """Replace the rollups' rows of ``month`` (its first day), merged from the parts of its
-    days only (their SQL reads the parts through ``build_window(dt)``), and bring the
-    tallies up to date; None: only create the tables that are missing (no day yet)."""
+    """Replace the ``rollups``' rows of ``month`` (its first day), merged from the parts of
+    its days only (their SQL reads the parts through ``build_window(dt)``), and bring the
+    tallies up to date, in the order given (each tally after the rollup it counts: ``plan``);
+    None: only create the tables that are missing (no day yet)."""
     if month is None:
         window = "false"
     else:
@@ -96,21 +91,26 @@ def store_rollups(
         window = f"d >= DATE '{month.isoformat()}' AND d < DATE '{end.isoformat()}'"
     con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
     months = [] if month is None else [month]
-    paths = [windowed(path) for path in sorted(ROLLUPS_DIR.glob("*.sql"))]
-    tallies = [path for path in paths if tally_of(path)]
-    before = {path: _count_keys(con, path, "before") for path in tallies}
-    for path in paths:
-        if path not in before:
-            store_per_day(con, path, months, seconds, view=False)
-    for path in tallies:
-        _add_difference(con, path, before[path], seconds)
+    tallies = [m for m in rollups if m.rebuilt is Rebuilt.TALLY]
+    # each tally's keys of the month before any rollup of it is replaced
+    before = {m.name: _count_keys(con, m, "before") for m in tallies}
+    for rollup in rollups:
+        if rollup.rebuilt is Rebuilt.TALLY:
+            _add_difference(con, rollup, before[rollup.name], seconds)
+        else:
+            store_per_day(con, _rollup_sql(rollup), months, seconds, view=False)
     con.execute(f"DROP MACRO {WINDOW_MACRO}")
 
 
-def _count_keys(con: duckdb.DuckDBPyConnection, path: Path, when: str) -> str | None:
+def _rollup_sql(rollup: Model) -> Path:
+    """A rollup's SQL file, checked to read through ``build_window``."""
+    return windowed(ROLLUPS_DIR / f"{rollup.name}.sql")
+
+
+def _count_keys(con: duckdb.DuckDBPyConnection, tally: Model, when: str) -> str | None:
     """A tally's counts of the month in ``build_window`` as they are now, into a temporary
     table (its name); None when the rollup it counts has no table yet."""
-    source = tally_of(path)
+    source = tally.tally_of
     exists = scalar(
         con,
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
@@ -118,21 +118,21 @@ def _count_keys(con: duckdb.DuckDBPyConnection, path: Path, when: str) -> str | 
     )
     if not exists:
         return None
-    name = run_definition(con, path)
+    name = run_definition(con, _rollup_sql(tally))
     counted = identifier(f"{name}_{when}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {counted} AS SELECT * FROM {identifier(name)}")
     return counted
 
 
 def _add_difference(
-    con: duckdb.DuckDBPyConnection, path: Path, before: str | None, seconds: dict[str, float]
+    con: duckdb.DuckDBPyConnection, tally: Model, before: str | None, seconds: dict[str, float]
 ) -> None:
     """Add a tally's counts of the month now, less those ``before``, to its stored rows."""
     started = time.perf_counter()
-    after = _count_keys(con, path, "after")
+    after = _count_keys(con, tally, "after")
     if after is None:
-        raise RuntimeError(f"{path}: the rollup it counts, {tally_of(path)}, was not stored")
-    name = path.stem
+        raise RuntimeError(f"{tally.name}: the rollup it counts, {tally.tally_of}, was not stored")
+    name = tally.name
     stored = f"{MART_SCHEMA}.{identifier(name)}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {stored} AS SELECT * FROM {after} LIMIT 0")
     columns = [

@@ -1,15 +1,17 @@
 """Marts whose rows of a day depend on the days before it, recomputed where a change reaches.
 
-A mart with the header line ``-- build: trailing N`` (``failure_shifts``: baselines over the 7
-days before a day, a dispersion over the G of the day and the 7 before it) computes a day's
-rows from the per-day parts of that day and the N days before it. Its SQL reads the parts
-through ``build_window(dt)``, a macro the build defines first: true for a full build, else
-true for the days a change reaches and the N days before each. A change on day ``c`` moves
-the rows of ``c .. c + N``: those days' rows are deleted and computed again, from the parts
-of ``c - N .. c + N``; a day that lost its data just loses its rows.
+A mart registered ``Rebuilt.TRAILING`` with ``trailing_days`` N (``marts.py``;
+``failure_shifts``: baselines over the 7 days before a day, a dispersion over the G of the
+day and the 7 before it) computes a day's rows from the per-day parts of that day and the N
+days before it. Its SQL reads the parts through ``build_window(dt)``, a macro the build
+defines first: true for a full build, else true for the days a change reaches and the N days
+before each. A change on day ``c`` moves the rows of ``c .. c + N``: those days' rows are
+deleted and computed again, from the parts of ``c - N .. c + N``; a day that lost its data
+just loses its rows. Which days those are is the plan's (``plan.reached_days``,
+``plan.read_days``).
 
-What reaches further than N days is an episode: a mart with the header line ``-- build:
-episodes`` (``failure_shifts``) has its ``alert`` and ``since`` set by ``episodes.py``, which
+What reaches further than N days is an episode: a trailing mart registered with ``episodes``
+(``failure_shifts``) has its ``alert`` and ``since`` set by ``episodes.py``, which
 follows each key from its onset for as long as it stays elevated, replayed from the first
 recomputed day on. Columns whose names start with an underscore are stored for the episodes
 but left out of the mart's view. The window macro is dropped once the rows are stored.
@@ -18,8 +20,8 @@ but left out of the mart's view. The window macro is dropped once the rows are s
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
-from datetime import date, timedelta
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -31,50 +33,40 @@ from warehouse.definitions import (
     identifier,
     run_definition,
     scalar,
-    tracks_episodes,
     windowed,
 )
 from warehouse.episodes import track_episodes
 
 
-def reached_days(changed: Collection[date], reach: int) -> list[date]:
-    """The days whose rows a change on ``changed`` moves: each day and the ``reach`` after."""
-    return sorted({day + timedelta(days=k) for day in changed for k in range(reach + 1)})
-
-
-def read_days(changed: Collection[date], reach: int) -> list[date]:
-    """The days of parts needed to compute ``reached_days``: ``reach`` before each of them."""
-    return sorted({day + timedelta(days=k) for day in changed for k in range(-reach, reach + 1)})
-
-
 def store_trailing(
     con: duckdb.DuckDBPyConnection,
     path: Path,
-    days: frozenset[date] | None,
-    seconds: dict[str, float],
     *,
-    reach: int,
+    replaces: Sequence[date] | None,
+    reads: Sequence[date] | None,
+    episodes: bool,
+    seconds: dict[str, float],
 ) -> str:
-    """Compute a trailing mart into ``mart_data.<name>``: every day (``days`` None), else the
-    days ``days`` reach; then its episodes from the first of them on. Returns its name."""
+    """Compute a trailing mart into ``mart_data.<name>``: every day (``replaces`` None), else
+    the rows of ``replaces`` from the parts of ``reads``; then, with ``episodes``, its episodes
+    from the first replaced day on. Returns its name."""
     started = time.perf_counter()
-    window = "true" if days is None else f"d IN ({dates_sql(read_days(days, reach)) or 'NULL'})"
+    window = "true" if reads is None else f"d IN ({dates_sql(reads) or 'NULL'})"
     con.execute(f"CREATE OR REPLACE MACRO {WINDOW_MACRO}(d) AS {window}")
     name = run_definition(con, windowed(path))
     stored = f"{MART_SCHEMA}.{identifier(name)}"
     first: date | None
-    if days is None:
+    if replaces is None:
         con.execute(f"CREATE OR REPLACE TABLE {stored} AS SELECT * FROM {identifier(name)}")
         first = scalar(con, f"SELECT min(dt) FROM {stored}")
-    elif days:
-        reached = reached_days(days, reach)
-        listed = dates_sql(reached)
+    elif replaces:
+        listed = dates_sql(replaces)
         con.execute(f"DELETE FROM {stored} WHERE dt IN ({listed})")
         con.execute(f"INSERT INTO {stored} SELECT * FROM {identifier(name)} WHERE dt IN ({listed})")
-        first = reached[0]
+        first = min(replaces)
     else:
         first = None
-    if tracks_episodes(path):
+    if episodes:
         track_episodes(con, stored, first)
     internal = [
         identifier(column)

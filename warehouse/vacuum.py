@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from deltalake import DeltaTable
+
 from pipelines.lake import Lake
 
 __all__ = ["vacuum_tables"]
@@ -33,16 +35,25 @@ def vacuum_tables(
     *,
     retention_h: float,
     delete: bool = True,
+    opened: Mapping[str, DeltaTable] | None = None,
 ) -> dict[str, list[str]]:
     """Vacuum each table of ``keep`` (table -> versions whose files stay); returns the files
-    removed per table (``delete=False``: the files it would remove)."""
+    removed per table (``delete=False``: the files it would remove). ``opened``: tables the
+    caller opened earlier (the build's pinning), brought up to the newest version here by
+    reading only the log's newer entries; the others are opened."""
     removed: dict[str, list[str]] = {}
     for table, versions in keep.items():
-        found = lake.open(table)
+        found = (opened or {}).get(table)
+        if found is not None:
+            found.update_incremental()  # the newest version, as a fresh open would read it
+        else:
+            found = lake.open(table)
         if found is None:
             continue
         newest = found.version()
-        kept = sorted(v for v in versions if 0 <= v <= newest)
+        # the newest version's files are never vacuumed: naming it would only make delta-rs
+        # load that version's files once more
+        kept = sorted(v for v in versions if 0 <= v < newest)
         doomed = found.vacuum(
             retention_hours=max(0, round(retention_h)),
             dry_run=True,

@@ -32,7 +32,7 @@ from pipelines.alerts.channels import Channel, channels_from_text
 from pipelines.alerts.ledger import Ledger, open_ledger, record_name
 from pipelines.alerts.messages import Episode, Notice, dashboard_link
 from pipelines.alerts.send import DeliveryError, RetryPolicy, send
-from pipelines.coc.errors import ConfigError
+from pipelines.variables import ALERT_VARIABLES, Value, read_all
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,16 @@ class AlertSettings:
 
 def alert_settings_from_env(env: Mapping[str, str]) -> AlertSettings:
     """``COC_ALERT_CHANNELS``, ``COC_DASHBOARD_URL``, ``COC_ALERT_DIGEST``."""
-    digest = env.get("COC_ALERT_DIGEST", "").strip().lower()
-    if digest not in ("", "0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"COC_ALERT_DIGEST must be 1 or 0, not {digest!r}")
+    return alert_settings(read_all(ALERT_VARIABLES, env))
+
+
+def alert_settings(values: Mapping[str, Value]) -> AlertSettings:
+    """``AlertSettings`` from checked values by field name (``read_all``, ``accept_all``)."""
+    channels, url = values.get("channels"), values.get("dashboard_url")
     return AlertSettings(
-        channels=channels_from_text(env.get("COC_ALERT_CHANNELS")),
-        dashboard_url=env.get("COC_DASHBOARD_URL", "").strip() or None,
-        digest=digest in ("1", "true", "yes"),
+        channels=channels_from_text(None if channels is None else str(channels)),
+        dashboard_url=None if url is None else str(url),
+        digest=bool(values.get("digest")),
     )
 
 

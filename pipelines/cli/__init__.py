@@ -31,6 +31,7 @@ from pipelines.cli.outcome import EXIT_INTERRUPTED, EXIT_TERMINATED, MartsStaleE
 from pipelines.coc.errors import CocError
 from pipelines.errors import EXIT_API, EXIT_PIPE_CLOSED, as_product_error, one_line
 from pipelines.fast_exit import skip_teardown_at_exit
+from pipelines.variables import DASHBOARD, MIGRATE, REPARTITION, REPORT, WAREHOUSE, help_section
 
 
 def _day(value: str) -> date:
@@ -65,7 +66,10 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="coc-etl", description="Huawei Cloud COC script orders into Parquet and DuckDB."
+        prog="coc-etl",
+        description="Huawei Cloud COC script orders into Parquet and DuckDB.",
+        epilog=help_section(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Move every ticket, with its batches and instances, to its day in ZONE; "
         "the warehouse then belongs to ZONE (set COC_TIMEZONE to it). The days at the edges "
         "are partial: the command names them, to be ingested again.",
+        epilog=help_section(REPARTITION),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--timezone", required=True, metavar="ZONE", help="IANA zone, e.g. UTC")
     p.set_defaults(handler=warehouse.run_repartition)
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "warehouse",
         aliases=["build-warehouse"],
         help="update coc.duckdb: the days whose files changed, or every day with --rebuild",
+        epilog=help_section(WAREHOUSE),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--rebuild",
@@ -136,11 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn each table of COC_WAREHOUSE (local Hive folders, or an s3:// "
         "warehouse with day manifests) into a Delta Lake table over its files, in place, "
         "then rebuild coc.duckdb. Asks the COC API nothing; every run also does it first.",
+        epilog=help_section(MIGRATE),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(handler=warehouse.run_migrate)
 
     p = sub.add_parser(
-        "report", help="print the newest day's failure-shift alerts, then failure rates"
+        "report",
+        help="print the newest day's failure-shift alerts, then failure rates",
+        epilog=help_section(REPORT),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--days", type=read.recent_days, default=7, help="how many recent days (default 7)"
@@ -165,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=read.run_report)
 
-    p = sub.add_parser("dashboard", help="serve the read-only dashboard over coc.duckdb")
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the read-only dashboard over coc.duckdb",
+        epilog=help_section(DASHBOARD),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--port", type=_port, default=8501, help="1..65535, default 8501")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     p.add_argument(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -16,36 +15,22 @@ from typing import TYPE_CHECKING
 
 from pipelines.cli.outcome import EXIT_OK, MartsStaleError, days_text
 from pipelines.coc.errors import ConfigError
+from pipelines.variables import INGEST, help_section, process_env
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
     from pipelines.settings import WarehouseSettings
     from warehouse.build import BuildResult
 
-HELP = """\
-environment:
-  COC_ENDPOINT          base URL of the COC API (required; https, or http to loopback only)
-  COC_AK, COC_SK        sign requests with SDK-HMAC-SHA256, or
-  COC_TOKEN             send an IAM token (not both)
-  COC_PROJECT_ID        sent as x-project-id
-  COC_CA_BUNDLE         CA bundle for a private certificate authority
-  COC_WAREHOUSE         warehouse root: a local folder or an s3:// URI (required)
-  COC_DUCKDB            the DuckDB file (default: coc.duckdb in a local COC_WAREHOUSE)
-  COC_TIMEZONE          zone of the day boundaries (default UTC; fixed per warehouse)
-  COC_MAX_RPS           request rate cap, 1..10000 per second, 0 = no cap (default 50)
-  COC_CONCURRENCY       requests in flight, 1..256 (default 16)
-  COC_MAX_ATTEMPTS      attempts per request, 1..100 (default 8)
-  COC_RETRY_BUDGET_S    seconds one request may spend retrying, 1..86400 (default 600)
-  COC_DAY_LOCK_TIMEOUT_S  seconds to wait for another run of the same day, 0..86400 (600)
-  COC_MAX_SHRINK        share of a published day's instances a run may drop (default 0.5)
-  COC_ALLOW_SHRINK      1: publish a day however much it shrinks (or --allow-shrink)
-  COC_ARCHIVE_RETENTION_DAYS  days of raw archive (raw_responses) kept; unset or 0: all
-
+HELP = (
+    help_section(INGEST)
+    + """
 exit codes:
   0 ok, 1 unexpected failure, 2 configuration or arguments (checked before any request),
   3 COC API failure (names ticket, batch, marker), 4 write failure (published days named),
   130 interrupted (SIGINT), 143 terminated (SIGTERM)
 """
+)
 
 
 def check_build_target(duckdb_path: str) -> None:
@@ -66,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         warehouse_settings_from_env,
     )
 
-    client = client_settings_from_env(os.environ)
+    env = process_env()
+    client = client_settings_from_env(env)
     args.client = client
-    wh = warehouse_settings_from_env(os.environ)
+    wh = warehouse_settings_from_env(env)
     if getattr(args, "allow_shrink", False):
         wh = dataclasses.replace(wh, allow_shrink=True)
     last = args.to or args.day
@@ -131,7 +117,7 @@ def deliver_alerts_after_build(wh: WarehouseSettings) -> None:
     from pipelines.alerts.deliver import alert_settings_from_env, deliver_quietly
 
     try:
-        settings = alert_settings_from_env(os.environ)
+        settings = alert_settings_from_env(process_env())
     except ConfigError as exc:
         print(f"alerts: not delivered: {exc}", file=sys.stderr)
         return

@@ -6,12 +6,14 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.cli.outcome import EXIT_CONFIG, EXIT_OK
 from pipelines.coc.errors import ConfigError
+from pipelines.variables import BY_NAME, process_env
 
 if TYPE_CHECKING:
     from pipelines.settings import ObjectStoreSettings
@@ -49,20 +51,25 @@ def duckdb_path(args: argparse.Namespace) -> tuple[str, ObjectStoreSettings | No
     ``--duckdb``, else ``COC_DUCKDB`` or the one under ``COC_WAREHOUSE``, else the demo's."""
     from pipelines.settings import object_store_settings_from_env, warehouse_settings_from_env
 
-    if not (args.duckdb or os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE")):
+    env = process_env()
+    if not (args.duckdb or _warehouse_named(env)):
         return DEMO_DUCKDB, None
     if args.duckdb:
-        on_s3 = os.environ.get("COC_WAREHOUSE", "").strip().startswith("s3://")
-        return args.duckdb, object_store_settings_from_env(os.environ) if on_s3 else None
-    wh = warehouse_settings_from_env(os.environ)
+        on_s3 = str(BY_NAME["COC_WAREHOUSE"].read(env) or "").startswith("s3://")
+        return args.duckdb, object_store_settings_from_env(env) if on_s3 else None
+    wh = warehouse_settings_from_env(env)
     return wh.duckdb_path, wh.object_store
+
+
+def _warehouse_named(env: Mapping[str, str]) -> bool:
+    return BY_NAME["COC_DUCKDB"].is_set(env) or BY_NAME["COC_WAREHOUSE"].is_set(env)
 
 
 def _source(args: argparse.Namespace) -> str:
     """Where ``duckdb_path`` found the file, for messages."""
     if args.duckdb:
         return "--duckdb"
-    if os.environ.get("COC_DUCKDB") or os.environ.get("COC_WAREHOUSE"):
+    if _warehouse_named(process_env()):
         return "COC_DUCKDB"
     return "the demo's warehouse, as no COC_DUCKDB or COC_WAREHOUSE is set; run `make demo`"
 
@@ -79,7 +86,7 @@ def _built_as_of(as_of: datetime, folder: str) -> tuple[str, ObjectStoreSettings
     from pipelines.settings import warehouse_settings_from_env
     from warehouse.build import build_warehouse
 
-    wh = warehouse_settings_from_env(os.environ)
+    wh = warehouse_settings_from_env(process_env())
     if as_of > datetime.now(UTC):
         raise ConfigError(f"--as-of {as_of.isoformat()} is in the future")
     try:

@@ -8,32 +8,30 @@ it. Exit codes as for ``coc-etl ingest``.
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from pipelines.cli.ingest import check_build_target, rebuild, rebuild_quietly
 from pipelines.cli.outcome import EXIT_OK
+from pipelines.variables import REPLAY, help_section, process_env
 
 if TYPE_CHECKING:
     from pipelines.ingest import DayResult
 
-HELP = """\
-environment:
-  COC_WAREHOUSE         warehouse root: a local folder or an s3:// URI (required)
-  COC_DUCKDB            the DuckDB file (default: coc.duckdb in a local COC_WAREHOUSE)
-  COC_TIMEZONE          zone of the day boundaries: the one the days were ingested in
-
+HELP = (
+    help_section(REPLAY)
+    + """
 exit codes:
   0 ok, 2 configuration or arguments, or a day without a raw archive (named),
   4 write failure (published days named), 130 interrupted, 143 terminated
 """
+)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.settings import check_day_range, warehouse_settings_from_env
 
-    wh = warehouse_settings_from_env(os.environ)
+    wh = warehouse_settings_from_env(process_env())
     last = args.to or args.day
     check_day_range(args.day, last, tz=wh.tz)
 

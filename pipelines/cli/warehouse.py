@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 
 from pipelines.cli.ingest import (
     build_kind,
@@ -13,13 +13,14 @@ from pipelines.cli.ingest import (
 )
 from pipelines.cli.outcome import EXIT_OK, days_text
 from pipelines.coc.errors import ConfigError
+from pipelines.variables import process_env
 
 
 def run_build(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
     from warehouse.build import build_locked
 
-    wh = warehouse_settings_from_env(os.environ)
+    wh = warehouse_settings_from_env(process_env())
     check_build_target(wh.duckdb_path)  # a foreign or unwritable file: exit 2, untouched
     if wh.object_store is not None:  # keys, bucket, endpoint: named before the build lists
         from pipelines.objectstore import check_access
@@ -39,7 +40,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env
     from warehouse.build import build_locked
 
-    wh = warehouse_settings_from_env(os.environ)
+    wh = warehouse_settings_from_env(process_env())
     check_build_target(wh.duckdb_path)
     done = ensure_tables(warehouse_lake(wh))
     if not done:
@@ -54,13 +55,13 @@ def run_migrate(args: argparse.Namespace) -> int:
 def run_repartition(args: argparse.Namespace) -> int:
     from pipelines.settings import warehouse_settings_from_env, zone
 
-    wh = warehouse_settings_from_env({**os.environ, "COC_TIMEZONE": "UTC"})
-    assumed = os.environ.get("COC_TIMEZONE", "").strip() or "UTC"
     try:
         zone(args.timezone)
     except ConfigError:
         raise ConfigError(f"--timezone {args.timezone!r} is not a known IANA time zone") from None
-    zone(assumed)
+    # COC_TIMEZONE: the zone of a warehouse that has no manifest yet (checked here, once)
+    wh = warehouse_settings_from_env(process_env())
+    assumed = wh.timezone
     check_build_target(wh.duckdb_path)
 
     from pipelines.repartition import repartition
@@ -70,7 +71,7 @@ def run_repartition(args: argparse.Namespace) -> int:
         f"re-cut {done.tickets} tickets of {len(done.old_days)} days in {done.old_timezone} "
         f"into {len(done.days)} days in {done.timezone}"
     )
-    rebuild(wh, done.days)
+    rebuild(dataclasses.replace(wh, timezone=done.timezone), done.days)
     if done.partial_days:
         print(
             f"partial (some of their hours were in no old day): {days_text(done.partial_days)}; "

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pipelines.coc.errors import ConfigError
-from pipelines.coc.shared_rate import redacted_url
 
 DEFAULT_MAX_RPS = 50.0
 #: requests in flight (how it was chosen: the README's Performance section)
@@ -65,6 +64,8 @@ class ClientSettings:
             raise ConfigError(f"page limit must be within 1..50, got {self.page_limit}")
 
     def __repr__(self) -> str:  # says whether a secret is set, never what it is
+        from pipelines.coc.shared_rate import redacted_url  # (it loads asyncio: not for --help)
+
         shown = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)

@@ -15,7 +15,7 @@ import pytest
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
-from tests.setup_lock import setup_lock
+from tests.support.setup_lock import setup_lock
 from warehouse.build import build_warehouse
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

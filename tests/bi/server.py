@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.setup_lock import APT_LOCK, setup_lock
+from tests.support.setup_lock import APT_LOCK, setup_lock
 
 COC_ETL = Path(sys.executable).with_name("coc-etl")
 CHROMIUM = "/usr/bin/chromium"

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.bi.conftest import BiWarehouse, copy_warehouse
 from tests.bi.server import ARTIFACTS, CHROMIUM_ARGS, dashboard, ensure_chromium
-from tests.bi.test_dashboard_queries import raw_counts
+from tests.support.dashboard_counts import raw_counts
 from tests.support.lake import delete_partition
 from warehouse.build import build_warehouse
 from warehouse.dashboard import queries as q

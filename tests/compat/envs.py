@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.setup_lock import setup_lock
+from tests.support.setup_lock import setup_lock
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

@@ -26,9 +26,13 @@ from assets.resources import WarehouseResource
 from pipelines.alerts.channels import channels_from_text
 from pipelines.alerts.deliver import AlertSettings, deliver_alerts, deliver_quietly
 from pipelines.alerts.send import RetryPolicy
-from tests.alert_receivers import MailRecorder, WebhookRecorder, smtp_receiver, webhook_receiver
-from tests.unit.test_alert_episodes import SHIFT, ZONE, persistent
-from tests.unit.test_failure_shifts import write_cells
+from tests.support.alert_receivers import (
+    MailRecorder,
+    WebhookRecorder,
+    smtp_receiver,
+    webhook_receiver,
+)
+from tests.support.failure_cells import SHIFT, ZONE, persistent, write_cells
 from warehouse import build_warehouse, connect
 
 BIN = Path(sys.executable).parent
@@ -312,7 +316,7 @@ def test_two_machines_with_their_own_duckdb_file_share_the_records_through_redis
     from concurrent.futures import ThreadPoolExecutor
 
     from bench.shared_rate import redis_server
-    from tests.setup_lock import ensure_cluster_services
+    from tests.support.setup_lock import ensure_cluster_services
 
     ensure_cluster_services()
     root = tmp_path / "wh"

@@ -10,7 +10,6 @@ subprocesses against the simulator, whose ``batch_totals`` fault states the wron
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from coc_simulator.data import SimConfig
 from coc_simulator.model import Batch, Ticket
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, one_line_error, published, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, one_line_error, published, run
 
 AK = "TOTALSAK"
 SK = "totals-secret-key-0123456789abcdef"
@@ -29,27 +28,18 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = "2026-11-18"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    config = SimConfig(seed=5, days=3, now=NOW, tickets_per_day=(4, 5), max_batch_size=120)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+pytestmark = pytest.mark.simulator(
+    SimConfig(seed=5, days=3, now=NOW, tickets_per_day=(4, 5), max_batch_size=120), ak=AK, sk=SK
+)
 
 
 @pytest.fixture(scope="module")
-def warehouse(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warehouse(module_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The day ingested cleanly once: the good copy every failed run must leave alone."""
     root = tmp_path_factory.mktemp("totals") / "wh"
-    done = run([COC_ETL, "ingest", DAY], cli_env(sim, root, ak=AK, sk=SK))
+    done = run([COC_ETL, "ingest", DAY], cli_env(module_sim, root, ak=AK, sk=SK))
     assert done.returncode == 0, done.stderr
     return root
-
-
-@pytest.fixture(autouse=True)
-def no_faults(sim: SimulatorServer) -> Iterator[None]:
-    sim.faults.reset()
-    yield
-    sim.faults.reset()
 
 
 def _biggest_batch(sim: SimulatorServer) -> tuple[Ticket, Batch]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 
 AK = "CLITESTAK"
 SK = "cli-test-secret-key-0123456789abcdef"
@@ -25,12 +24,10 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    # small days: these tests are about the commands, not volume
-    config = SimConfig(seed=3, days=4, now=NOW, tickets_per_day=(6, 8), max_batch_size=60)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+# small days: these tests are about the commands, not volume
+pytestmark = pytest.mark.simulator(
+    SimConfig(seed=3, days=4, now=NOW, tickets_per_day=(6, 8), max_batch_size=60), ak=AK, sk=SK
+)
 
 
 def _env(sim: SimulatorServer, warehouse: Path, **extra: str) -> dict[str, str]:

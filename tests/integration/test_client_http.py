@@ -30,19 +30,9 @@ SK = "http-test-secret-key-abcdef0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def sim():
-    config = SimConfig(seed=5, days=3, now=NOW, hostile_uuids=True)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(sim: SimulatorServer):
-    sim.faults.reset()
-    sim.stats.reset()
-    yield
-    sim.faults.reset()
+pytestmark = pytest.mark.simulator(
+    SimConfig(seed=5, days=3, now=NOW, hostile_uuids=True), ak=AK, sk=SK
+)
 
 
 def _settings(url: str, **kw: Any) -> ClientSettings:

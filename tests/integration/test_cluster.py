@@ -38,7 +38,7 @@ from pipelines.ingest import ingest_days
 from pipelines.lake import Lake, storage_options
 from pipelines.objectstore import S3Location, s3_filesystem
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
-from tests.setup_lock import ensure_cluster_services
+from tests.support.setup_lock import ensure_cluster_services
 from warehouse.build import connect
 
 pytestmark = pytest.mark.slow

@@ -28,7 +28,7 @@ import pytest
 from pipelines.lake import Lake, storage_options
 from pipelines.schemas import TABLES
 from pipelines.settings import warehouse_settings_from_env
-from tests.setup_lock import ensure_cluster_services
+from tests.support.setup_lock import ensure_cluster_services
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,8 @@ from pipelines.lake import Lake, run_of
 from pipelines.parquet import DayLockedError, DayWriter
 from pipelines.publish import STAGING
 from pipelines.walk import day_window
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
+from tests.support.simulator import Simulators
 
 AK = "DAYLOCKTESTAK"
 SK = "day-lock-test-secret-key-0123456789"
@@ -40,18 +41,16 @@ TABLES = ("execution_instances", "script_orders", "order_batches")
 
 
 @pytest.fixture(scope="module")
-def big_sim():
+def big_sim(module_simulators: Simulators) -> SimulatorServer:
     # enough instances for a row group (10,000 rows) to be staged well before the day is done
     config = SimConfig(seed=5, days=2, now=NOW, instances_per_day=16_000)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+    return module_simulators.start(config, ak=AK, sk=SK)
 
 
 @pytest.fixture(scope="module")
-def small_sim():
+def small_sim(module_simulators: Simulators) -> SimulatorServer:
     config = SimConfig(seed=5, days=2, now=NOW, tickets_per_day=(8, 8), max_batch_size=60)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+    return module_simulators.start(config, ak=AK, sk=SK)
 
 
 @pytest.fixture

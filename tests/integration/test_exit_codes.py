@@ -21,8 +21,8 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, ROOT, one_line_error, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, ROOT, one_line_error, run
 
 AK = "EXITAK"
 SK = "exit-codes-secret-key-0123456789abcdef"
@@ -30,21 +30,19 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = "2026-11-18"
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
+
+
+pytestmark = pytest.mark.simulator(
+    SimConfig(seed=11, days=3, now=NOW, tickets_per_day=(3, 4), max_batch_size=60), ak=AK, sk=SK
+)
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    config = SimConfig(seed=11, days=3, now=NOW, tickets_per_day=(3, 4), max_batch_size=60)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def warehouse(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warehouse(module_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local warehouse holding one day, and its coc.duckdb."""
     root = tmp_path_factory.mktemp("exits") / "wh"
-    done = run([COC_ETL, "ingest", DAY], cli_env(sim, root, ak=AK, sk=SK))
+    done = run([COC_ETL, "ingest", DAY], cli_env(module_sim, root, ak=AK, sk=SK))
     assert done.returncode == 0, done.stderr
     return root
 
@@ -149,13 +147,13 @@ def test_report_into_a_closed_pipe_is_silent(sim: SimulatorServer, warehouse: Pa
 
 @pytest.fixture(scope="module")
 def s3_warehouse(
-    sim: SimulatorServer, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+    module_sim: SimulatorServer, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """A day ingested into a bucket of moto's S3 server: the environment that reaches it."""
     home = tmp_path_factory.mktemp("s3exits")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_", "AWS_"))}
     env |= s3_server.env(f"s3://{s3_server.bucket()}/coc") | {
-        "COC_ENDPOINT": sim.url,
+        "COC_ENDPOINT": module_sim.url,
         "COC_AK": AK,
         "COC_SK": SK,
         "COC_MAX_RPS": "0",
@@ -278,7 +276,7 @@ def test_sigterm_during_the_build_after_publishing_names_the_day_and_stale_marts
 def test_a_store_killed_during_a_multi_day_ingest_exits_4_naming_what_was_published(
     sim: SimulatorServer, tmp_path: Path
 ) -> None:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     with S3Server.start() as store:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "AWS_"))}

@@ -28,7 +28,8 @@ from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
 from pipelines.quality import NO_FAILURE_SHIFTS
 from pipelines.settings import WarehouseSettings
-from tests.duck import query as rows
+from tests.support.duck import query as rows
+from tests.support.simulator import Simulators
 from warehouse import build_warehouse
 
 FIRST = date(2026, 11, 12)
@@ -55,24 +56,24 @@ def ingest(sim: SimulatorServer, root: Path, span: list[date]) -> None:
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory):
+def planted(tmp_path_factory: pytest.TempPathFactory, module_simulators: Simulators):
     """14 days with four onsets; days before the last ingested directly, the last through
     Dagster. Yields (duckdb path, the planted host's resource_id, the Dagster result)."""
     root = tmp_path_factory.mktemp("planted")
     scenario = planted_shifts(now=NOW, last=LAST)
     config = scenario.config
-    with SimulatorServer(config) as sim:
-        ingest(sim, root, days(FIRST, LAST - timedelta(days=1)))
-        partitions = daily_partitions("UTC")
-        result = materialize(
-            [build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
-            partition_key=LAST.isoformat(),
-            resources={
-                "coc": CocApiResource(endpoint=sim.url, max_rps="0"),
-                "warehouse": WarehouseResource(warehouse=str(root)),
-            },
-            instance=DagsterInstance.ephemeral(),
-        )
+    sim = module_simulators.start(config)
+    ingest(sim, root, days(FIRST, LAST - timedelta(days=1)))
+    partitions = daily_partitions("UTC")
+    result = materialize(
+        [build_ingestion_asset(partitions), build_warehouse_asset(partitions)],
+        partition_key=LAST.isoformat(),
+        resources={
+            "coc": CocApiResource(endpoint=sim.url, max_rps="0"),
+            "warehouse": WarehouseResource(warehouse=str(root)),
+        },
+        instance=DagsterInstance.ephemeral(),
+    )
     assert result.success
     yield root / "coc.duckdb", scenario.keys["host"], result
 

@@ -8,7 +8,7 @@ byte-identical. Real processes: the simulator on loopback, the real CLI and ``da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +18,8 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.demo import materialize_command
-from tests.cli_env import cli_env
-from tests.cli_run import COC_ETL, one_line_error, run
+from tests.support.cli_env import cli_env
+from tests.support.cli_run import COC_ETL, one_line_error, run
 from warehouse.build import build_warehouse
 
 AK = "FOREIGNAK"
@@ -28,17 +28,15 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = "2026-11-18"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    config = SimConfig(seed=3, days=3, now=NOW, tickets_per_day=(2, 3), max_batch_size=30)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+pytestmark = pytest.mark.simulator(
+    SimConfig(seed=3, days=3, now=NOW, tickets_per_day=(2, 3), max_batch_size=30), ak=AK, sk=SK
+)
 
 
 @pytest.fixture(scope="module")
-def warehouse(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warehouse(module_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("foreign") / "wh"
-    done = run([COC_ETL, "ingest", DAY], cli_env(sim, root, ak=AK, sk=SK))
+    done = run([COC_ETL, "ingest", DAY], cli_env(module_sim, root, ak=AK, sk=SK))
     assert done.returncode == 0, done.stderr
     return root
 

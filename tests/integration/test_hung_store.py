@@ -23,7 +23,7 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.lake import Lake, storage_options
 from pipelines.settings import warehouse_settings_from_env
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 
 AK, SK = "HUNGAK", "hung-secret-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -31,14 +31,12 @@ DAY = "2026-11-18"
 COC_ETL = str(Path(sys.executable).with_name("coc-etl"))
 REPO = Path(__file__).parents[2]
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    config = SimConfig(seed=6, days=3, now=NOW, tickets_per_day=(6, 6), max_batch_size=40)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.simulator(
+        SimConfig(seed=6, days=3, now=NOW, tickets_per_day=(6, 6), max_batch_size=40), ak=AK, sk=SK
+    ),
+]
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.schemas import TABLES
-from tests.duck import query
+from tests.support.duck import query
 from tests.support.lake import commit_file, commit_partition, delete_partition
-from tests.unit.test_marts import (
+from tests.support.mart_dataset import (
     BATCHES,
     CONN_A,
     CONN_B,
@@ -32,9 +32,9 @@ from tests.unit.test_marts import (
     ORDERS,
     WEB1,
     WEB2,
-    _instance_row,
-    _order_row,
     at,
+    instance_row,
+    order_row,
 )
 from warehouse import build_warehouse, connect
 from warehouse.build import MARTS_DIR
@@ -69,8 +69,8 @@ def publish(root: Path, table: str, day: date, rows: list[dict], run: str) -> No
 
 
 def publish_day(root: Path, day: date, instances: list, orders: list, batches: list, run: str):
-    publish(root, "execution_instances", day, [_instance_row(*r) for r in instances], run)
-    publish(root, "script_orders", day, [_order_row(*r) for r in orders], run)
+    publish(root, "execution_instances", day, [instance_row(*r) for r in instances], run)
+    publish(root, "script_orders", day, [order_row(*r) for r in orders], run)
     publish(
         root,
         "order_batches",

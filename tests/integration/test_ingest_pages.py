@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from coc_simulator.data import SimConfig
-from coc_simulator.server import SimulatorServer
 from pipelines.coc import errors
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.transport import AiohttpTransport
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
 from pipelines.walk import day_window
+from tests.support.simulator import Simulators
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 19)
@@ -45,25 +45,27 @@ class SpoilOnePage(AiohttpTransport):
         return response
 
 
-def test_a_mistyped_record_fails_the_day_naming_its_page(tmp_path: Path) -> None:
-    with SimulatorServer(SimConfig(seed=5, days=2, now=NOW)) as sim:
-        settings = ClientSettings(endpoint=sim.url, max_rps=None)
-        wh = WarehouseSettings(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "c.duckdb"))
-        (first,) = ingest_days(settings, wh, [DAY])
-        assert first.rows > 1000
-        before = {p: p.read_bytes() for p in tmp_path.glob("*/dt=*/*.parquet")}
+def test_a_mistyped_record_fails_the_day_naming_its_page(
+    simulators: Simulators, tmp_path: Path
+) -> None:
+    sim = simulators.start(SimConfig(seed=5, days=2, now=NOW))
+    settings = ClientSettings(endpoint=sim.url, max_rps=None)
+    wh = WarehouseSettings(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "c.duckdb"))
+    (first,) = ingest_days(settings, wh, [DAY])
+    assert first.rows > 1000
+    before = {p: p.read_bytes() for p in tmp_path.glob("*/dt=*/*.parquet")}
 
-        start, end = day_window(DAY, UTC)  # type: ignore[arg-type]
-        ticket, batch = next(
-            (t, b)
-            for t in sim.dataset.tickets_in_window(start, end, now=NOW)
-            for b in t.batches
-            if b.size > 120
-        )
-        second_page_marker = str(sim.dataset.run(ticket).batches[batch.index - 1].ids[49])
-        spoiler = SpoilOnePage(f"/{ticket.execute_uuid}/batches/{batch.index}", second_page_marker)
-        with pytest.raises(errors.ResponseError) as caught:
-            ingest_days(settings, wh, [DAY], transport=spoiler)
+    start, end = day_window(DAY, UTC)  # type: ignore[arg-type]
+    ticket, batch = next(
+        (t, b)
+        for t in sim.dataset.tickets_in_window(start, end, now=NOW)
+        for b in t.batches
+        if b.size > 120
+    )
+    second_page_marker = str(sim.dataset.run(ticket).batches[batch.index - 1].ids[49])
+    spoiler = SpoilOnePage(f"/{ticket.execute_uuid}/batches/{batch.index}", second_page_marker)
+    with pytest.raises(errors.ResponseError) as caught:
+        ingest_days(settings, wh, [DAY], transport=spoiler)
     assert spoiler.spoiled == 1  # read once: the ids decoded, so the client had no reason to retry
     text = str(caught.value)
     assert f"ticket={ticket.execute_uuid}" in text

@@ -37,7 +37,7 @@ from pipelines.settings import (
     warehouse_settings_from_env,
 )
 from tests.integration.parquet_crash_writer import write_day
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 
@@ -53,10 +53,7 @@ TABLE_NAMES = tuple(DAY_TABLES)
 CONTRACT_TABLES = ("execution_instances", "script_orders", "order_batches")
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorServer(SimConfig(seed=3, days=4, now=NOW), ak=AK, sk=SK) as server:
-        yield server
+pytestmark = pytest.mark.simulator(SimConfig(seed=3, days=4, now=NOW), ak=AK, sk=SK)
 
 
 def client(sim: SimulatorServer) -> ClientSettings:

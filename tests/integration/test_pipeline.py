@@ -29,20 +29,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 18)
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorServer(SimConfig(seed=11, days=5, now=NOW), ak=AK, sk=SK) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean_sim(sim: SimulatorServer):
-    sim.faults.reset()
-    sim.set_now(NOW)
-    sim.stats.reset()
-    yield
-    sim.faults.reset()
-    sim.set_now(NOW)
+pytestmark = pytest.mark.simulator(SimConfig(seed=11, days=5, now=NOW), ak=AK, sk=SK)
 
 
 def _run(
@@ -171,12 +158,12 @@ class DayRun:
 
 
 @pytest.fixture(scope="module")
-def day_run(sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> DayRun:
+def day_run(module_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory) -> DayRun:
     """Read by the tests below that only look at a clean run's outcome (never write to it)."""
     root = tmp_path_factory.mktemp("day")
-    _fresh(sim)
-    result = _run(sim, root, DAY)
-    return DayRun(root, result, sim.stats.total)
+    _fresh(module_sim)
+    result = _run(module_sim, root, DAY)
+    return DayRun(root, result, module_sim.stats.total)
 
 
 def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, day_run: DayRun) -> None:

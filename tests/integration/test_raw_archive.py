@@ -18,11 +18,11 @@ import pytest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.schemas import RAW_RESPONSES, TABLES
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
 from tests.support.lake import read_logged
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
 #: real simulators and real runs, several seconds each
 pytestmark = pytest.mark.slow

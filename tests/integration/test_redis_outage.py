@@ -30,7 +30,7 @@ from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
 from pipelines.shared_lock import SharedLease
 from tests.conftest import SIM_NOW
-from tests.setup_lock import ensure_cluster_services
+from tests.support.setup_lock import ensure_cluster_services
 
 pytestmark = pytest.mark.slow
 

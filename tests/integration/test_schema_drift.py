@@ -5,7 +5,6 @@ run config) derives the day again without a request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
+from tests.support.simulator import Simulators
 from warehouse.schema_drift import format_drift, recent_drift
 
 #: real simulators and real runs, several seconds each
@@ -66,12 +66,14 @@ def drift_check(result: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def drifted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimulatorServer, Path]]:
+def drifted(
+    tmp_path_factory: pytest.TempPathFactory, module_simulators: Simulators
+) -> tuple[SimulatorServer, Path]:
     root = tmp_path_factory.mktemp("drift") / "wh"
-    with SimulatorServer(DRIFTED) as sim:
-        result = materialize_day(sim.url, root)
-        assert result.success
-        yield sim, root
+    sim = module_simulators.start(DRIFTED)
+    result = materialize_day(sim.url, root)
+    assert result.success
+    return sim, root
 
 
 def test_drift_is_recorded_with_its_paths_and_the_run_succeeds(

@@ -7,7 +7,6 @@ requests are accepted, the simulator speaks the documented API.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -32,10 +31,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 AK, SK, PROJECT = "SDKINTEROPAK", "sdk-interop-secret", "0b3f2c5e9d7a4f1e8c6b2a9d3e5f7a1c"
 
 
-@pytest.fixture(scope="module")
-def signed_simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimConfig(now=NOW, days=2), ak=AK, sk=SK) as sim:
-        yield sim
+pytestmark = pytest.mark.simulator(SimConfig(now=NOW, days=2), ak=AK, sk=SK)
 
 
 def sdk_client(url: str, sk: str = SK) -> CocClient:
@@ -51,8 +47,8 @@ def sdk_client(url: str, sk: str = SK) -> CocClient:
     )
 
 
-def test_the_sdk_walks_a_whole_day(signed_simulator: SimulatorServer) -> None:
-    sim, ds = signed_simulator, signed_simulator.dataset
+def test_the_sdk_walks_a_whole_day(sim: SimulatorServer) -> None:
+    sim, ds = sim, sim.dataset
     client = sdk_client(sim.url)
     start, end = ds.day_window("2026-11-24")
     sim.stats.reset()
@@ -120,13 +116,13 @@ def test_the_sdk_walks_a_whole_day(signed_simulator: SimulatorServer) -> None:
     }
 
 
-def test_the_sdk_sees_huawei_errors(signed_simulator: SimulatorServer) -> None:
-    client = sdk_client(signed_simulator.url)
+def test_the_sdk_sees_huawei_errors(sim: SimulatorServer) -> None:
+    client = sdk_client(sim.url)
     with pytest.raises(ClientRequestException) as missing:
         client.get_script_job_info(GetScriptJobInfoRequest(execute_uuid="SCT-no-such-ticket"))
     assert (missing.value.status_code, missing.value.error_code) == (404, "COC.00040004")
     request = GetScriptJobBatchRequest(
-        execute_uuid=signed_simulator.dataset.tickets[0].execute_uuid,
+        execute_uuid=sim.dataset.tickets[0].execute_uuid,
         batch_index=1,
         limit=51,
         marker=0,
@@ -135,5 +131,5 @@ def test_the_sdk_sees_huawei_errors(signed_simulator: SimulatorServer) -> None:
         client.get_script_job_batch(request)
     assert (invalid.value.status_code, invalid.value.error_code) == (400, "COC.00040001")
     with pytest.raises(ClientRequestException) as unsigned:
-        sdk_client(signed_simulator.url, sk="wrong").list_script_jobs(ListScriptJobsRequest())
+        sdk_client(sim.url, sk="wrong").list_script_jobs(ListScriptJobsRequest())
     assert (unsigned.value.status_code, unsigned.value.error_code) == (401, "APIGW.0301")

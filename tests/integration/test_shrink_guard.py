@@ -24,7 +24,8 @@ from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
 from pipelines.lake import Lake
 from pipelines.schemas import TABLES
-from tests.cli_env import cli_env
+from tests.support.cli_env import cli_env
+from tests.support.simulator import Simulators
 
 AK, SK = "SHRINKAK", "shrink-secret-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -33,18 +34,16 @@ COC_ETL = str(Path(sys.executable).with_name("coc-etl"))
 
 
 @pytest.fixture(scope="module")
-def full() -> SimulatorServer:
+def full(module_simulators: Simulators) -> SimulatorServer:
     config = SimConfig(seed=4, days=4, now=NOW, tickets_per_day=(5, 6), max_batch_size=40)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+    return module_simulators.start(config, ak=AK, sk=SK)
 
 
 @pytest.fixture(scope="module")
-def empty() -> SimulatorServer:
+def empty(module_simulators: Simulators) -> SimulatorServer:
     """The same API, listing no tickets for ``DAY``."""
     config = SimConfig(seed=4, days=1, now=NOW, tickets_per_day=(5, 6), max_batch_size=40)
-    with SimulatorServer(config, ak=AK, sk=SK) as server:
-        yield server
+    return module_simulators.start(config, ak=AK, sk=SK)
 
 
 def published(root: Path) -> dict[str, tuple[int | None, tuple[str, ...]]]:

@@ -2,26 +2,29 @@
 onset, closes on the first day the key is back, and an incremental build gives the same
 episodes as a full one.
 
-Real parts: Parquet written by hand (``tests/unit/test_failure_shifts.py``'s cells), the real
+Real parts: Parquet written by hand (``tests/support/failure_cells.py``), the real
 build, the marts read back through DuckDB.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_failure_shifts import DAY0, QUIET, Cell, shifts, write_cells
+from tests.support.failure_cells import (
+    GAPS,
+    QUIET,
+    SHIFT,
+    ZONE,
+    Cell,
+    day,
+    persistent,
+    shifts,
+    write_cells,
+)
 from warehouse import build_warehouse, connect
 from warehouse.episodes import signed_root_g
-
-ZONE = "cn-east-3b"
-
-
-def day(n: int) -> date:
-    return DAY0 + timedelta(days=n)
 
 
 def episodes(path: str | Path) -> list[dict]:
@@ -32,19 +35,6 @@ def episodes(path: str | Path) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
-
-
-def persistent(rates: dict[int, int], days: int = 18) -> list[Cell]:
-    """QUIET-like neighbours every day; ZONE at 10 of 1,000 except on ``rates``' days."""
-    quiet = [Cell(d, z, n, f) for d in range(days) for z, n, f in NEIGHBOURS]
-    return quiet + [Cell(d, ZONE, 1000, rates.get(d, 10)) for d in range(days) if d not in GAPS]
-
-
-NEIGHBOURS = [("cn-north-4a", 2000, 20), ("cn-north-4b", 1500, 30), ("cn-east-3a", 800, 8)]
-#: days without a run in ZONE
-GAPS = {13}
-#: ZONE at 10% from day 8 to day 14 (none on day 13), back to 1% on day 15
-SHIFT = {d: 100 for d in range(8, 15)}
 
 
 def test_a_persistent_shift_stays_open_with_its_since_until_the_key_is_back(

@@ -233,14 +233,17 @@ TAMPERS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
 }
 
 
-@by_id
 @pytest.mark.parametrize("tamper", list(TAMPERS))
-def test_verify_rejects_tampering(case: Case, tamper: str) -> None:
-    wire = wire_of(sign_ours(case))
-    change, reason = TAMPERS[tamper]
-    if tamper == "body" and case.headers.get("Content-Type") == "text/plain":
-        reason = None  # the SDK's UNSIGNED-PAYLOAD rule: a non-JSON body is not signed
-    assert verify(wire, **change(wire)) == reason
+def test_verify_rejects_tampering(tamper: str) -> None:
+    """Each tampering of every case (the cases in one test: each is a call of microseconds,
+    and 20 x 16 tests would cost pytest more than the checks)."""
+    change, expected = TAMPERS[tamper]
+    for case in CASES:
+        wire = wire_of(sign_ours(case))
+        reason = expected
+        if tamper == "body" and case.headers.get("Content-Type") == "text/plain":
+            reason = None  # the SDK's UNSIGNED-PAYLOAD rule: a non-JSON body is not signed
+        assert verify(wire, **change(wire)) == reason, case.id
 
 
 def test_verify_rejects_a_wrong_declared_body_hash() -> None:

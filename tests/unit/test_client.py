@@ -27,7 +27,7 @@ from pipelines.coc.models import RawPage
 from pipelines.coc.pagination import BatchWalk, OrderPages
 from pipelines.coc.retry import RESPONSE_ERROR_ATTEMPTS, RetryPolicy
 from pipelines.coc.settings import ClientSettings
-from tests.unit.fake_time import FakeTime
+from tests.support.fake_time import FakeTime
 
 ENDPOINT = "http://127.0.0.1:9"
 AK = "HPUAEXAMPLEAK0000001"

@@ -7,8 +7,7 @@ builds the real ``coc.duckdb`` and reads the mart back through DuckDB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from assets.warehouse import shift_check_result
-from tests.support.lake import commit_partition
+from tests.support.failure_cells import DAY0, QUIET, Cell, shifts, steady, write_cells
 from warehouse import (
     ShiftAlert,
     build_warehouse,
@@ -26,7 +25,6 @@ from warehouse import (
     newest_alerts,
 )
 
-DAY0 = date(2026, 11, 1)
 #: the contract's columns, in order, with the DuckDB types the mart gives them
 COLUMNS = [
     ("dt", "DATE"),
@@ -42,87 +40,6 @@ COLUMNS = [
     ("alert", "BOOLEAN"),
     ("since", "DATE"),
 ]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """``instances`` runs of ``script`` ``version`` in ``zone`` on day ``day`` (0 = DAY0)."""
-
-    day: int
-    zone: str
-    instances: int
-    failed: int
-    script: str = "deploy"
-    version: str = "v1"
-    message: str = "Connection to 10.0.0.12:22 refused after 3 retries"
-    canceled: int = 0
-
-
-def write_cells(root: Path, cells: list[Cell]) -> None:
-    instances: dict[date, list[dict]] = {}
-    orders: dict[date, list[dict]] = {}
-    for n, cell in enumerate(cells):
-        day = DAY0 + timedelta(days=cell.day)
-        created = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
-        ticket = f"t{n:04d}"
-        statuses = (
-            ["ABNORMAL"] * cell.failed
-            + ["FINISHED"] * (cell.instances - cell.failed)
-            + ["CANCELED"] * cell.canceled
-        )
-        instances.setdefault(day, []).extend(
-            {
-                "execute_uuid": ticket,
-                "batch_index": 1,
-                "instance_id": i,
-                "status": status,
-                "message": cell.message.replace("10.0.0.12", f"10.0.{i % 250}.{n % 250}")
-                if status == "ABNORMAL"
-                else "ok",
-                "created_at": created,
-                "finished_at": created + timedelta(seconds=5),
-                "resource_id": f"{cell.zone}-host-{i % 40}",
-                "region_id": cell.zone[:-1],
-                "zone_id": cell.zone,
-                "application": "shop",
-            }
-            for i, status in enumerate(statuses)
-        )
-        orders.setdefault(day, []).append(
-            {
-                "execute_uuid": ticket,
-                "order_id": n,
-                "status": "FINISHED",
-                "created_at": created,
-                "script_name": cell.script,
-                "script_version_name": cell.version,
-            }
-        )
-    for table, days in (("execution_instances", instances), ("script_orders", orders)):
-        for day, rows in days.items():
-            commit_partition(root, table, day, rows, "p")
-
-
-def shifts(tmp_path: Path, cells: list[Cell]) -> dict[tuple[int, str, str | None], dict]:
-    """Build the warehouse of ``cells``; failure_shifts by (day number, dimension, key)."""
-    write_cells(tmp_path, cells)
-    built = build_warehouse(warehouse=str(tmp_path), duckdb_path=str(tmp_path / "coc.duckdb"))
-    con = connect(built.duckdb_path)
-    try:
-        cursor = con.execute("SELECT * FROM failure_shifts")
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-    return {((r["dt"] - DAY0).days, r["dimension"], r["key"]): r for r in rows}
-
-
-def steady(days: range, zone: str, instances: int, failed: int, **kw: Any) -> list[Cell]:
-    return [Cell(day, zone, instances, failed, **kw) for day in days]
-
-
-#: a quiet neighbour on every day, so that each day has several keys to test
-QUIET = steady(range(9), "cn-north-4a", 2000, 20)
 
 
 def test_columns_and_types_are_the_contracts(tmp_path: Path) -> None:

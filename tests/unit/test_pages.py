@@ -18,7 +18,7 @@ from pipelines.coc import errors
 from pipelines.coc.models import HostProperties, RawPage, TargetInstance
 from pipelines.pages import PendingPage, _arrow_path, _reference_path, flatten_pages
 from pipelines.schemas import EXECUTION_INSTANCES
-from tests.unit.test_flatten import PAGE
+from tests.support.sample_page import PAGE
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)

@@ -21,7 +21,7 @@ import pytest
 from pipelines.coc import errors
 from pipelines.coc.gate import RequestGate
 from pipelines.coc.retry import RetryPolicy, backoff_s, is_retriable, parse_retry_after
-from tests.unit.fake_time import FakeTime
+from tests.support.fake_time import FakeTime
 
 # -- parse_retry_after ------------------------------------------------------------------------
 

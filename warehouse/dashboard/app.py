@@ -11,7 +11,6 @@ variables when it is told the warehouse is on object storage (``--object-store``
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from datetime import date
@@ -23,6 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from pipelines.settings import object_store_settings_from_env
+from pipelines.variables import process_env
 from warehouse.dashboard import queries as q
 
 #: ASCII punctuation: CommonMark shows each literally after a backslash, and so does every
@@ -329,7 +329,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     object_store = None
     if args.object_store:  # the page's own entry point, like the CLI: the environment is read here
-        object_store = object_store_settings_from_env(os.environ)
+        object_store = object_store_settings_from_env(process_env())
     st.set_page_config(page_title="COC script orders", layout="wide")
     st.title("COC script orders: failures")
     st.caption(f"{args.duckdb}, read-only, read again at every refresh")

@@ -13,7 +13,6 @@
 --   baseline_rate    the frozen reference's failure rate (the key's 7 days before the onset,
 --                    or its dimension's for a key that had none)
 --   failure_rate, instances, failed   over the episode's alert days
--- build: after failure_shifts
 CREATE OR REPLACE VIEW alert_episodes AS
 SELECT
     e.dimension,

@@ -9,7 +9,6 @@
 -- instances = failed instances with the pattern; last_seen = the latest failure's end
 -- (finished_at, else created_at); example_message = the raw message of that latest failure
 -- (ties broken by the instance's key). script_name is the ticket's, from script_orders.
--- build: per-day
 CREATE OR REPLACE VIEW failure_messages_daily AS
 WITH failures AS (
     SELECT

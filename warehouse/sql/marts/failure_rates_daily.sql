@@ -11,8 +11,6 @@
 -- The one aggregation of both marts lives in instances_daily, which splits these rows once
 -- more by agent_status: this is its stored rows summed over agent_status (computed after it,
 -- for the same changed days).
--- build: per-day
--- build: after instances_daily
 CREATE OR REPLACE VIEW failure_rates_daily AS
 WITH counted AS (
     SELECT

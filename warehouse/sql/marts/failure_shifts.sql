@@ -64,8 +64,6 @@
 -- each (warehouse/trailing.py), reading the counts of the 14 days before those; the episodes,
 -- which follow a key from its onset as far as it goes, are then replayed from the first
 -- recomputed day on (from the onset of an episode open across it).
--- build: trailing 14
--- build: episodes
 CREATE OR REPLACE VIEW failure_shifts AS
 WITH params AS (
     SELECT

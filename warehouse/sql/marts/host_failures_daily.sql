@@ -7,7 +7,6 @@
 -- host_name, zone_id = the latest non-NULL value seen in the group (by created_at, then key).
 -- last_failed_at = the latest failure's end (finished_at, else created_at).
 -- example_message = the message of that latest failure.
--- build: per-day
 CREATE OR REPLACE VIEW host_failures_daily AS
 WITH keyed AS (
     SELECT

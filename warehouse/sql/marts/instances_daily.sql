@@ -8,7 +8,6 @@
 -- failed, failure_rate). script_name is the ticket's, from script_orders joined on
 -- (execute_uuid, dt). NULL keys stay NULL. A group whose instances all lack an outcome still
 -- has a row, with instances = 0 and a NULL failure_rate.
--- build: per-day
 CREATE OR REPLACE VIEW instances_daily AS
 -- Count per ticket first, then join the (small) per-ticket counts to script_orders for the
 -- script name: the join then sees thousands of rows instead of every instance.

@@ -9,7 +9,6 @@
 -- Percentiles are quantile_cont: linear interpolation between the two nearest durations
 -- (a DOUBLE, which need not be a duration that occurred). script_name is the ticket's, from
 -- script_orders joined on (execute_uuid, dt); NULL keys stay NULL.
--- build: per-day
 CREATE OR REPLACE VIEW script_durations_daily AS
 SELECT
     i.dt,

@@ -6,7 +6,6 @@
 --
 -- status and duration_ms are the ticket's own (script_orders); batches = rows of
 -- order_batches for the ticket; instances and failed are 0 for a ticket without instances.
--- build: per-day
 CREATE OR REPLACE VIEW ticket_outcomes AS
 WITH instance_counts AS (
     SELECT

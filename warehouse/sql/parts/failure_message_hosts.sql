@@ -2,7 +2,6 @@
 -- message_pattern on each dt, one row per dt × message_pattern × resource_id: the distinct
 -- sets from which failure_messages counts its distinct hosts over all days (distinct counts
 -- of separate days do not add). Stored in mart_data only (not a view of its own).
--- build: per-day
 CREATE OR REPLACE VIEW failure_message_hosts AS
 SELECT DISTINCT
     dt,

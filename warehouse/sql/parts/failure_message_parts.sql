@@ -7,7 +7,6 @@
 -- days; first_seen and last_seen are a min and a max; example_message is the day's first
 -- non-NULL message in the order "latest failure first" with that order's key
 -- (example_latest), so the merge takes the latest day's choice with arg_max.
--- build: per-day
 CREATE OR REPLACE VIEW failure_message_parts AS
 WITH failures AS (
     SELECT

@@ -7,7 +7,6 @@
 -- the changed days; failure_shifts itself is recomputed whole from them at every build,
 -- because a changed day moves the baselines of the 7 days after it, the runs (since) of the
 -- days after those, and the dimension's dispersion, a median over every day.
--- build: per-day
 CREATE OR REPLACE VIEW failure_shift_counts AS
 WITH located AS (
     SELECT

@@ -6,7 +6,6 @@
 -- two days; last_failed_at is a max; host_name, region_id and zone_id are the day's latest
 -- non-NULL value with the order it was chosen by (*_latest), so the merge takes the value of
 -- the latest day's choice with arg_max, exactly as one arg_max over every instance would.
--- build: per-day
 CREATE OR REPLACE VIEW host_failure_parts AS
 WITH keyed AS (
     SELECT

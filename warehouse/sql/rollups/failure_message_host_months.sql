@@ -4,7 +4,6 @@
 -- mart_data only and kept by difference: when the build recomputes a month of
 -- failure_message_hosts_months, it subtracts that month's pairs before and adds them after
 -- (build_window: the month), so it never merges every month again (see store.py).
--- build: tally of failure_message_hosts_months
 CREATE OR REPLACE VIEW failure_message_host_months AS
 SELECT
     message_pattern,

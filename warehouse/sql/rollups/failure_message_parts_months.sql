@@ -2,7 +2,6 @@
 -- day), the way failure_messages merges them over every day: sums, min, max, and arg_max by the
 -- order the example was chosen by, kept beside it. Stored in mart_data only; the build
 -- recomputes the changed months, reading only their days' rows (build_window: see build.py).
--- build: per-month
 CREATE OR REPLACE VIEW failure_message_parts_months AS
 SELECT
     CAST(date_trunc('month', dt) AS DATE) AS dt,

@@ -3,7 +3,6 @@
 -- value was chosen by, kept beside it. So host_failures merges a few rows per host and month
 -- instead of one per host and day. Stored in mart_data only; the build recomputes the changed
 -- months, reading only their days' rows (build_window: see build.py).
--- build: per-month
 CREATE OR REPLACE VIEW host_failure_parts_months AS
 SELECT
     CAST(date_trunc('month', dt) AS DATE) AS dt,

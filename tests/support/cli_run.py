@@ -8,7 +8,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 COC_ETL = str(BIN / "coc-etl")
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def run(
