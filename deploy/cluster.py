@@ -10,6 +10,13 @@ What runs, each a process started here and stopped by its PID (data under one te
     dagster-daemon       backfills -> queued runs -> Celery tasks; run monitoring
     2 x dagster-celery   workers: each takes a run from the queue and runs it whole
 
+The webserver, the daemon and the workers are started with the commands their systemd
+units declare (``deploy/systemd/``, read by ``deploy/units.py``: ``ExecStart=`` with its
+``${VAR}`` expanded from ``coc.env.example`` overridden by this cluster's values, ``/opt/coc``
+mapped onto this checkout), so a wrong unit fails the cluster test. Redis, Postgres, moto and
+the simulator start at once, each waited for in a thread; Postgres from a data folder that
+``initdb`` made once per machine (copied, not made again).
+
 Services missing on the machine are installed from Debian (``redis-server``,
 ``postgresql``); moto comes with the ``cluster`` extra. Given no warehouse, the cluster keeps
 it in a bucket of its own moto server (``s3://coc-cluster/warehouse``), every process told
@@ -22,6 +29,7 @@ GraphQL API, the workers found through the Celery result backend in Redis.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -35,11 +43,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from deploy.units import service_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = Path(__file__).resolve().parent
@@ -78,6 +89,49 @@ def ensure_services() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def _initdb_template(bindir: Path, as_postgres: Sequence[str]) -> Path:
+    """A fresh cluster's data folder made by ``initdb`` (user ``dagster``, trust, UTF8),
+    once per machine and Postgres version under the temp folder: each cluster copies it
+    rather than running initdb again (seconds each time)."""
+    version = bindir.parent.name
+    base = Path(tempfile.gettempdir()) / f"coc-cluster-pg-template-{version}-{os.geteuid()}"
+    template = base / "data"
+    if (template / "PG_VERSION").is_file() and (base / "complete").is_file():
+        return template
+    base.mkdir(mode=0o755, exist_ok=True)
+    with open(base / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one initdb at a time; the others find it done
+        if (base / "complete").is_file():
+            return template
+        shutil.rmtree(template, ignore_errors=True)
+        template.mkdir(mode=0o700)
+        if as_postgres:
+            shutil.chown(template, "postgres", "postgres")
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "initdb"),
+                "-D",
+                str(template),
+                "-U",
+                "dagster",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        (base / "complete").touch()
+    return template
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """``source``'s content into the (existing, empty) folder ``target``, modes kept."""
+    subprocess.run(["cp", "-a", f"{source}/.", str(target)], check=True)
 
 
 def _wait(what: str, ready: Any, timeout: float = 60.0, process: Any = None) -> None:
@@ -121,16 +175,27 @@ class Cluster:
         """Redis, Postgres, the simulator (and moto); then the environment every process
         shares."""
         self.root.chmod(0o755)
-        self.redis_port = self._start_redis()
-        pg_url = self._start_postgres()
-        object_store = self._start_s3() if not self.warehouse else {}
         from coc_simulator.server import start_subprocess
 
-        sim, url = start_subprocess(
-            ["--rate-limit", str(self.max_rps), *self.simulator_args],
-            stderr=subprocess.DEVNULL,
-        )
-        self.processes["simulator"] = sim
+        def simulator() -> str:
+            sim, url = start_subprocess(
+                ["--rate-limit", str(self.max_rps), *self.simulator_args],
+                stderr=subprocess.DEVNULL,
+            )
+            self.processes["simulator"] = sim
+            return url
+
+        # started at once, each waited for in a thread of its own: most of their start-up
+        # is waiting (initdb, a process importing its modules)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="cluster-start") as pool:
+            redis_port = pool.submit(self._start_redis)
+            postgres = pool.submit(self._start_postgres)
+            s3 = pool.submit(self._start_s3) if not self.warehouse else None
+            sim_url = pool.submit(simulator)
+            self.redis_port = redis_port.result()
+            pg_url = postgres.result()
+            object_store = s3.result() if s3 is not None else {}
+            url = sim_url.result()
         redis = f"redis://127.0.0.1:{self.redis_port}"
         home = self.root / "dagster_home"
         home.mkdir()
@@ -171,11 +236,11 @@ class Cluster:
 
     def _spawn(self, name: str, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        kwargs.setdefault("cwd", ROOT)
         process = subprocess.Popen(
             list(command),
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
             start_new_session=True,  # its own process group: stopped with every child
             **kwargs,
         )
@@ -276,24 +341,10 @@ class Cluster:
         data.mkdir(mode=0o700)
         as_postgres: list[str] = []
         if os.geteuid() == 0:  # postgres refuses root: run it as Debian's postgres user
-            shutil.chown(data, "postgres", "postgres")
             as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
-        subprocess.run(
-            [
-                *as_postgres,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "dagster",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        _copy_tree(_initdb_template(bindir, as_postgres), data)
+        if as_postgres:
+            subprocess.run(["chown", "-R", "postgres:postgres", str(data)], check=True)
         process = self._spawn(
             "postgres",
             [
@@ -322,47 +373,39 @@ class Cluster:
         _wait("postgres", accepts, process=process)
         return url.replace("postgresql://", "postgresql+psycopg2://")  # the driver installed
 
+    def _spawn_unit(
+        self,
+        name: str,
+        unit_file: str,
+        *,
+        instance: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[Any]:
+        """Start a service with the command its systemd unit declares
+        (``deploy/systemd/<unit_file>``), variables from ``coc.env.example`` overridden by
+        this cluster's, paths moved from the install root onto this checkout."""
+        command = service_command(
+            unit_file,
+            {**self.env, **(overrides or {})},
+            root=ROOT,
+            bin_dir=BIN,
+            instance=instance,
+        )
+        env = {**self.env, **(overrides or {}), **command.environment}
+        return self._spawn(name, command.argv, env=env, cwd=command.cwd)
+
     def start_dagster(self) -> None:
-        """The webserver and the workers (the daemon comes later: ``start_daemon``)."""
+        """The webserver and the workers (the daemon comes later: ``start_daemon``), each
+        with its unit's command."""
         port = _free_port()
-        self._spawn(
+        self._spawn_unit(
             "webserver",
-            [
-                str(BIN / "dagster-webserver"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                str(ROOT / "workspace.yaml"),
-            ],
-            env=self.env,
+            "coc-webserver.service",
+            overrides={"COC_WEBSERVER_HOST": "127.0.0.1", "COC_WEBSERVER_PORT": str(port)},
         )
         for i in range(self.workers):
             name = f"worker-{chr(ord('a') + i)}"
-            self._spawn(
-                name,
-                [
-                    str(BIN / "dagster-celery"),
-                    "worker",
-                    "start",
-                    "-A",
-                    "dagster_celery.app",
-                    "-y",
-                    str(DEPLOY / "celery.yaml"),
-                    "--name",
-                    name,
-                    # the code location imported once, before the pool forks: a run (and the
-                    # process that replaces a killed one) starts without importing it again
-                    "-i",
-                    LOCATION,
-                    "--",
-                    "--concurrency=1",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
-                env=self.env,
-            )
+            self._spawn_unit(name, "coc-worker@.service", instance=name)
         self.graphql_url = f"http://127.0.0.1:{port}/graphql"
         _wait(
             "dagster-webserver",
@@ -379,12 +422,21 @@ class Cluster:
         )
 
     def start_daemon(self) -> None:
-        """The daemon: its first backfill tick comes at once, later ones every 30 s."""
-        self._spawn(
-            "daemon",
-            [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
-            env=self.env,
-        )
+        """The daemon, with its unit's command: its first backfill tick comes at once, later
+        ones every 30 s."""
+        self._spawn_unit("daemon", "coc-daemon.service")
+
+    def restart_daemon(self, *, worker_slots: int, start_timeout_s: int | None) -> None:
+        """The daemon killed and started again with ``COC_WORKER_SLOTS`` and
+        ``run_monitoring.start_timeout_seconds`` changed (None: deploy/dagster.yaml's): a
+        test hands Celery more runs than the workers take at once."""
+        process = self.processes.pop("daemon")
+        _signal(process, signal.SIGKILL)
+        process.wait()
+        self.start_timeout_s = start_timeout_s
+        self._write_instance(Path(self.env["DAGSTER_HOME"]) / "dagster.yaml")
+        self.env["COC_WORKER_SLOTS"] = str(worker_slots)
+        self.start_daemon()
 
     # -- driving -------------------------------------------------------------------------
 
@@ -445,16 +497,20 @@ class Cluster:
         return str(data["run"]["runId"])
 
     def runs(self, backfill_id: str | None = None) -> list[dict[str, Any]]:
-        """Runs (of a backfill), with status, partition tags and Celery task id."""
+        """Runs (of a backfill), with status, times (``launchTime``: handed to Celery),
+        partition tags and Celery task id."""
         tags = [{"key": "dagster/backfill", "value": backfill_id}] if backfill_id else []
         data = self._graphql(
             """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {
-                 runId status startTime endTime tags { key value } } } } }""",
+                 runId status startTime endTime tags { key value }
+                 stats { ... on RunStatsSnapshot { launchTime } } } } } }""",
             {"f": {"tags": tags}},
         )
         runs = data["runsOrError"]["results"]
         for run in runs:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+            # when the daemon handed the run to Celery (STARTING)
+            run["launchTime"] = (run.pop("stats") or {}).get("launchTime")
         return list(runs)
 
     def wait_runs(
@@ -497,18 +553,45 @@ class Cluster:
             meta["pid"] = result.get("pid")
         return meta
 
-    def worker_settings(self) -> dict[str, dict[str, Any]]:
-        """Each live worker's Celery settings and consumer stats, asked through the broker
-        (Celery's remote control): ``{worker: {"conf": ..., "stats": ...}}``."""
+    def _inspect(self, *asked: str) -> list[dict[str, Any]]:
+        """Celery's remote control, through the broker: each of ``asked`` (``conf``,
+        ``stats``, ``active``, ``reserved``) answered by every live worker. Asked again once
+        after an error (a connection that a restarted Redis closed)."""
         from celery import Celery
 
-        app = Celery(broker=self.env["COC_CELERY_BROKER"])
-        try:
-            inspect = app.control.inspect(timeout=5, limit=self.workers)
-            conf = inspect.conf(with_defaults=True) or {}
-            stats = inspect.stats() or {}
-        finally:
-            app.close()
+        for attempt in (1, 2):
+            app = Celery(broker=self.env["COC_CELERY_BROKER"])
+            try:
+                inspect = app.control.inspect(timeout=5, limit=self.workers)
+                answers: list[dict[str, Any]] = []
+                for what in asked:
+                    call = getattr(inspect, what)
+                    answers.append((call(with_defaults=True) if what == "conf" else call()) or {})
+                return answers
+            except Exception as exc:  # redis-py's and kombu's connection errors
+                if attempt == 2:
+                    raise
+                print(f"celery inspect: {type(exc).__name__}; again", flush=True)
+            finally:
+                app.close()
+        raise AssertionError("unreachable")
+
+    def worker_tasks(self) -> dict[str, dict[str, list[str]]]:
+        """Each live worker's Celery tasks: the ones it runs (``active``) and the ones it
+        took and holds for later (``reserved``), by task id."""
+        active, reserved = self._inspect("active", "reserved")
+        return {
+            name.split("@", 1)[0]: {
+                "active": [t["id"] for t in active.get(name, [])],
+                "reserved": [t["id"] for t in reserved.get(name, [])],
+            }
+            for name in set(active) | set(reserved)
+        }
+
+    def worker_settings(self) -> dict[str, dict[str, Any]]:
+        """Each live worker's Celery settings and consumer stats: ``{worker: {"conf": ...,
+        "stats": ...}}``."""
+        conf, stats = self._inspect("conf", "stats")
         return {
             name.split("@", 1)[0]: {"conf": conf[name], "stats": stats.get(name, {})}
             for name in conf

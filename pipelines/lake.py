@@ -294,6 +294,11 @@ class Lake:
             time.sleep(min(0.05 * attempt, 0.5))
         raise AssertionError("unreachable")
 
+    def commit_locked(self, table: str) -> ContextManager[None]:
+        """The lock around a commit of ``table`` (a no-op where the store serialises commits
+        itself): for a commit made elsewhere, such as the table's creation."""
+        return self._locked(self.uri(table))
+
     @contextlib.contextmanager
     def _locked(self, uri: str) -> Iterator[None]:
         if self._commit_lock is None:

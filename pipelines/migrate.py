@@ -51,24 +51,32 @@ def ensure_tables(lake: Lake, tables: Mapping[str, pa.Schema] = TABLES) -> dict[
     named = _manifest_files(fs, base)
     done: dict[str, int] = {}
     for table in missing:
-        adds = _existing_files(fs, base, table, named)
-        try:
-            create_table_with_add_actions(
-                lake.uri(table),
-                Schema.from_arrow(delta_schema(tables[table])),
-                adds,
-                mode="error",
-                partition_by=[PARTITION],
-                configuration=TABLE_CONFIGURATION,
-                storage_options=lake.options,
-                commit_properties=CommitProperties(
-                    custom_metadata={"coc_run": MIGRATION_RUN, "coc_day": ""}
-                ),
-            )
-        except Exception:
-            if not lake.exists(table):  # else another process migrated it first
-                raise
-            continue
+        # under the commit lock: on a store that cannot refuse an overwrite, two processes
+        # creating the table at once would both write its first version
+        with lake.commit_locked(table):
+            if lake.exists(table):  # another process made it meanwhile
+                continue
+            adds = _existing_files(fs, base, table, named)
+            try:
+                create_table_with_add_actions(
+                    lake.uri(table),
+                    Schema.from_arrow(delta_schema(tables[table])),
+                    adds,
+                    mode="error",
+                    partition_by=[PARTITION],
+                    configuration=TABLE_CONFIGURATION,
+                    storage_options=lake.options,
+                    # never retried: a creation that lost the race to another process
+                    # would be committed again on top of the winner's (a second creation)
+                    commit_properties=CommitProperties(
+                        custom_metadata={"coc_run": MIGRATION_RUN, "coc_day": ""},
+                        max_commit_retries=0,
+                    ),
+                )
+            except Exception:
+                if not lake.exists(table):  # else another process migrated it first
+                    raise
+                continue
         if adds:
             log.info("migrated %s to a Delta table: %d files, in place", table, len(adds))
         done[table] = len(adds)
