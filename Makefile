@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV_HOME    := .uv
 UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
-SOURCES    := pipelines assets warehouse coc_simulator deploy
+SOURCES    := coc_etl pipelines assets warehouse coc_simulator
 
 .PHONY: demo cluster-demo test test-fast check-lock lint types bench lock upgrade sync-dev clean
 
@@ -28,7 +28,7 @@ demo: check-lock
 # a distributed deployment on loopback (deploy/): Redis, Postgres, webserver, daemon, 2 workers
 cluster-demo: check-lock
 	$(UV) sync --frozen --quiet --inexact --extra cluster --compile-bytecode
-	$(BIN)/python -m deploy.cluster
+	$(BIN)/python -m coc_etl.cluster
 
 sync-dev: check-lock
 	$(UV) sync --frozen --quiet --extra dev --extra bench --extra cluster
@@ -46,13 +46,14 @@ test: sync-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(SOURCES)
+	$(BIN)/lint-imports
 	$(PYTEST)
 
 test-fast: sync-dev
 	$(PYTEST) -m "not slow"
 
 lint: sync-dev
-	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy $(SOURCES)
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy $(SOURCES) && $(BIN)/lint-imports
 
 types: sync-dev
 	$(BIN)/mypy $(SOURCES)

@@ -1,5 +1,5 @@
 """Alert delivery from Dagster: a run-status sensor that, after each successful run, sends the
-episodes of ``alert_episodes`` that are due (``pipelines/alerts``), not a step of the run.
+episodes of ``alert_episodes`` that are due (``warehouse/alerts``), not a step of the run.
 
 A delivery problem never fails anything: the sensor's tick reports how many notices went out
 and which channels failed (by name, never their URL or password), and the next run's tick
@@ -21,9 +21,9 @@ from dagster import (
 )
 
 from assets.resources import WarehouseResource, described, fields_from_env
-from pipelines.alerts.deliver import AlertSettings, DeliveryReport, alert_settings, deliver_quietly
-from pipelines.coc.errors import ConfigError
+from pipelines.errors import ConfigError
 from pipelines.variables import ALERT_VARIABLES, BY_NAME, accept_all
+from warehouse.alerts.deliver import AlertSettings, DeliveryReport, alert_settings, deliver_quietly
 
 SENSOR_NAME = "deliver_alerts"
 

@@ -18,15 +18,14 @@ from dagster import (
     multi_asset,
 )
 
+from assets.checks import CHECKS, day_checks, read_day
 from assets.failures import reported_failures
 from assets.partitions import SINGLE_RUN
 from assets.resources import CocApiResource, WarehouseResource
 from pipelines.coc.metrics import RequestMetrics
 from pipelines.ingest import DayResult, ingest_days
-from pipelines.preflight import check_warehouse
-from pipelines.quality import CHECKS, day_checks, read_day
 from pipelines.replay import check_archived, replay_days
-from warehouse.build import check_build_target
+from warehouse.preflight import check_before_run
 
 
 class CocDayConfig(Config):
@@ -69,8 +68,7 @@ def build_ingestion_asset(
         """Walk every ticket of the day(s), every batch, every page; publish each day whole,
         with its raw archive. With ``replay``, derive the day(s) from that archive instead."""
         wh = warehouse.settings()
-        check_warehouse(wh)  # before any request: see pipelines/preflight.py
-        check_build_target(wh.duckdb_path)
+        check_before_run(wh)  # before any request, as coc-etl does: warehouse/preflight.py
         days = [date.fromisoformat(k) for k in context.partition_keys]
 
         def on_day(result: DayResult) -> None:

@@ -18,11 +18,11 @@ from dagster import (
     multi_asset,
 )
 
+from assets.checks import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
 from assets.failures import reported_failures
 from assets.ingestion import TABLE_DESCRIPTIONS
 from assets.partitions import SINGLE_RUN
 from assets.resources import WarehouseResource
-from pipelines.quality import NO_FAILURE_SHIFTS, WAREHOUSE_CHECKS
 from warehouse.build import MARTS_DIR, build_locked, mart_description
 from warehouse.report import ShiftAlert, describe_alert, newest_alerts
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from coc_simulator.data import Dataset, SimConfig, Ticket
 from coc_simulator.server import start_subprocess, stop_subprocess
 from pipelines.coc.settings import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_LIMIT
-from pipelines.walk import day_window
+from pipelines.extract.walk import day_window
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 25)

@@ -36,9 +36,9 @@ from bench.day import DAY, simulator_process, sized_day
 from bench.raw_fetch import day_requests, fetch_pages
 from pipelines.coc.models import BatchPageIds, RawPage, envelope_type
 from pipelines.coc.settings import DEFAULT_CONCURRENCY
-from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.parquet import COMPRESSION, DayWriter
-from pipelines.schemas import EXECUTION_INSTANCES
+from pipelines.lake.day_writer import COMPRESSION, DayWriter
+from pipelines.lake.load import FLUSH_ROWS, InstanceLoader
+from pipelines.transform.schemas import EXECUTION_INSTANCES
 
 BatchPages = list[tuple[str, int, bytes]]
 

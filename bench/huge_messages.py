@@ -1,14 +1,14 @@
 """Peak memory of loading pages that carry 40 MB messages: ``python -m bench.huge_messages``.
 
-The loader (``pipelines.load.InstanceLoader``) and the writer (``pipelines.parquet.DayWriter``)
-gather rows by count (10,000 a chunk, 10,000 a row group). Rows of 40 MB messages never
-reach the count, so both used to hold every page of the day until the end. They now also
-flush by bytes (``FLUSH_BYTES``, ``ROW_GROUP_BYTES``). This bench loads the same synthetic
-pages twice, each in a fresh child process: once with the byte bounds off (the old
-behaviour, the baseline of the same run) and once with the defaults, and reports each
-child's peak RSS (``VmHWM``) and the ratio. The pages are the real path's input: raw
-response bodies (``RawPage``) flattened by Arrow on the loader's thread and written as
-Parquet under a temporary warehouse, then published.
+The loader (``pipelines.lake.load.InstanceLoader``) and the writer
+(``pipelines.lake.day_writer.DayWriter``) gather rows by count (10,000 a chunk, 10,000 a row group).
+Rows of 40 MB messages never reach the count, so both used to hold every page of the day until the
+end. They now also flush by bytes (``FLUSH_BYTES``, ``ROW_GROUP_BYTES``). This bench loads the same
+synthetic pages twice, each in a fresh child process: once with the byte bounds off (the old
+behaviour, the baseline of the same run) and once with the defaults, and reports each child's peak
+RSS (``VmHWM``) and the ratio. The pages are the real path's input: raw response bodies
+(``RawPage``) flattened by Arrow on the loader's thread and written as Parquet under a temporary
+warehouse, then published.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def child(bounded: bool, warehouse: str) -> dict[str, int | float]:
     from concurrent.futures import ThreadPoolExecutor
 
     from pipelines.coc.models import RawPage
-    from pipelines.load import FLUSH_BYTES, FLUSH_ROWS, InstanceLoader
-    from pipelines.parquet import ROW_GROUP_BYTES, DayWriter
+    from pipelines.lake.day_writer import ROW_GROUP_BYTES, DayWriter
+    from pipelines.lake.load import FLUSH_BYTES, FLUSH_ROWS, InstanceLoader
 
     floor = rss_bytes()
     started = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.core import SCRATCH_DIR, Row, Scale, Section, Spread, Stopwatch, Target, mib, ratios
 from bench.synthetic import day_tables, vocabulary, write_warehouse
-from pipelines.parquet import DayWriter
+from pipelines.lake.day_writer import DayWriter
 
 #: the last day of every synthetic history (``synthetic.write_warehouse``)
 LAST_DAY = dt.date(2026, 11, 25)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.core import Row, Scale, Section, Spread, Stopwatch, Target, ratios, scratch_dir
 from bench.day import DAY, simulator_process
-from pipelines.demo import materialize_command
+from coc_etl.demo import materialize_command
 
 #: a day of the simulator's span without tickets (its data is the two days before NOW)
 EMPTY_DAY = date(2026, 11, 1)

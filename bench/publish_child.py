@@ -32,7 +32,7 @@ import numpy as np
 
 import pipelines
 from bench.synthetic import day_tables, vocabulary
-from pipelines.parquet import DayWriter
+from pipelines.lake.day_writer import DayWriter
 from warehouse.build import build_warehouse
 
 

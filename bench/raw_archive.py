@@ -38,10 +38,10 @@ from bench.core import RESULTS_DIR
 from bench.day import DAY, simulator_process
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.lake import Lake
+from pipelines.lake.tables import Lake
 from pipelines.replay import replay_days
-from pipelines.schemas import DAY_TABLES
 from pipelines.settings import WarehouseSettings
+from pipelines.transform.schemas import DAY_TABLES
 
 TARGET_RATIO = 10.0
 
@@ -87,9 +87,9 @@ def replay_split(wh: WarehouseSettings) -> dict[str, float]:
     Arrow's pool, so that its thread CPU is all of it), drift proof, flattening and Parquet
     writing, the drift walk of the bodies not proven, and the rest (the walk on the event
     loop: ids decoded for paging, archive lookups, the publish)."""
-    import pipelines.load as load
-    import pipelines.pages as pages
-    import pipelines.raw_archive as raw_archive
+    import pipelines.extract.pages as pages
+    import pipelines.lake.load as load
+    import pipelines.lake.raw_archive as raw_archive
     import pipelines.replay as replay
 
     acc: dict[str, float] = {}

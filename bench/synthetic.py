@@ -17,8 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.parquet import DayWriter
-from pipelines.schemas import ATTRIBUTES, EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.lake.day_writer import DayWriter
+from pipelines.transform.schemas import (
+    ATTRIBUTES,
+    EXECUTION_INSTANCES,
+    ORDER_BATCHES,
+    SCRIPT_ORDERS,
+)
 
 ZONES = {
     "cn-north-4": ("cn-north-4a", "cn-north-4b", "cn-north-4c"),

@@ -3,25 +3,31 @@
     ProductError                    exit_code 1: an unexpected failure
     ├── UsageError                  2: bad configuration, arguments or target, found before
     │   │                              anything was changed
-    │   ├── coc.errors.ConfigError  settings of the COC client that cannot work
+    │   ├── ConfigError             settings that cannot work (the client's own:
+    │   │                              coc.errors.ConfigError, also a CocError)
     │   └── publish.ForeignFileError  COC_DUCKDB names a file coc-etl did not write
     ├── coc.errors.CocError         3: the COC API failed permanently (names ticket, batch,
     │                                  marker); its tree is drawn in ``pipelines/coc/errors.py``
     └── StorageError                4: writing the warehouse or building ``coc.duckdb`` failed
-        ├── write_errors.WriteError     a day's Parquet: table, day, file
-        ├── shared_lock.LockBusyError   another run holds the day or the build
+        ├── WriteError                  a day's Parquet: table, day, file
+        │   ├── SchemaMismatchError     a batch whose columns, types or nulls do not fit
+        │   ├── ShrinkRefusedError      the run would shrink a published day too much
+        │   └── DayLockedError          another live run holds the day: who and since
+        ├── locks.shared.LockBusyError   another run holds the day or the build
         ├── warehouse.publish.BuildError  ``coc.duckdb`` could not be built or published
         ├── StoreUnavailableError       the object store refused or did not answer
         └── coc.shared_rate.RedisUnavailableError  Redis (``COC_REDIS_URL``) away too long
 
 ``exit_code_of`` is the one place that turns any exception into an exit code, for the CLI
-(``pipelines/cli``) and the Dagster code location alike; an interrupt is 130 (SIGINT) or 143
+(``coc_etl/cli``) and the Dagster code location alike; an interrupt is 130 (SIGINT) or 143
 (SIGTERM), decided where the signal is received. Messages are one line and name what failed
 and where; they are built from values the run chose, never from credentials.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import ClassVar
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_API, EXIT_WRITE = 0, 1, 2, 3, 4
@@ -45,6 +51,10 @@ class UsageError(ProductError):
 
     exit_code = EXIT_CONFIG
     label = "configuration error"
+
+
+class ConfigError(UsageError):
+    """Settings that cannot work: a variable, the warehouse, a target (exit 2)."""
 
 
 class StorageError(ProductError):
@@ -105,3 +115,73 @@ __all__ = [
     "exit_code_of",
     "one_line",
 ]
+
+
+class WriteError(StorageError):
+    """Writing or publishing a day failed; names the table, the day and the file."""
+
+    def __init__(
+        self, message: str, *, table: str | None = None, day: dt.date, path: str | None = None
+    ) -> None:
+        self.message, self.table, self.day, self.path = message, table, day, path
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = [f"table={self.table}"] if self.table else []
+        where.append(f"day={self.day.isoformat()}")
+        if self.path:
+            where.append(f"path={self.path}")
+        return f"{self.message} [{' '.join(where)}]"
+
+
+class SchemaMismatchError(WriteError, ValueError):
+    """A batch whose columns, types or nulls do not fit its table's schema."""
+
+
+class ShrinkRefusedError(WriteError):
+    """A run would publish a day with far fewer instances than the published one: refused,
+    the published day stays (an API that lists no tickets after a permission change must
+    not wipe the days it re-reads)."""
+
+    def __init__(self, *, day: dt.date, published: int, new: int, limit: float) -> None:
+        self.published, self.new, self.limit = published, new, limit
+        message = (
+            f"refusing to publish day {day}: it would shrink from {published} published "
+            f"instances to {new} (more than {limit:.0%} fewer"
+            f"{', to zero' if new == 0 else ''}); set COC_ALLOW_SHRINK=1 (or pass "
+            "--allow-shrink) to publish it on purpose"
+        )
+        super().__init__(message, table="execution_instances", day=day)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockHolder:
+    """The run that holds a day's lock, as it wrote itself into the lock file."""
+
+    run_id: str
+    pid: int
+    host: str
+    since: str  # ISO 8601, UTC
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} (pid {self.pid} on {self.host}, since {self.since})"
+
+
+class DayLockedError(WriteError):
+    """Another live run writes the same day; this one gave up after ``waited_s`` seconds."""
+
+    def __init__(
+        self,
+        *,
+        day: dt.date,
+        path: str,
+        holder: LockHolder | None,
+        waited_s: float,
+    ) -> None:
+        self.holder, self.waited_s = holder, waited_s
+        who = str(holder) if holder else "a run that has not said who it is yet"
+        if waited_s > 0:
+            message = f"day {day} is still being written by {who} after waiting {waited_s:g}s"
+        else:
+            message = f"day {day} is being written by {who}; not waiting for it"
+        super().__init__(message, day=day, path=path)

@@ -6,13 +6,13 @@ another; each day is published whole or not at all.
 
 The fetching event loop decodes only the ids and totals it needs for paging and hands each
 kept page body to an ``InstanceLoader``, whose one thread flattens chunks of them in Arrow and
-writes Parquet row groups (``pipelines/load.py``, ``pipelines/pages.py``). Arrow releases the
-GIL for nearly all of that work, so fetching and flattening share the machine's cores from
-one process.
+writes Parquet row groups (``pipelines/lake/load.py``, ``pipelines/extract/pages.py``). Arrow
+releases the GIL for nearly all of that work, so fetching and flattening share the machine's cores
+from one process.
 
 Every response body the walk uses also goes, as received, to the day's raw archive
-(``pipelines/raw_archive.py``), and is checked against the documented schema on the way
-(``pipelines/drift.py``); both are tables of the day, published with the three. A replay
+(``pipelines/lake/raw_archive.py``), and is checked against the documented schema on the way
+(``pipelines/transform/drift.py``); both are tables of the day, published with the three. A replay
 (``pipelines/replay.py``) runs the same ``ingest_day`` with a client that the archive
 answers. After each day, the archive's days past ``COC_ARCHIVE_RETENTION_DAYS`` go.
 """
@@ -36,14 +36,14 @@ from pipelines.coc.client import CocClient
 from pipelines.coc.metrics import RequestMetrics
 from pipelines.coc.models import BatchSummary, Order, OrderDetail, RawPage
 from pipelines.coc.settings import ClientSettings
-from pipelines.flatten import batches_batch, orders_batch
-from pipelines.load import FLUSH_ROWS, InstanceLoader
-from pipelines.parquet import DayWriter, TableStats, new_run_id, warehouse_publisher
-from pipelines.raw_archive import DRIFT_TABLE, ArchivedDay, ResponseRecorder, drop_expired
-from pipelines.schemas import DAY_TABLES, DRIFT_TABLES, TABLES
+from pipelines.extract.walk import TicketRead, WalkStats, walk_day
+from pipelines.lake.day_writer import DayWriter, TableStats, new_run_id, warehouse_publisher
+from pipelines.lake.load import FLUSH_ROWS, InstanceLoader
+from pipelines.lake.raw_archive import DRIFT_TABLE, ArchivedDay, ResponseRecorder, drop_expired
+from pipelines.locks.shared import LeaseLapsedError, SharedLease, day_lock_key
 from pipelines.settings import WarehouseSettings
-from pipelines.shared_lock import LeaseLapsedError, SharedLease, day_lock_key
-from pipelines.walk import TicketRead, WalkStats, walk_day
+from pipelines.transform.flatten import batches_batch, orders_batch
+from pipelines.transform.schemas import DAY_TABLES, DRIFT_TABLES, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ async def ingest_days_async(
     ``run_id`` names this run in the shared day lease (a Dagster run passes its own), and
     ``report`` hears a wait for another run of a day, naming it.
 
-    The warehouse is checked by the caller's pre-flight (``pipelines/preflight.py``: an
+    The warehouse is checked by the caller's pre-flight (``warehouse/preflight.py``: an
     ``s3://`` one's bucket, credentials and endpoint), once, before the COC API is asked
     anything.
     """

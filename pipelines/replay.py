@@ -1,6 +1,6 @@
 """Replay: a day's tables, and its schema drift, derived again from its raw archive.
 
-The day's archive (``pipelines/raw_archive.py``) answers an ``ArchiveClient``: the client
+The day's archive (``pipelines/lake/raw_archive.py``) answers an ``ArchiveClient``: the client
 with its one request path (``_attempt``) reading the archive instead of the network, so the
 same walk, the same paging checks, decoding and flattening run as in the original ingestion,
 the output is the original run's, and not one request leaves the process (no connection is
@@ -22,9 +22,9 @@ from pipelines.coc.client import CocClient
 from pipelines.coc.models import DECODE_ERRORS, describe_bad_body
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import DayResult, gc_frozen, ingest_day, shared_day_lock
-from pipelines.load import FLUSH_ROWS
-from pipelines.parquet import warehouse_publisher
-from pipelines.raw_archive import ArchivedDay, archive_files, load_archive
+from pipelines.lake.day_writer import warehouse_publisher
+from pipelines.lake.load import FLUSH_ROWS
+from pipelines.lake.raw_archive import ArchivedDay, archive_files, load_archive
 from pipelines.settings import WarehouseSettings
 
 #: never dialled: the archive answers every request

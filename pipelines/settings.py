@@ -17,7 +17,6 @@ from datetime import date, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pipelines.coc.errors import ConfigError
 from pipelines.coc.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
@@ -26,7 +25,8 @@ from pipelines.coc.settings import (
     ClientSettings,
     is_loopback_host,
 )
-from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
+from pipelines.errors import ConfigError
+from pipelines.locks.day import DEFAULT_LOCK_TIMEOUT_S
 from pipelines.variables import (
     BY_NAME,
     CLIENT_VARIABLES,
@@ -167,7 +167,7 @@ class WarehouseSettings:
     #: how long a run waits for another run of the same day (``COC_DAY_LOCK_TIMEOUT_S``)
     day_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     #: Redis shared by every run of a deployment: day locks and the build lock every machine
-    #: sees (``pipelines/shared_lock.py``); ``None`` = this machine's locks only
+    #: sees (``pipelines/locks/shared.py``); ``None`` = this machine's locks only
     redis_url: str | None = field(default=None, repr=False)
     object_store: ObjectStoreSettings | None = None
     #: hours a superseded data file stays before the vacuum (``COC_VACUUM_RETENTION_HOURS``)

@@ -22,14 +22,14 @@ from datetime import date
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pipelines.coc.errors import ConfigError
 from pipelines.coc.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RPS,
     DEFAULT_RETRY_BUDGET_S,
 )
-from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
+from pipelines.errors import ConfigError
+from pipelines.locks.day import DEFAULT_LOCK_TIMEOUT_S
 
 Value = str | int | float | bool | None
 

@@ -28,7 +28,7 @@ the changed days and the N days after each: ``trailing.py``. The file is built o
 swapped in (copy-on-write, readers keep reading, a failed build leaves the previous file as
 it was): ``publish.py``. The SQL files: ``definitions.py``.
 
-The tables are Delta Lake tables (``pipelines/lake.py``). The build pins one version of each
+The tables are Delta Lake tables (``pipelines/lake/tables.py``). The build pins one version of each
 (``pinning.py``: each day of the three tables, and of the ``schema_drift`` side table, from
 one run) and writes each table's view as
 ``read_parquet([the files of that version])``: no extension is needed to read the file, and a
@@ -41,7 +41,7 @@ so the marts and every query keep working on a fresh warehouse. ``as_of`` builds
 over the tables as they were at a past moment (``coc-etl report --as-of``).
 
 On an ``s3://`` warehouse connections read ``s3://`` through our S3 client, registered on
-them (``pipelines/objectstore.py``; ``connect`` does it when given the settings).
+them (``pipelines/lake/objectstore.py``; ``connect`` does it when given the settings).
 """
 
 from __future__ import annotations
@@ -59,12 +59,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.lake import Lake, storage_options
-from pipelines.migrate import ensure_tables
-from pipelines.objectstore import S3Location, register_s3, s3_filesystem
-from pipelines.schemas import DRIFT_TABLES, RAW_TABLES, TABLES
+from pipelines.lake.migrate import ensure_tables
+from pipelines.lake.objectstore import S3Location, register_s3, s3_filesystem
+from pipelines.lake.tables import Lake, storage_options
+from pipelines.locks.shared import build_lock
 from pipelines.settings import ObjectStoreSettings, WarehouseSettings
-from pipelines.shared_lock import build_lock
+from pipelines.transform.schemas import DRIFT_TABLES, RAW_TABLES, TABLES
 from warehouse.changes import changed_days as _changed_days
 from warehouse.changes import full_rebuild_reason, previous_versions, record_state
 from warehouse.definitions import (
@@ -239,7 +239,7 @@ def build_locked(
     run_id: str | None = None,
 ) -> BuildResult:
     """:func:`build_warehouse` of the warehouse ``wh`` names, under its build lock: builds
-    follow one another, across machines with ``COC_REDIS_URL`` (``pipelines/shared_lock.py``).
+    follow one another, across machines with ``COC_REDIS_URL`` (``pipelines/locks/shared.py``).
     What ``coc-etl`` and the Dagster warehouse step run."""
     with build_lock(wh.duckdb_path, redis_url=wh.redis_url, run_id=run_id):
         return build_warehouse(

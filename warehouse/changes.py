@@ -3,7 +3,7 @@
 Changed days are those the caller names (the ingest returns its days) and every day whose
 signature differs from the one the previous build saw (``mart_data.built_files``: per day of
 each table, the Delta log's add actions of the pinned version, each file's path, size and
-modification time: ``pipelines/lake.py``). A commit always changes them, so a day published
+modification time: ``pipelines/lake/tables.py``). A commit always changes them, so a day published
 by a run whose build failed is picked up by the next one, a day that lost its files too, and
 a day restored with the same file names but other content as well (its add actions carry
 another time and size). The versions the file pins are kept in
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.schemas import TABLES
+from pipelines.transform.schemas import TABLES
 from warehouse.definitions import MART_SCHEMA, dates_sql, identifier, scalar
 from warehouse.pinning import Pinned
 

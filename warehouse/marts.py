@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from pipelines.schemas import TABLES
+from pipelines.transform.schemas import TABLES
 
 
 class Stage(Enum):

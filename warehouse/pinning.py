@@ -6,7 +6,7 @@ that a later commit superseded next to its replacement, nor a file the vacuum re
 vacuum keeps the pinned versions' files: ``warehouse/vacuum.py``).
 
 Delta has no commit across tables: a run commits its day to ``execution_instances``, then
-``script_orders``, then ``order_batches`` (``pipelines/publish.py``). So the build reads
+``script_orders``, then ``order_batches`` (``pipelines/lake/publish.py``). So the build reads
 ``order_batches`` first: the run that its version names for a day is the day's run. The other
 tables are read after it, so they are at least as new; a day where one of them names another
 run (a run of the day between its commits, or killed between them) is taken from the older
@@ -24,8 +24,8 @@ from datetime import date, datetime
 
 from deltalake import DeltaTable
 
-from pipelines.lake import Lake, TableSnapshot, run_of, snapshot_of
-from pipelines.publish import MARKER
+from pipelines.lake.publish import MARKER
+from pipelines.lake.tables import Lake, TableSnapshot, run_of, snapshot_of
 
 __all__ = ["Pinned", "pin_tables"]
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from deltalake import DeltaTable
 
-from pipelines.lake import Lake
+from pipelines.lake.tables import Lake
 
 __all__ = ["vacuum_tables"]
 

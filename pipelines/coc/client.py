@@ -132,7 +132,7 @@ class CocClient:
     ) -> None:
         self.settings = settings
         #: given each accepted body with the request that produced it (never its headers):
-        #: the raw archive's capture (``pipelines/raw_archive.py``)
+        #: the raw archive's capture (``pipelines/lake/raw_archive.py``)
         self.on_response = on_response
         self.retry = retry or RetryPolicy(
             max_attempts=settings.max_attempts, budget_s=settings.retry_budget_s

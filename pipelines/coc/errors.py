@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pipelines.errors import EXIT_API, ProductError, UsageError
+from pipelines import errors
+from pipelines.errors import EXIT_API, ProductError
 
 
 class Where(TypedDict, total=False):
@@ -74,7 +75,7 @@ class CocError(ProductError):
         return f"{self.message} [{where}]" if where else self.message
 
 
-class ConfigError(UsageError, CocError):
+class ConfigError(errors.ConfigError, CocError):
     """Settings that cannot work (exit 2, as every ``UsageError``)."""
 
 

@@ -139,7 +139,7 @@ class InstanceId(_Record):
 class BatchPageIds(_Record):
     """A batch page read for paging only: the ids and the total, every other field skipped.
 
-    Used when the full decode happens elsewhere (see ``pipelines/pages.py``).
+    Used when the full decode happens elsewhere (see ``pipelines/extract/pages.py``).
     """
 
     batch_index: int | None = None

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from coc_simulator import SimConfig, SimulatorServer
-from pipelines import ingest, lake, parquet
+from pipelines import ingest
 from pipelines.coc.settings import ClientSettings
+from pipelines.lake import day_writer as parquet
+from pipelines.lake import tables as lake
 from pipelines.settings import WarehouseSettings
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)

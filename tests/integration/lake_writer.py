@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.parquet import DayWriter, warehouse_publisher
+from pipelines.lake.day_writer import DayWriter, warehouse_publisher
 from pipelines.settings import warehouse_settings_from_env
 from tests.integration.parquet_crash_writer import write_day
 from warehouse.build import build_locked
@@ -40,7 +40,7 @@ def _barrier(spec: str, tag: str) -> None:
 
 
 def _without_commit_lock() -> None:
-    from pipelines.lake import Lake
+    from pipelines.lake.tables import Lake
 
     @contextlib.contextmanager
     def unlocked(self: Lake, uri: str) -> Iterator[None]:

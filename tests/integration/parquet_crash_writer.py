@@ -23,11 +23,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines import parquet
-from pipelines.lake import Lake
-from pipelines.publish import DeltaPublish
-from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.lake import day_writer as parquet
+from pipelines.lake.publish import DeltaPublish
+from pipelines.lake.tables import Lake
 from pipelines.settings import warehouse_settings_from_env
+from pipelines.transform.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 
 V1_INSTANCES = 300
 

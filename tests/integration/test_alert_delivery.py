@@ -23,9 +23,6 @@ from dagster import DagsterInstance, build_run_status_sensor_context, materializ
 
 from assets.alerts import SENSOR_NAME, AlertsResource, deliver_alerts_sensor
 from assets.resources import WarehouseResource
-from pipelines.alerts.channels import channels_from_text
-from pipelines.alerts.deliver import AlertSettings, deliver_alerts, deliver_quietly
-from pipelines.alerts.send import RetryPolicy
 from tests.support.alert_receivers import (
     MailRecorder,
     WebhookRecorder,
@@ -34,6 +31,9 @@ from tests.support.alert_receivers import (
 )
 from tests.support.failure_cells import SHIFT, ZONE, persistent, write_cells
 from warehouse import build_warehouse, connect
+from warehouse.alerts.channels import channels_from_text
+from warehouse.alerts.deliver import AlertSettings, deliver_alerts, deliver_quietly
+from warehouse.alerts.send import RetryPolicy
 
 BIN = Path(sys.executable).parent
 FLAVOURS = ("webhook", "slack", "feishu", "wecom", "dingtalk")
@@ -294,7 +294,7 @@ def test_the_dagster_sensor_delivers_after_a_successful_run(tmp_path: Path) -> N
 
 
 def test_a_bad_channel_configuration_names_the_channel_never_its_url() -> None:
-    from pipelines.coc.errors import ConfigError
+    from pipelines.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         channels_from_text(json.dumps([{"type": "slack", "url": f"http://hooks.example/{TOKEN}"}]))

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lake import Lake
-from pipelines.quality import read_day
+from assets.checks import read_day
+from pipelines.lake.tables import Lake
 from pipelines.replay import replay_days
-from pipelines.schemas import DAY_TABLES
 from pipelines.settings import WarehouseSettings
+from pipelines.transform.schemas import DAY_TABLES
 from tests.support.views import view_rows
 from warehouse.build import build_warehouse, connect
 

@@ -13,9 +13,9 @@ import duckdb
 import httpx
 import pytest
 
+from coc_etl.demo import materialize_command
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.demo import materialize_command
 from tests.support.cli_env import cli_env
 
 AK = "CLITESTAK"
@@ -159,7 +159,7 @@ def test_coc_etl_rejects_options_it_does_not_know(tmp_path: Path) -> None:
 
 LOADED = """
 import json, sys
-from pipelines.cli import main
+from coc_etl.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:

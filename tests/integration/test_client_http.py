@@ -23,7 +23,7 @@ from pipelines.coc.client import CocClient
 from pipelines.coc.models import RawPage
 from pipelines.coc.pagination import decode_instances
 from pipelines.coc.settings import ClientSettings
-from pipelines.walk import TicketRead, walk_day
+from pipelines.extract.walk import TicketRead, walk_day
 
 AK = "HTTPTESTAK"
 SK = "http-test-secret-key-abcdef0123456789"

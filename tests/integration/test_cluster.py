@@ -30,13 +30,13 @@ import httpx
 import pyarrow.fs as pafs
 import pytest
 
+from coc_etl.cluster import BIN, ROOT, S3_WAREHOUSE, TERMINAL, Cluster, first_day, running_cluster
+from coc_etl.systemd_units import ENV_EXAMPLE, read_environment_file, service_command
 from coc_simulator import SimConfig, SimulatorServer
-from deploy.cluster import BIN, ROOT, S3_WAREHOUSE, TERMINAL, Cluster, first_day, running_cluster
-from deploy.units import ENV_EXAMPLE, read_environment_file, service_command
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.lake import Lake, storage_options
-from pipelines.objectstore import S3Location, s3_filesystem
+from pipelines.lake.objectstore import S3Location, s3_filesystem
+from pipelines.lake.tables import Lake, storage_options
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
 from tests.support.setup_lock import ensure_cluster_services
 from warehouse.build import connect

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lake import Lake, storage_options
-from pipelines.schemas import TABLES
+from pipelines.lake.tables import Lake, storage_options
 from pipelines.settings import warehouse_settings_from_env
+from pipelines.transform.schemas import TABLES
 from tests.support.setup_lock import ensure_cluster_services
 
 pytestmark = pytest.mark.slow

@@ -24,10 +24,10 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.lake import Lake, run_of
-from pipelines.parquet import DayLockedError, DayWriter
-from pipelines.publish import STAGING
-from pipelines.walk import day_window
+from pipelines.extract.walk import day_window
+from pipelines.lake.day_writer import DayLockedError, DayWriter
+from pipelines.lake.publish import STAGING
+from pipelines.lake.tables import Lake, run_of
 from tests.support.cli_env import cli_env
 from tests.support.simulator import Simulators
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.parquet import DayWriter, warehouse_publisher
+from pipelines.lake.day_writer import DayWriter, warehouse_publisher
 from pipelines.settings import WarehouseSettings
 from tests.compat.envs import HERE, compat_python
 from tests.integration.parquet_crash_writer import write_day

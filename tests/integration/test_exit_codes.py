@@ -329,7 +329,7 @@ def interrupted_build(*args, **kwargs):
         raise RuntimeError("Query interrupted") from None
 
 warehouse.build.build_locked = interrupted_build
-from pipelines.cli import main
+from coc_etl.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
+from assets.checks import NO_FAILURE_SHIFTS
 from assets.ingestion import build_ingestion_asset
 from assets.partitions import daily_partitions
 from assets.resources import CocApiResource, WarehouseResource
@@ -26,7 +27,6 @@ from coc_simulator import SimConfig, SimulatorServer, scenarios
 from coc_simulator.scenarios import MESSAGE, onset_days, planted_shifts
 from pipelines.coc.settings import ClientSettings
 from pipelines.ingest import ingest_days
-from pipelines.quality import NO_FAILURE_SHIFTS
 from pipelines.settings import WarehouseSettings
 from tests.support.duck import query as rows
 from tests.support.simulator import Simulators

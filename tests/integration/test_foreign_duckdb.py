@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from coc_etl.demo import materialize_command
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.demo import materialize_command
 from tests.support.cli_env import cli_env
 from tests.support.cli_run import COC_ETL, one_line_error, run
 from warehouse.build import build_warehouse

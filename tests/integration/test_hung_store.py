@@ -21,7 +21,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.lake import Lake, storage_options
+from pipelines.lake.tables import Lake, storage_options
 from pipelines.settings import warehouse_settings_from_env
 from tests.support.s3server import S3Server
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.schemas import TABLES
+from pipelines.transform.schemas import TABLES
 from tests.support.duck import query
 from tests.support.lake import commit_file, commit_partition, delete_partition
 from tests.support.mart_dataset import (

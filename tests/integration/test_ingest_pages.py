@@ -17,9 +17,9 @@ from coc_simulator.data import SimConfig
 from pipelines.coc import errors
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.transport import AiohttpTransport
+from pipelines.extract.walk import day_window
 from pipelines.ingest import ingest_days
 from pipelines.settings import WarehouseSettings
-from pipelines.walk import day_window
 from tests.support.simulator import Simulators
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

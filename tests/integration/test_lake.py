@@ -31,11 +31,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lake import Lake, storage_options
-from pipelines.objectstore import S3Location, s3_filesystem
-from pipelines.parquet import DayWriter, warehouse_publisher
-from pipelines.schemas import TABLES
+from pipelines.lake.day_writer import DayWriter, warehouse_publisher
+from pipelines.lake.objectstore import S3Location, s3_filesystem
+from pipelines.lake.tables import Lake, storage_options
 from pipelines.settings import WarehouseSettings, warehouse_settings_from_env
+from pipelines.transform.schemas import TABLES
 from tests.integration.parquet_crash_writer import write_day
 from tests.support.lake import commit_partition
 from tests.support.views import view_rows
@@ -326,7 +326,7 @@ def _old_layout(store: Store, days: dict[dt.date, list[str]]) -> None:
     s3, every run's objects and a manifest per day naming the current ones."""
     import pyarrow.fs as pafs
 
-    from pipelines.parquet import new_run_id
+    from pipelines.lake.day_writer import new_run_id
     from tests.integration.parquet_crash_writer import instances
 
     if store.wh.object_store is None:

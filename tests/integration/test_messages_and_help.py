@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from coc_simulator.server import SimulatorServer
-from pipelines.walk import WalkStats, _listed
+from pipelines.extract.walk import WalkStats, _listed
 from tests.support.ingest_runs import (
     AK,
     COC_ETL,

@@ -40,18 +40,18 @@ SCHEMA_CHANGE = (
         "    project_id: str | None = None\n    rack: str | None = None\n\n\nclass TargetInstance",
     ),
     (
-        "pipelines/schemas.py",
+        "pipelines/transform/schemas.py",
         '        pa.field("custom_attributes", ATTRIBUTES),\n    ]\n)\n\nSCRIPT_ORDERS',
         '        pa.field("custom_attributes", ATTRIBUTES),\n        pa.field("rack", pa.string()),'
         "\n    ]\n)\n\nSCRIPT_ORDERS",
     ),
     (
-        "pipelines/schemas.py",
+        "pipelines/transform/schemas.py",
         '    ("group_name", "group"),\n)',
         '    ("group_name", "group"),\n    ("rack", "rack"),\n)',
     ),
     (
-        "pipelines/drift.py",
+        "pipelines/transform/drift.py",
         "    group=STRING,\n    project_id=STRING,\n)",
         "    group=STRING,\n    project_id=STRING,\n    rack=STRING,\n)",
     ),
@@ -96,7 +96,7 @@ def test_a_new_column_appears_for_past_days_by_replay_without_the_api(tmp_path: 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COC_", "DAGSTER_"))}
     env |= {"PYTHONPATH": str(code), "COC_WAREHOUSE": str(warehouse)}
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "replay", str(DAYS[0]), "--to", str(DAYS[1])],
+        [sys.executable, "-m", "coc_etl.cli", "replay", str(DAYS[0]), "--to", str(DAYS[1])],
         env=env,
         cwd=code,
         capture_output=True,

@@ -21,21 +21,22 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from coc_etl.demo import materialize_command
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.coc.errors import CocError, ConfigError
+from pipelines.coc.errors import CocError
 from pipelines.coc.settings import ClientSettings
-from pipelines.demo import materialize_command
+from pipelines.errors import ConfigError
 from pipelines.ingest import ingest_days
-from pipelines.lake import storage_options
-from pipelines.objectstore import S3Location, check_access
-from pipelines.parquet import DayWriter, warehouse_publisher
-from pipelines.schemas import DAY_TABLES
+from pipelines.lake.day_writer import DayWriter, warehouse_publisher
+from pipelines.lake.objectstore import S3Location, check_access
+from pipelines.lake.tables import storage_options
 from pipelines.settings import (
     ObjectStoreSettings,
     WarehouseSettings,
     warehouse_settings_from_env,
 )
+from pipelines.transform.schemas import DAY_TABLES
 from tests.integration.parquet_crash_writer import write_day
 from tests.support.s3server import S3Server
 from tests.support.views import view_rows
@@ -332,8 +333,8 @@ def test_the_zone_record_goes_through_the_runs_settings_not_the_sdks_environment
     was given (endpoint, addressing, keys), whatever the process environment says: here the
     ``AWS_*`` variables name another endpoint and other keys, as for a resource filled from
     other values than the process's own."""
-    from pipelines.manifest import read_manifest as read_zone
-    from pipelines.preflight import check_warehouse
+    from pipelines.lake.zone_record import read_manifest as read_zone
+    from warehouse.preflight import check_warehouse
 
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""An ``s3://`` run checks the object store once, in its pre-flight (``pipelines/preflight.py``),
+"""An ``s3://`` run checks the object store once, in its pre-flight (``warehouse/preflight.py``),
 before the COC API is asked anything: ``coc-etl ingest`` of one day against the simulator and
 moto's S3 server, with every ``check_access`` counted."""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import pipelines.ingest
-import pipelines.objectstore
-import pipelines.preflight
+import pipelines.lake.objectstore
+import warehouse.preflight
+from coc_etl.cli import ingest
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.cli import ingest
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 
 AK = "ONCEAK"
 SK = "once-test-coc-secret-0123456789abcdef"
@@ -29,22 +29,22 @@ def test_an_s3_run_checks_the_object_store_once(
     s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checked: list[str] = []
-    real = pipelines.objectstore.check_access
+    real = pipelines.lake.objectstore.check_access
 
     def counted(uri: str, settings: object) -> None:
         checked.append(uri)
         real(uri, settings)  # type: ignore[arg-type]
 
     # every name the check is reachable under, in the modules of a run
-    for module in (pipelines.objectstore, pipelines.preflight, pipelines.ingest):
+    for module in (pipelines.lake.objectstore, warehouse.preflight, pipelines.ingest):
         monkeypatch.setattr(module, "check_access", counted, raising=False)
     for name in list(os.environ):
         if name.startswith(("COC_", "AWS_")):
             monkeypatch.delenv(name)
     with SimulatorServer(SimConfig(seed=5, days=3, now=NOW), ak=AK, sk=SK) as sim:
-        warehouse = f"s3://{s3_server.bucket()}/coc"
+        uri = f"s3://{s3_server.bucket()}/coc"
         env = s3_server.env(
-            warehouse,
+            uri,
             COC_ENDPOINT=sim.url,
             COC_AK=AK,
             COC_SK=SK,
@@ -56,4 +56,4 @@ def test_an_s3_run_checks_the_object_store_once(
         args = argparse.Namespace(day=DAY, to=None, allow_shrink=False, published=[])
         assert ingest.run(args) == 0
     assert args.published == [DAY]
-    assert checked == [warehouse]
+    assert checked == [uri]

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from pipelines.lake import storage_options
-from pipelines.parquet import DayWriter, warehouse_publisher
-from pipelines.schemas import TABLES
+from pipelines.lake.day_writer import DayWriter, warehouse_publisher
+from pipelines.lake.tables import storage_options
 from pipelines.settings import ObjectStoreSettings, WarehouseSettings
+from pipelines.transform.schemas import TABLES
 from warehouse.build import build_warehouse, connect
 
 HELPER = Path(__file__).with_name("parquet_crash_writer.py")
@@ -164,7 +164,7 @@ def assert_next_writer_publishes(where: Where, tmp: Path) -> None:
 def orders(tag: str):  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    from pipelines.schemas import SCRIPT_ORDERS
+    from pipelines.transform.schemas import SCRIPT_ORDERS
 
     return pa.RecordBatch.from_pylist([{"execute_uuid": f"{tag}-0"}], schema=SCRIPT_ORDERS)
 

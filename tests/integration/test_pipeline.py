@@ -19,8 +19,8 @@ from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.lake import Lake
-from pipelines.walk import day_window
+from pipelines.extract.walk import day_window
+from pipelines.lake.tables import Lake
 from warehouse.build import MARTS_DIR
 
 AK = "PIPELINETESTAK"
@@ -69,7 +69,7 @@ def _ms(value: datetime | None) -> int | None:
 
 
 def _expected_instance(uuid: str, batch: int, item: dict) -> tuple:
-    """The contract's mapping, written out independently of pipelines/flatten.py."""
+    """The contract's mapping, written out independently of pipelines/transform/flatten.py."""
     target = item.get("target_instance") or {}
     props = target.get("properties") or {}
     attrs = target.get("custom_attributes")
@@ -230,7 +230,7 @@ def test_a_day_lands_exactly_as_the_api_serves_it(sim: SimulatorServer, day_run:
 def test_types_follow_the_contract(day_run: DayRun) -> None:
     import pyarrow.parquet as pq
 
-    from pipelines.schemas import TABLES
+    from pipelines.transform.schemas import TABLES
 
     tmp_path = day_run.root
     assert day_run.result.success

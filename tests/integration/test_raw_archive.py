@@ -17,7 +17,7 @@ import pytest
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.schemas import RAW_RESPONSES, TABLES
+from pipelines.transform.schemas import RAW_RESPONSES, TABLES
 from tests.support.cli_env import cli_env
 from tests.support.lake import read_logged
 
@@ -150,9 +150,9 @@ def test_the_archive_never_holds_a_header_a_signature_or_a_token(tmp_path: Path,
 def test_replay_on_object_storage_reads_the_archive_its_log_names(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
+    from assets.checks import read_day
     from pipelines.coc.settings import ClientSettings
     from pipelines.ingest import ingest_days
-    from pipelines.quality import read_day
     from pipelines.replay import replay_days
     from pipelines.settings import WarehouseSettings
 
@@ -181,7 +181,7 @@ def test_replay_on_object_storage_reads_the_archive_its_log_names(
 
     # retention on object storage: one Delta delete; the day is gone for a replay at once
     from pipelines.ingest import apply_archive_retention
-    from pipelines.raw_archive import ArchiveMissingError
+    from pipelines.lake.raw_archive import ArchiveMissingError
     from pipelines.replay import check_archived
 
     assert apply_archive_retention(replace(wh, archive_retention_days=1)) == [DAY]

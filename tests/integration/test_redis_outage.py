@@ -27,8 +27,8 @@ from pipelines.coc import shared_rate
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.shared_rate import RedisUnavailableError, SharedRateBudget
 from pipelines.ingest import ingest_days
+from pipelines.locks.shared import SharedLease
 from pipelines.settings import WarehouseSettings
-from pipelines.shared_lock import SharedLease
 from tests.conftest import SIM_NOW
 from tests.support.setup_lock import ensure_cluster_services
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from coc_etl.demo import materialize_command
 from coc_simulator.server import SimulatorServer
-from pipelines.demo import materialize_command
 from tests.support.ingest_runs import (
     AK,
     SK,

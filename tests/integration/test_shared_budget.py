@@ -22,8 +22,8 @@ from coc_simulator import SimConfig, SimulatorServer
 from pipelines.coc.settings import ClientSettings
 from pipelines.coc.shared_rate import SharedRateBudget
 from pipelines.ingest import ingest_days
+from pipelines.locks.shared import LockBusyError, SharedLease
 from pipelines.settings import WarehouseSettings
-from pipelines.shared_lock import LockBusyError, SharedLease
 from tests.conftest import SIM_NOW
 from tests.support.setup_lock import ensure_cluster_services
 from tests.support.simulator import Simulators
@@ -99,7 +99,7 @@ def test_runs_at_once_share_the_account_budget(
 
 _HOLD = """
 import sys, time
-from pipelines.shared_lock import SharedLease
+from pipelines.locks.shared import SharedLease
 lease = SharedLease(sys.argv[1], key="test:dead", what="day X", run_id="dead-run", ttl_s=1.0)
 lease.acquire()
 print("held", flush=True)
@@ -153,7 +153,7 @@ def test_two_runs_of_one_day_take_turns(
         rows.append(ingest_days(client, wh, [DAYS[-1]])[0].rows)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
-    with caplog.at_level("WARNING", logger="pipelines.shared_lock"):
+    with caplog.at_level("WARNING", logger="pipelines.locks.shared"):
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -163,7 +163,7 @@ def test_two_runs_of_one_day_take_turns(
     assert len(waited) == 1, [r.getMessage() for r in caplog.records]
     assert f"day {DAYS[-1]}" in waited[0].getMessage()
 
-    from pipelines.lake import Lake
+    from pipelines.lake.tables import Lake
 
     table = tmp_path / "wh" / "execution_instances"
     live = [

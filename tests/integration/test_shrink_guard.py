@@ -22,8 +22,8 @@ from assets.resources import CocApiResource, WarehouseResource
 from assets.warehouse import build_warehouse_asset
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.lake import Lake
-from pipelines.schemas import TABLES
+from pipelines.lake.tables import Lake
+from pipelines.transform.schemas import TABLES
 from tests.support.cli_env import cli_env
 from tests.support.simulator import Simulators
 

@@ -105,7 +105,7 @@ def test_sigterm_aborts_as_cleanly_as_sigint(
 
 ASLEEP = """
 import asyncio, signal
-from pipelines.cli import _Terminated
+from coc_etl.cli import _Terminated
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under ``&`` in a script
 terminated = _Terminated()
 signal.signal(signal.SIGTERM, terminated)

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.schemas import TABLES
+from pipelines.transform.schemas import TABLES
 from tests.support.lake import commit_partition
 from warehouse import build_warehouse, connect
 from warehouse.build import BuildError

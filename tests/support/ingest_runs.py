@@ -12,8 +12,8 @@ from pathlib import Path
 
 from coc_simulator.data import SimConfig
 from coc_simulator.server import SimulatorServer
-from pipelines.lake import Lake
-from pipelines.schemas import DAY_TABLES
+from pipelines.lake.tables import Lake
+from pipelines.transform.schemas import DAY_TABLES
 from tests.support import cli_run
 from tests.support.cli_env import cli_env
 

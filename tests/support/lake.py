@@ -1,7 +1,7 @@
 """Writing a day straight into a warehouse's Delta tables, as a run's commit would.
 
 Tests that plant data (rather than ingest it from the simulator) write a Parquet file into the
-day's folder and commit it as the day's only file, the way ``pipelines/publish.py`` does.
+day's folder and commit it as the day's only file, the way ``pipelines/lake/publish.py`` does.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lake import DataFile, Lake
-from pipelines.schemas import TABLES
+from pipelines.lake.tables import DataFile, Lake
+from pipelines.transform.schemas import TABLES
 
 
 def commit_partition(

@@ -32,9 +32,9 @@ def setup_lock(path: Path) -> Iterator[None]:
 
 
 def ensure_cluster_services() -> None:
-    """``deploy.cluster.ensure_services`` (redis-server and postgresql from Debian when they
+    """``coc_etl.cluster.ensure_services`` (redis-server and postgresql from Debian when they
     are missing), one installer at a time."""
-    from deploy.cluster import ensure_services
+    from coc_etl.cluster import ensure_services
 
     with setup_lock(APT_LOCK):
         ensure_services()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pipelines.alerts.deliver import due_notices
-from pipelines.alerts.ledger import record_name
-from pipelines.alerts.messages import Episode, Notice, dashboard_link, text, webhook_body
+from warehouse.alerts.deliver import due_notices
+from warehouse.alerts.ledger import record_name
+from warehouse.alerts.messages import Episode, Notice, dashboard_link, text, webhook_body
 
 NEWEST = date(2026, 11, 25)
 
@@ -111,8 +111,8 @@ def test_dingtalk_and_feishu_messages_are_signed_as_their_docs_say() -> None:
     import hmac
     from urllib.parse import parse_qs, quote_plus, urlsplit
 
-    from pipelines.alerts.channels import channels_from_text
-    from pipelines.alerts.send import signed
+    from warehouse.alerts.channels import channels_from_text
+    from warehouse.alerts.send import signed
 
     secret, now = "SEC0123456789abcdef", 1764633600.25
     ding, feishu = channels_from_text(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.daylock import DayLock, object_store_lock_path
-from pipelines.write_errors import DayLockedError, WriteError
+from pipelines.errors import DayLockedError, WriteError
+from pipelines.locks.day import DayLock, object_store_lock_path
 
 DAY = dt.date(2026, 11, 20)
 
@@ -68,7 +68,7 @@ def test_the_holder_signs_the_lock_file_and_removes_it_on_release(path: Path) ->
 def test_a_second_lock_gives_up_after_its_timeout_naming_the_holder(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pipelines.daylock")
+    caplog.set_level(logging.INFO, logger="pipelines.locks.day")
     fake = FakeTime()
     with lock(path, "run-a"):
         waiter = lock(path, "run-b", timeout_s=5, poll_s=1, clock=fake.clock, sleep=fake.sleep)
@@ -102,7 +102,7 @@ def test_a_zero_timeout_fails_at_once(path: Path) -> None:
 def test_a_waiting_lock_takes_the_day_once_the_holder_lets_go(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pipelines.daylock")
+    caplog.set_level(logging.INFO, logger="pipelines.locks.day")
     holder = lock(path, "run-a")
     holder.acquire()
     fake = FakeTime(on_sleep=lambda n: n == 3 and holder.release())
@@ -117,7 +117,7 @@ def test_a_waiting_lock_takes_the_day_once_the_holder_lets_go(
 
 
 def test_a_new_holder_is_announced_again(path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="pipelines.daylock")
+    caplog.set_level(logging.WARNING, logger="pipelines.locks.day")
     first, second = lock(path, "run-a"), lock(path, "run-c")
     first.acquire()
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetKey, PartitionKeyRange, build_schedule_context
 
+from assets.checks import CHECKS, WAREHOUSE_CHECKS
 from assets.schedules import build_nightly_schedule, nightly_range
-from pipelines.coc.errors import ConfigError
-from pipelines.quality import CHECKS, WAREHOUSE_CHECKS
+from pipelines.errors import ConfigError
 from warehouse.build import MARTS_DIR
 
 SECRET = "definitions-test-secret-value"
@@ -32,7 +32,7 @@ def defs(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("COC_TIMEZONE", "Asia/Shanghai")
     monkeypatch.setenv("COC_SK", SECRET)
     monkeypatch.setenv("COC_AK", "AK")
-    import pipelines.definitions as module
+    import assets.definitions as module
 
     return importlib.reload(module).defs
 
@@ -80,7 +80,7 @@ def test_nightly_range_arithmetic() -> None:
 
 
 def test_checks_and_mart_descriptions_come_from_their_one_home(defs) -> None:
-    """Dagster's check specs are pipelines.quality's table; mart descriptions are the first
+    """Dagster's check specs are assets.checks's table; mart descriptions are the first
     paragraph of each mart file's header comment."""
     graph = defs.resolve_asset_graph()
     specs = {
@@ -118,7 +118,7 @@ def test_a_bad_load_time_variable_fails_the_load_naming_it(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
     # loaded before the variable is set: the first test of a worker may be the one to load it
-    import pipelines.definitions as module
+    import assets.definitions as module
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
@@ -137,7 +137,7 @@ def test_a_negative_lookback_is_refused_by_the_schedule_too() -> None:
 def test_steps_run_in_the_run_process_unless_told_otherwise(
     defs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipelines.definitions as module
+    import assets.definitions as module
 
     assert defs.resolve_job_def("coc_nightly").executor_def.name == "in_process"
     monkeypatch.setenv("COC_EXECUTOR", "multiprocess")

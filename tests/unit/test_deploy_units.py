@@ -1,5 +1,5 @@
 """The systemd units of ``deploy/systemd/`` and their environment file, read as systemd reads
-them (``deploy/units.py``): every variable a unit, ``deploy/dagster.yaml`` or
+them (``coc_etl/systemd_units.py``): every variable a unit, ``deploy/dagster.yaml`` or
 ``deploy/celery.yaml`` reads, and every ``COC_*`` the product reads, is in
 ``coc.env.example``; each unit's command is a program of this environment. (That the
 commands start a working deployment: ``tests/integration/test_cluster.py``, whose harness
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.units import (
+from coc_etl.systemd_units import (
     ENV_EXAMPLE,
     SYSTEMD,
     UnitError,

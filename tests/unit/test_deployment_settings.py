@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assets.partitions import SINGLE_RUN, backfill_policy
-from pipelines.coc.errors import ConfigError
+from pipelines.errors import ConfigError
 from pipelines.settings import client_settings_from_env, warehouse_settings_from_env
 
 

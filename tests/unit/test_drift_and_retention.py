@@ -12,19 +12,19 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.coc.errors import ConfigError
-from pipelines.drift import MISSING, TYPE_CHANGED, UNEXPECTED, DriftTally
+from pipelines.errors import ConfigError
 from pipelines.ingest import apply_archive_retention
-from pipelines.lake import DataFile, Lake
-from pipelines.raw_archive import (
+from pipelines.lake.raw_archive import (
     ArchiveMissingError,
     drop_expired,
     load_archive,
     replay_key,
     request_key,
 )
-from pipelines.schemas import RAW_RESPONSES
+from pipelines.lake.tables import DataFile, Lake
 from pipelines.settings import WarehouseSettings, archive_retention_from_env
+from pipelines.transform.drift import MISSING, TYPE_CHANGED, UNEXPECTED, DriftTally
+from pipelines.transform.schemas import RAW_RESPONSES
 from tests.support.lake import commit_partition
 from warehouse.vacuum import vacuum_tables
 

@@ -6,8 +6,8 @@ import msgspec
 import pyarrow as pa
 
 from pipelines.coc.models import BatchPage, BatchSummary, Order, OrderDetail, envelope_type
-from pipelines.flatten import InstanceColumns, batches_batch, orders_batch
-from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
+from pipelines.transform.flatten import InstanceColumns, batches_batch, orders_batch
+from pipelines.transform.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS
 from tests.support.sample_page import PAGE
 
 

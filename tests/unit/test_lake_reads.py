@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from pipelines.lake import Lake
-from pipelines.parquet import DayWriter
-from pipelines.schemas import TABLES
+from pipelines.lake.day_writer import DayWriter
+from pipelines.lake.tables import Lake
+from pipelines.transform.schemas import TABLES
 from tests.support.lake import commit_partition
 from warehouse.pinning import pin_tables
 from warehouse.vacuum import vacuum_tables

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.schemas import DRIFT_TABLES, TABLES
+from pipelines.transform.schemas import DRIFT_TABLES, TABLES
 from warehouse.catalog import render
 from warehouse.definitions import MACROS_SQL, SQL_DIR, VIEWS_DIR, WINDOW_MACRO, sql_path
 from warehouse.episodes import EPISODES_TABLE

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.coc.models import RawPage
-from pipelines.load import InstanceLoader
-from pipelines.parquet import DayWriter
-from pipelines.schemas import EXECUTION_INSTANCES
+from pipelines.lake.day_writer import DayWriter
+from pipelines.lake.load import InstanceLoader
+from pipelines.transform.schemas import EXECUTION_INSTANCES
 
 DAY = dt.date(2026, 11, 25)
 BIG = 600_000  # bytes of one message

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from pipelines.coc.errors import ConfigError
-from pipelines.lake import run_of, storage_options
-from pipelines.objectstore import S3Location
+from pipelines.errors import ConfigError
+from pipelines.lake.objectstore import S3Location
+from pipelines.lake.tables import run_of, storage_options
 from pipelines.settings import (
     DEFAULT_MAX_SHRINK,
     DEFAULT_VACUUM_RETENTION_H,

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from pipelines.coc import errors
 from pipelines.coc.models import HostProperties, RawPage, TargetInstance
-from pipelines.pages import PendingPage, _arrow_path, _reference_path, flatten_pages
-from pipelines.schemas import EXECUTION_INSTANCES
+from pipelines.extract.pages import PendingPage, _arrow_path, _reference_path, flatten_pages
+from pipelines.transform.schemas import EXECUTION_INSTANCES
 from tests.support.sample_page import PAGE
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

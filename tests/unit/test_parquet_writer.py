@@ -1,7 +1,7 @@
 """DayWriter: streaming a day's files, committing them to the Delta tables, aborting, the
 shrink guard, and one live run per day.
 
-The writer is given the local Delta publisher (``pipelines/publish.py``); failures are
+The writer is given the local Delta publisher (``pipelines/lake/publish.py``); failures are
 injected with a publisher that fails, never a patched ``os`` function. What readers see is
 read through each table's Delta log (``published``), files with pyarrow.
 """
@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from pipelines import parquet, publish
-from pipelines.lake import Lake
-from pipelines.parquet import (
+from pipelines.lake import day_writer as parquet
+from pipelines.lake import publish
+from pipelines.lake.day_writer import (
     DayLockedError,
     DayWriter,
     SchemaMismatchError,
@@ -33,8 +33,9 @@ from pipelines.parquet import (
     TableStats,
     WriteError,
 )
-from pipelines.publish import DeltaPublish, ShrinkGuard, StagedDay
-from pipelines.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
+from pipelines.lake.publish import DeltaPublish, ShrinkGuard, StagedDay
+from pipelines.lake.tables import Lake
+from pipelines.transform.schemas import EXECUTION_INSTANCES, ORDER_BATCHES, SCRIPT_ORDERS, TABLES
 
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = dt.date(2026, 11, 24)
@@ -348,7 +349,7 @@ def test_a_second_writer_of_a_live_day_fails_at_once_naming_the_first(open_day, 
 def test_a_second_writer_waits_for_the_first_then_replaces_the_day(
     open_day, root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="pipelines.daylock")
+    caplog.set_level("INFO", logger="pipelines.locks.day")
     first = open_day().__enter__()
     first.write("execution_instances", instances(30, tag="v1"))
     second_done = threading.Event()

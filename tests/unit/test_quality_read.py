@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lake import DataFile, Lake
-from pipelines.quality import read_day
+from assets.checks import read_day
+from pipelines.lake.tables import DataFile, Lake
 
 
 def _publish(root: Path, files: int, rows_per_file: int, group_rows: int) -> None:

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.coc.models import RawPage
-from pipelines.drift import DriftTally
-from pipelines.pages import PendingPage, flatten_documented, flatten_pages
+from pipelines.extract.pages import PendingPage, flatten_documented, flatten_pages
+from pipelines.transform.drift import DriftTally
 from tests.unit.test_pages import MAYBE_TEXT
 
 DAY = dt.date(2026, 11, 25)

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.coc.errors import ConfigError
-from pipelines.daylock import DEFAULT_LOCK_TIMEOUT_S
+from pipelines.errors import ConfigError
+from pipelines.locks.day import DEFAULT_LOCK_TIMEOUT_S
 from pipelines.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,

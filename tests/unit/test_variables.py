@@ -14,8 +14,8 @@ import pytest
 
 from assets.alerts import AlertsResource
 from assets.resources import CocApiResource, WarehouseResource
-from pipelines.cli import build_parser
-from pipelines.coc.errors import ConfigError
+from coc_etl.cli import build_parser
+from pipelines.errors import ConfigError
 from pipelines.settings import client_settings_from_env, warehouse_settings_from_env
 from pipelines.variables import (
     ALERT_VARIABLES,
@@ -34,7 +34,7 @@ PRODUCT = ("pipelines", "assets", "warehouse")
 #: the one module that reads the process environment
 DECLARATION = ROOT / "pipelines" / "variables.py"
 #: names that look like variables but are not read from the environment: the keys of
-#: delta-rs's storage options, which ``pipelines/lake.py`` builds from the settings
+#: delta-rs's storage options, which ``pipelines/lake/tables.py`` builds from the settings
 NOT_VARIABLES = {
     "AWS_ALLOW_HTTP",
     "AWS_CONDITIONAL_PUT",

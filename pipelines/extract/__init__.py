@@ -1,0 +1,4 @@
+"""Extracting a day from the COC API.
+
+The walk over tickets and batches, and the instance pages as received.
+"""
