@@ -55,7 +55,7 @@ def _text_file(folder: Path, warehouse: Path) -> Path:
 
 
 def _warehouse_parquet(folder: Path, warehouse: Path) -> Path:
-    return next((warehouse / "execution_instances").rglob("*.parquet"))
+    return next((warehouse / "execution_instances").glob("dt=*/*.parquet"))
 
 
 FOREIGN: dict[str, Callable[[Path, Path], Path]] = {
