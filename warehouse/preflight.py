@@ -49,7 +49,7 @@ def check_warehouse(wh: WarehouseSettings) -> None:
     claim_zone(wh.warehouse, wh.timezone, object_store=wh.object_store)
 
 
-def check_build_target(duckdb_path: str) -> None:
+def check_coc_duckdb(duckdb_path: str) -> None:
     """``COC_DUCKDB`` can take the build, else a ``ConfigError`` naming the file (untouched)."""
     try:
         _check_target(duckdb_path)
@@ -60,4 +60,4 @@ def check_build_target(duckdb_path: str) -> None:
 def check_before_run(wh: WarehouseSettings) -> None:
     """The pre-flight of a run: the warehouse (root, zone, object store) and the build target."""
     check_warehouse(wh)
-    check_build_target(wh.duckdb_path)
+    check_coc_duckdb(wh.duckdb_path)

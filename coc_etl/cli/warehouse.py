@@ -15,10 +15,10 @@ from pipelines.errors import ConfigError
 from pipelines.variables import process_env
 
 
-def _check_build_target(duckdb_path: str) -> None:
-    from warehouse.preflight import check_build_target  # loaded when a command runs
+def _check_coc_duckdb(duckdb_path: str) -> None:
+    from warehouse.preflight import check_coc_duckdb  # loaded when a command runs
 
-    check_build_target(duckdb_path)
+    check_coc_duckdb(duckdb_path)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -26,7 +26,7 @@ def run_build(args: argparse.Namespace) -> int:
     from warehouse.build import build_locked
 
     wh = warehouse_settings_from_env(process_env())
-    _check_build_target(wh.duckdb_path)  # a foreign or unwritable file: exit 2, untouched
+    _check_coc_duckdb(wh.duckdb_path)  # a foreign or unwritable file: exit 2, untouched
     if wh.object_store is not None:  # keys, bucket, endpoint: named before the build lists
         from pipelines.lake.objectstore import check_access
 
@@ -46,7 +46,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     from warehouse.build import build_locked
 
     wh = warehouse_settings_from_env(process_env())
-    _check_build_target(wh.duckdb_path)
+    _check_coc_duckdb(wh.duckdb_path)
     done = ensure_tables(warehouse_lake(wh))
     if not done:
         print(f"{wh.warehouse}: every table is a Delta table already")
@@ -67,7 +67,7 @@ def run_repartition(args: argparse.Namespace) -> int:
     # COC_TIMEZONE: the zone of a warehouse that has no manifest yet (checked here, once)
     wh = warehouse_settings_from_env(process_env())
     assumed = wh.timezone
-    _check_build_target(wh.duckdb_path)
+    _check_coc_duckdb(wh.duckdb_path)
 
     from pipelines.lake.repartition import repartition
 
